@@ -1,0 +1,119 @@
+//! Leader/follower fsync sharing.
+//!
+//! Appenders stage their frames in a shared buffer (see `writer.rs`) and then
+//! call [`GroupCommit::wait_durable`] with their last id. The first waiter to
+//! find no sync in flight becomes the leader: it writes everything staged so
+//! far and fdatasyncs once, then publishes the new durable id and wakes the
+//! others. Whoever is still not covered elects the next leader. While one
+//! fsync runs, the next group gathers, so throughput rises with writers while
+//! each still returns only after its own records are on disk.
+//!
+//! A failed write or fsync is fail-stop: the leader returns the I/O error,
+//! every other waiter and every later call gets [`Error::PreviousIo`], and
+//! nothing is retried (after a failed fsync the kernel may already have
+//! dropped the dirty pages, so a retry could "succeed" without the data).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug)]
+struct CommitState {
+    /// Highest id known durable.
+    durable: u64,
+    /// A leader is writing/syncing right now.
+    leader: bool,
+    /// A write or fsync failed; the handle is fail-stopped.
+    failed: bool,
+}
+
+/// The shared commit point. `visible` mirrors `durable` for lock-free readers.
+#[derive(Debug)]
+pub(crate) struct GroupCommit {
+    state: Mutex<CommitState>,
+    cv: Condvar,
+    visible: AtomicU64,
+}
+
+impl GroupCommit {
+    pub(crate) fn new(durable: u64) -> Self {
+        GroupCommit {
+            state: Mutex::new(CommitState {
+                durable,
+                leader: false,
+                failed: false,
+            }),
+            cv: Condvar::new(),
+            visible: AtomicU64::new(durable),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, CommitState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Highest durable id: readers never see past it.
+    pub(crate) fn visible(&self) -> u64 {
+        self.visible.load(Ordering::Acquire)
+    }
+
+    /// Blocks until `id` is durable. `flush` writes and syncs everything staged
+    /// and returns the highest id it made durable; it runs on at most one
+    /// thread at a time.
+    pub(crate) fn wait_durable(&self, id: u64, flush: impl Fn() -> Result<u64>) -> Result<()> {
+        let mut st = self.lock();
+        loop {
+            if st.durable >= id {
+                return Ok(());
+            }
+            if st.failed {
+                return Err(Error::PreviousIo);
+            }
+            if st.leader {
+                st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            st.leader = true;
+            drop(st);
+            let result = flush();
+            st = self.lock();
+            st.leader = false;
+            match result {
+                Ok(durable) => self.publish_locked(&mut st, durable),
+                Err(e) => {
+                    st.failed = true;
+                    self.cv.notify_all();
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Records that everything up to `durable` is on disk (used by the roll,
+    /// which syncs outside the leader protocol).
+    pub(crate) fn publish(&self, durable: u64) {
+        let mut st = self.lock();
+        self.publish_locked(&mut st, durable);
+    }
+
+    fn publish_locked(&self, st: &mut CommitState, durable: u64) {
+        if durable > st.durable {
+            st.durable = durable;
+            self.visible.store(durable, Ordering::Release);
+        }
+        self.cv.notify_all();
+    }
+
+    /// Marks the handle fail-stopped and wakes every waiter.
+    pub(crate) fn fail(&self) {
+        let mut st = self.lock();
+        st.failed = true;
+        self.cv.notify_all();
+    }
+
+    /// Whether the handle is fail-stopped.
+    pub(crate) fn failed(&self) -> bool {
+        self.lock().failed
+    }
+}

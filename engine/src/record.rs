@@ -1,0 +1,581 @@
+//! The record: what callers hand in ([`NewRecord`]), what the engine stores
+//! and returns ([`Record`]), validation, secret redaction and the MessagePack
+//! payload codec.
+//!
+//! Bounds (DESIGN.md §2): tokens (`category`, `action`, `entity_type`) are
+//! `[a-z0-9_.-]{1,64}`; `actor`, `entity_id` and `entity_name` are 1–256 bytes of
+//! UTF-8; `message` is 1–1024 bytes; `metadata` is a JSON object of nesting
+//! depth ≤ 4 whose MessagePack encoding is ≤ 4096 bytes. Strings may contain
+//! any Unicode, control characters included: they are stored verbatim and it
+//! is each output format's job to escape them.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// Longest token (`category`, `action`, `entity_type`), in bytes.
+pub const MAX_TOKEN_LEN: usize = 64;
+/// Longest name (`actor`, `entity_id`, `entity_name`), in bytes.
+pub const MAX_NAME_LEN: usize = 256;
+/// Longest `message`, in bytes.
+pub const MAX_MESSAGE_LEN: usize = 1024;
+/// Largest `metadata`, measured as its MessagePack encoding, in bytes.
+pub const MAX_METADATA_BYTES: usize = 4096;
+/// Deepest `metadata` nesting; the top-level object is depth 1.
+pub const MAX_METADATA_DEPTH: usize = 4;
+/// The value a secret-looking metadata key's value is replaced with.
+pub const REDACTED: &str = "[REDACTED]";
+/// `occurred_at` bounds: years 0001 to 9999, in µs since the Unix epoch.
+const MIN_TIME_US: i64 = -62_135_596_800_000_000;
+const MAX_TIME_US: i64 = 253_402_300_799_999_999;
+
+/// Substrings that make a metadata key secret (after lowercasing and reading
+/// `-` as `_`), as listed in API.md "Redaction".
+const SECRET_KEY_PARTS: &[&str] = &[
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "api_key",
+    "apikey",
+    "authorization",
+    "cookie",
+    "credential",
+    "private_key",
+];
+
+/// How serious an event is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub enum Severity {
+    /// Normal activity (the default).
+    #[default]
+    Info,
+    /// Something a person may want to look at.
+    Warning,
+    /// Something failed.
+    Error,
+}
+
+impl Severity {
+    /// All severities, in increasing order.
+    pub const ALL: [Severity; 3] = [Severity::Info, Severity::Warning, Severity::Error];
+
+    /// The wire name: `info`, `warning` or `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+
+    fn code(self) -> u8 {
+        self as u8
+    }
+
+    fn from_code(code: u8) -> Option<Severity> {
+        Severity::ALL.get(usize::from(code)).copied()
+    }
+}
+
+impl std::str::FromStr for Severity {
+    type Err = ValidationError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Severity::ALL
+            .into_iter()
+            .find(|sev| sev.as_str() == s)
+            .ok_or_else(|| {
+                ValidationError::new("severity", "must be one of `info`, `warning`, `error`")
+            })
+    }
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A field that failed validation, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("field `{field}` {reason}")]
+pub struct ValidationError {
+    /// The field's wire name (`category`, `metadata`, ...).
+    pub field: &'static str,
+    /// What is wrong, as the end of a sentence ("must not be empty").
+    pub reason: String,
+}
+
+impl ValidationError {
+    pub(crate) fn new(field: &'static str, reason: impl Into<String>) -> Self {
+        ValidationError {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// An event as a caller submits it. The engine assigns `id` and `ts`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NewRecord {
+    /// Short token: `entity`, `auth`, `device`, `system`, or another.
+    pub category: String,
+    /// Dotted token such as `entity.updated`.
+    pub action: String,
+    /// Who did it. `None` stores `system`.
+    pub actor: Option<String>,
+    /// Kind of thing acted on (a token).
+    pub entity_type: Option<String>,
+    /// Identifier of the thing acted on.
+    pub entity_id: Option<String>,
+    /// Its human name at the time of the event.
+    pub entity_name: Option<String>,
+    /// Human-readable sentence.
+    pub message: String,
+    /// Default: `info`.
+    pub severity: Severity,
+    /// Small structured details. Secret-looking keys are redacted on append.
+    pub metadata: Map<String, Value>,
+    /// Client-supplied time of the event, µs since the Unix epoch; kept apart from `ts`.
+    pub occurred_at: Option<i64>,
+}
+
+impl NewRecord {
+    /// A record with the three required fields and everything else defaulted.
+    pub fn new(
+        category: impl Into<String>,
+        action: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        NewRecord {
+            category: category.into(),
+            action: action.into(),
+            message: message.into(),
+            ..NewRecord::default()
+        }
+    }
+
+    /// Checks every bound without encoding anything.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        self.encode_payload().map(|_| ())
+    }
+
+    /// Validates, redacts secret metadata and encodes the MessagePack payload.
+    pub(crate) fn encode_payload(&self) -> Result<Vec<u8>, ValidationError> {
+        check_token("category", &self.category)?;
+        check_token("action", &self.action)?;
+        let actor = self.actor.as_deref().unwrap_or(SYSTEM_ACTOR);
+        check_name("actor", actor, MAX_NAME_LEN)?;
+        if let Some(t) = &self.entity_type {
+            check_token("entity_type", t)?;
+        }
+        if let Some(s) = &self.entity_id {
+            check_name("entity_id", s, MAX_NAME_LEN)?;
+        }
+        if let Some(s) = &self.entity_name {
+            check_name("entity_name", s, MAX_NAME_LEN)?;
+        }
+        check_name("message", &self.message, MAX_MESSAGE_LEN)?;
+        if let Some(t) = self.occurred_at {
+            if !(MIN_TIME_US..=MAX_TIME_US).contains(&t) {
+                return Err(ValidationError::new(
+                    "occurred_at",
+                    "must lie between the years 0001 and 9999",
+                ));
+            }
+        }
+        let depth = map_depth(&self.metadata);
+        if depth > MAX_METADATA_DEPTH {
+            return Err(ValidationError::new(
+                "metadata",
+                format!("is nested {depth} levels deep; at most {MAX_METADATA_DEPTH} are allowed"),
+            ));
+        }
+        let metadata = redacted(&self.metadata);
+        let body = BodyRef {
+            category: &self.category,
+            action: &self.action,
+            actor,
+            entity_type: self.entity_type.as_deref(),
+            entity_id: self.entity_id.as_deref(),
+            entity_name: self.entity_name.as_deref(),
+            message: &self.message,
+            severity: self.severity.code(),
+            metadata: &metadata,
+            occurred_at: self.occurred_at,
+        };
+        let bytes = rmp_serde::to_vec(&body)
+            .map_err(|e| ValidationError::new("metadata", format!("cannot be encoded: {e}")))?;
+        if !metadata.is_empty() {
+            let meta_len = rmp_serde::to_vec(&metadata)
+                .map_err(|e| ValidationError::new("metadata", format!("cannot be encoded: {e}")))?
+                .len();
+            if meta_len > MAX_METADATA_BYTES {
+                return Err(ValidationError::new(
+                    "metadata",
+                    format!(
+                        "is {meta_len} bytes encoded; at most {MAX_METADATA_BYTES} are allowed"
+                    ),
+                ));
+            }
+        }
+        Ok(bytes)
+    }
+}
+
+/// The actor stored when none is given.
+pub const SYSTEM_ACTOR: &str = "system";
+
+/// A stored record, as returned by reads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// Engine-assigned, strictly increasing, never reused.
+    pub id: u64,
+    /// Engine-assigned time of append, µs since the Unix epoch (UTC); never decreases with `id`.
+    pub ts: i64,
+    /// See [`NewRecord::category`].
+    pub category: String,
+    /// See [`NewRecord::action`].
+    pub action: String,
+    /// See [`NewRecord::actor`]; `system` when none was given.
+    pub actor: String,
+    /// See [`NewRecord::entity_type`].
+    pub entity_type: Option<String>,
+    /// See [`NewRecord::entity_id`].
+    pub entity_id: Option<String>,
+    /// See [`NewRecord::entity_name`].
+    pub entity_name: Option<String>,
+    /// See [`NewRecord::message`].
+    pub message: String,
+    /// See [`NewRecord::severity`].
+    pub severity: Severity,
+    /// Metadata after redaction.
+    pub metadata: Map<String, Value>,
+    /// See [`NewRecord::occurred_at`].
+    pub occurred_at: Option<i64>,
+}
+
+impl Record {
+    /// Decodes a frame payload. Errors describe what is wrong with the bytes.
+    pub(crate) fn decode(id: u64, ts: i64, payload: &[u8]) -> Result<Record, String> {
+        let body: Body = rmp_serde::from_slice(payload).map_err(|e| format!("bad payload: {e}"))?;
+        let severity = Severity::from_code(body.severity)
+            .ok_or_else(|| format!("bad payload: unknown severity code {}", body.severity))?;
+        Ok(Record {
+            id,
+            ts,
+            category: body.category,
+            action: body.action,
+            actor: body.actor,
+            entity_type: body.entity_type,
+            entity_id: body.entity_id,
+            entity_name: body.entity_name,
+            message: body.message,
+            severity,
+            metadata: body.metadata,
+            occurred_at: body.occurred_at,
+        })
+    }
+}
+
+/// The payload as written: a MessagePack array in field order (see docs/FORMAT.md).
+#[derive(Serialize)]
+struct BodyRef<'a> {
+    category: &'a str,
+    action: &'a str,
+    actor: &'a str,
+    entity_type: Option<&'a str>,
+    entity_id: Option<&'a str>,
+    entity_name: Option<&'a str>,
+    message: &'a str,
+    severity: u8,
+    metadata: &'a Map<String, Value>,
+    occurred_at: Option<i64>,
+}
+
+/// The payload as read back; mirrors [`BodyRef`].
+#[derive(Deserialize)]
+struct Body {
+    category: String,
+    action: String,
+    actor: String,
+    entity_type: Option<String>,
+    entity_id: Option<String>,
+    entity_name: Option<String>,
+    message: String,
+    severity: u8,
+    metadata: Map<String, Value>,
+    occurred_at: Option<i64>,
+}
+
+/// True for the characters a token may contain.
+fn is_token_byte(b: u8) -> bool {
+    matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-')
+}
+
+fn check_token(field: &'static str, value: &str) -> Result<(), ValidationError> {
+    if value.is_empty() || value.len() > MAX_TOKEN_LEN {
+        return Err(ValidationError::new(
+            field,
+            format!("must be 1 to {MAX_TOKEN_LEN} bytes long"),
+        ));
+    }
+    if !value.bytes().all(is_token_byte) {
+        return Err(ValidationError::new(
+            field,
+            "may contain only lowercase letters a-z, digits, `_`, `.` and `-`",
+        ));
+    }
+    Ok(())
+}
+
+fn check_name(field: &'static str, value: &str, max: usize) -> Result<(), ValidationError> {
+    if value.is_empty() {
+        return Err(ValidationError::new(
+            field,
+            "must not be empty (leave it out instead)",
+        ));
+    }
+    if value.len() > max {
+        return Err(ValidationError::new(
+            field,
+            format!("is {} bytes long; at most {max} are allowed", value.len()),
+        ));
+    }
+    Ok(())
+}
+
+fn map_depth(map: &Map<String, Value>) -> usize {
+    1 + map.values().map(value_depth).max().unwrap_or(0)
+}
+
+fn value_depth(value: &Value) -> usize {
+    match value {
+        Value::Object(map) => map_depth(map),
+        Value::Array(items) => 1 + items.iter().map(value_depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// Whether a metadata key names a secret (API.md "Redaction").
+pub fn is_secret_key(key: &str) -> bool {
+    let normal = key.to_lowercase().replace('-', "_");
+    SECRET_KEY_PARTS.iter().any(|part| normal.contains(part))
+}
+
+/// A copy of `map` in which every secret key, at any depth (inside objects
+/// and arrays alike), keeps its name and has its value replaced by [`REDACTED`].
+pub fn redacted(map: &Map<String, Value>) -> Map<String, Value> {
+    map.iter()
+        .map(|(k, v)| {
+            let v = if is_secret_key(k) {
+                Value::String(REDACTED.to_string())
+            } else {
+                redacted_value(v)
+            };
+            (k.clone(), v)
+        })
+        .collect()
+}
+
+fn redacted_value(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(redacted(map)),
+        Value::Array(items) => Value::Array(items.iter().map(redacted_value).collect()),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn roundtrip_keeps_every_field() {
+        let new = NewRecord {
+            category: "entity".into(),
+            action: "entity.updated".into(),
+            actor: Some("kitchen-tablet".into()),
+            entity_type: Some("device".into()),
+            entity_id: Some("dev_17".into()),
+            entity_name: Some("Living room strip \u{1F4A1}\n".into()),
+            message: "Updated device 'Living room strip'".into(),
+            severity: Severity::Warning,
+            metadata: obj(json!({"brightness": 80, "nested": {"a": [1, 2.5, null, "x"]}})),
+            occurred_at: Some(-5),
+        };
+        let payload = new.encode_payload().expect("valid");
+        let rec = Record::decode(7, 99, &payload).expect("decodes");
+        assert_eq!(rec.id, 7);
+        assert_eq!(rec.ts, 99);
+        assert_eq!(rec.actor, "kitchen-tablet");
+        assert_eq!(rec.entity_name, new.entity_name);
+        assert_eq!(rec.severity, Severity::Warning);
+        assert_eq!(rec.metadata, new.metadata);
+        assert_eq!(rec.occurred_at, Some(-5));
+    }
+
+    #[test]
+    fn missing_actor_is_system() {
+        let payload = NewRecord::new("system", "system.server_started", "Started")
+            .encode_payload()
+            .expect("valid");
+        let rec = Record::decode(1, 1, &payload).expect("decodes");
+        assert_eq!(rec.actor, SYSTEM_ACTOR);
+        assert!(rec.metadata.is_empty());
+    }
+
+    #[test]
+    fn each_bound_names_its_field() {
+        let ok = NewRecord::new("auth", "auth.login", "Signed in");
+        let cases: Vec<(&str, NewRecord)> = vec![
+            (
+                "category",
+                NewRecord {
+                    category: "".into(),
+                    ..ok.clone()
+                },
+            ),
+            (
+                "category",
+                NewRecord {
+                    category: "Auth".into(),
+                    ..ok.clone()
+                },
+            ),
+            (
+                "action",
+                NewRecord {
+                    action: "a".repeat(65),
+                    ..ok.clone()
+                },
+            ),
+            (
+                "actor",
+                NewRecord {
+                    actor: Some("".into()),
+                    ..ok.clone()
+                },
+            ),
+            (
+                "actor",
+                NewRecord {
+                    actor: Some("x".repeat(257)),
+                    ..ok.clone()
+                },
+            ),
+            (
+                "entity_type",
+                NewRecord {
+                    entity_type: Some("a b".into()),
+                    ..ok.clone()
+                },
+            ),
+            (
+                "entity_id",
+                NewRecord {
+                    entity_id: Some("x".repeat(257)),
+                    ..ok.clone()
+                },
+            ),
+            (
+                "entity_name",
+                NewRecord {
+                    entity_name: Some("".into()),
+                    ..ok.clone()
+                },
+            ),
+            (
+                "message",
+                NewRecord {
+                    message: "".into(),
+                    ..ok.clone()
+                },
+            ),
+            (
+                "message",
+                NewRecord {
+                    message: "é".repeat(513),
+                    ..ok.clone()
+                },
+            ),
+            (
+                "occurred_at",
+                NewRecord {
+                    occurred_at: Some(i64::MAX),
+                    ..ok.clone()
+                },
+            ),
+            (
+                "metadata",
+                NewRecord {
+                    metadata: obj(json!({"a": {"b": {"c": {"d": {"e": 1}}}}})),
+                    ..ok.clone()
+                },
+            ),
+            (
+                "metadata",
+                NewRecord {
+                    metadata: obj(json!({"blob": "x".repeat(4100)})),
+                    ..ok.clone()
+                },
+            ),
+        ];
+        for (field, rec) in cases {
+            let err = rec.validate().expect_err(field);
+            assert_eq!(err.field, field, "{err}");
+        }
+        // Exactly at the bounds is fine.
+        let edge = NewRecord {
+            action: "a".repeat(64),
+            actor: Some("x".repeat(256)),
+            message: "m".repeat(1024),
+            metadata: obj(json!({"a": {"b": [{"c": 1}]}})),
+            ..ok
+        };
+        edge.validate().expect("bounds are inclusive");
+    }
+
+    #[test]
+    fn secret_keys_are_redacted_at_any_depth() {
+        let rec = NewRecord {
+            metadata: obj(json!({
+                "Api-Key": "k",
+                "ip": "10.0.0.1",
+                "nested": {"session_cookie": {"x": 1}, "list": [{"PASSWD": "p", "ok": 1}]},
+                "db_credentials": ["a"],
+            })),
+            ..NewRecord::new("auth", "auth.login", "Signed in")
+        };
+        let out = Record::decode(1, 1, &rec.encode_payload().expect("valid")).expect("decodes");
+        assert_eq!(
+            Value::Object(out.metadata),
+            json!({
+                "Api-Key": REDACTED,
+                "ip": "10.0.0.1",
+                "nested": {"session_cookie": REDACTED, "list": [{"PASSWD": REDACTED, "ok": 1}]},
+                "db_credentials": REDACTED,
+            })
+        );
+    }
+
+    #[test]
+    fn garbage_payload_is_an_error_not_a_panic() {
+        for bytes in [
+            &b""[..],
+            b"\xff\xff",
+            b"\x9a\x01\x02",
+            b"\xdd\xff\xff\xff\xff",
+        ] {
+            assert!(Record::decode(1, 1, bytes).is_err());
+        }
+    }
+}

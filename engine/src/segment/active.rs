@@ -1,0 +1,107 @@
+//! The active segment: the one file that takes appends.
+//!
+//! Readers use positioned reads (never a map: the file grows, and recovery may
+//! truncate it). The in-memory table of frame offsets and timestamps is pushed
+//! by the writer before a record becomes visible, so a reader that has seen an
+//! id as durable always finds its offset.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{RwLock, RwLockReadGuard};
+
+use crate::error::{Error, Result};
+use crate::frame::{self, HEADER_LEN};
+use crate::record::Record;
+
+/// Offsets and timestamps of the records in the active segment, by local number.
+#[derive(Debug, Default)]
+pub struct ActiveTable {
+    /// Byte offset of each frame.
+    pub offsets: Vec<u32>,
+    /// ts of each record.
+    pub ts: Vec<i64>,
+}
+
+/// The active segment as readers see it.
+#[derive(Debug)]
+pub struct ActiveSegment {
+    path: PathBuf,
+    base_id: u64,
+    file: File,
+    table: RwLock<ActiveTable>,
+}
+
+impl ActiveSegment {
+    pub(crate) fn new(path: PathBuf, base_id: u64, file: File, table: ActiveTable) -> Self {
+        ActiveSegment {
+            path,
+            base_id,
+            file,
+            table: RwLock::new(table),
+        }
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// First id this segment holds.
+    pub fn base_id(&self) -> u64 {
+        self.base_id
+    }
+
+    pub(crate) fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Read access to the offset/ts table.
+    pub(crate) fn table(&self) -> RwLockReadGuard<'_, ActiveTable> {
+        // A poisoned lock only means a panic elsewhere while pushing; the
+        // vectors are still consistent (push is the only mutation).
+        self.table.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn push(&self, offset: u32, ts: i64) {
+        let mut t = self.table.write().unwrap_or_else(|e| e.into_inner());
+        t.offsets.push(offset);
+        t.ts.push(ts);
+    }
+
+    /// Reads record `id`; the caller guarantees `id` is durable and in this segment.
+    pub fn read(&self, id: u64) -> Result<Record> {
+        let local = (id - self.base_id) as usize;
+        let offset = match self.table().offsets.get(local) {
+            Some(&o) => u64::from(o),
+            None => {
+                return Err(Error::corruption(
+                    &self.path,
+                    0,
+                    format!("id {id} is not in the active segment's table"),
+                ))
+            }
+        };
+        let mut head = [0u8; HEADER_LEN];
+        self.file
+            .read_exact_at(&mut head, offset)
+            .map_err(Error::io("read", &self.path))?;
+        let header = frame::parse_header(&head)
+            .map_err(|e| Error::corruption(&self.path, offset, e.to_string()))?;
+        let mut payload = vec![0u8; header.len];
+        self.file
+            .read_exact_at(&mut payload, offset + HEADER_LEN as u64)
+            .map_err(Error::io("read", &self.path))?;
+        frame::verify(&header, &head[4..], &payload)
+            .map_err(|e| Error::corruption(&self.path, offset, e.to_string()))?;
+        if header.id != id {
+            return Err(Error::corruption(
+                &self.path,
+                offset,
+                format!("frame holds id {} where id {id} belongs", header.id),
+            ));
+        }
+        Record::decode(header.id, header.ts, &payload)
+            .map_err(|reason| Error::corruption(&self.path, offset, reason))
+    }
+}

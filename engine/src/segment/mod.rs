@@ -1,0 +1,165 @@
+//! Segment files: naming, the fixed header, the seal footer, and the two kinds
+//! of segment reader.
+//!
+//! A segment file holds a contiguous id range:
+//!
+//! ```text
+//! +----------------+---------+---------+-----+---------+------------------+----------+
+//! | header (32 B)  | frame 0 | frame 1 | ... | frame n | offsets (n × u32)| footer   |
+//! +----------------+---------+---------+-----+---------+------------------+----------+
+//!                   \______ active segments end here ___/\___ written once at seal ___/
+//! ```
+//!
+//! The active segment is header + frames and grows by appends. Sealing writes
+//! the offset table and the footer, fsyncs, and from then on the file never
+//! changes: it is read through one shared memory map. See docs/FORMAT.md.
+
+pub(crate) mod active;
+pub(crate) mod footer;
+pub(crate) mod sealed;
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// First 8 bytes of every segment file.
+pub const SEGMENT_MAGIC: [u8; 8] = *b"ACTLOGSG";
+/// The on-disk format version this build writes and reads.
+pub const FORMAT_VERSION: u16 = 1;
+/// Length of the segment header.
+pub const SEGMENT_HEADER_LEN: usize = 32;
+const SEGMENT_PREFIX: &str = "seg-";
+const SEGMENT_SUFFIX: &str = ".log";
+/// Suffix of files being written before their atomic rename.
+pub const TEMP_SUFFIX: &str = ".tmp";
+
+/// The file name of the segment whose first id is `base_id`: `seg-<20 digits>.log`,
+/// so that lexical order is id order.
+pub fn segment_file_name(base_id: u64) -> String {
+    format!("{SEGMENT_PREFIX}{base_id:020}{SEGMENT_SUFFIX}")
+}
+
+/// The base id encoded in a segment file name, if it is one.
+pub fn parse_segment_file_name(name: &str) -> Option<u64> {
+    let digits = name
+        .strip_prefix(SEGMENT_PREFIX)?
+        .strip_suffix(SEGMENT_SUFFIX)?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Path of the segment with `base_id` in `dir`.
+pub fn segment_path(dir: &Path, base_id: u64) -> PathBuf {
+    dir.join(segment_file_name(base_id))
+}
+
+/// The decoded segment header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SegmentHeader {
+    /// Id of the first record the segment holds (or will hold).
+    pub base_id: u64,
+    /// When the segment was created, µs since the epoch.
+    pub created_us: i64,
+}
+
+impl SegmentHeader {
+    /// The 32 header bytes:
+    /// magic (8) | version u16 | reserved u16 = 0 | crc u32 | base_id u64 | created_us i64.
+    /// The CRC covers bytes 0..12 and 16..32.
+    pub fn encode(&self) -> [u8; SEGMENT_HEADER_LEN] {
+        let mut b = [0u8; SEGMENT_HEADER_LEN];
+        b[0..8].copy_from_slice(&SEGMENT_MAGIC);
+        b[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[16..24].copy_from_slice(&self.base_id.to_le_bytes());
+        b[24..32].copy_from_slice(&self.created_us.to_le_bytes());
+        let crc = header_crc(&b);
+        b[12..16].copy_from_slice(&crc.to_le_bytes());
+        b
+    }
+
+    /// Parses and checks a header read from `path`.
+    pub fn decode(bytes: &[u8], path: &Path) -> Result<SegmentHeader> {
+        if bytes.len() < SEGMENT_HEADER_LEN {
+            return Err(Error::corruption(
+                path,
+                0,
+                format!(
+                    "file is {} bytes, shorter than the {SEGMENT_HEADER_LEN}-byte segment header",
+                    bytes.len()
+                ),
+            ));
+        }
+        if bytes[0..8] != SEGMENT_MAGIC {
+            return Err(Error::corruption(
+                path,
+                0,
+                "not an actlog segment (bad magic)",
+            ));
+        }
+        let version = u16::from_le_bytes([bytes[8], bytes[9]]);
+        let stored = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]);
+        if stored != header_crc(bytes) {
+            return Err(Error::corruption(path, 12, "segment header CRC mismatch"));
+        }
+        if version != FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                file: path.to_path_buf(),
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&bytes[16..24]);
+        let mut created = [0u8; 8];
+        created.copy_from_slice(&bytes[24..32]);
+        Ok(SegmentHeader {
+            base_id: u64::from_le_bytes(id),
+            created_us: i64::from_le_bytes(created),
+        })
+    }
+}
+
+fn header_crc(b: &[u8]) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&b[0..12]);
+    h.update(&b[16..SEGMENT_HEADER_LEN]);
+    h.finalize()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_sort_by_id_and_roundtrip() {
+        assert_eq!(segment_file_name(42), "seg-00000000000000000042.log");
+        assert_eq!(
+            parse_segment_file_name(&segment_file_name(u64::MAX)),
+            Some(u64::MAX)
+        );
+        assert_eq!(parse_segment_file_name("seg-42.log"), None);
+        assert_eq!(
+            parse_segment_file_name("seg-00000000000000000042.log.tmp"),
+            None
+        );
+        assert!(segment_file_name(9) < segment_file_name(10));
+    }
+
+    #[test]
+    fn header_roundtrip_and_damage() {
+        let h = SegmentHeader {
+            base_id: 1001,
+            created_us: 1_767_225_600_000_000,
+        };
+        let bytes = h.encode();
+        let p = Path::new("x");
+        assert_eq!(SegmentHeader::decode(&bytes, p).expect("valid"), h);
+        for i in 0..SEGMENT_HEADER_LEN {
+            let mut bad = bytes;
+            bad[i] ^= 0x10;
+            assert!(SegmentHeader::decode(&bad, p).is_err(), "byte {i}");
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! Reading a sealed (immutable) segment through one shared memory map.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+
+use super::footer::{le_u32, Footer, FOOTER_LEN};
+use super::{SegmentHeader, SEGMENT_HEADER_LEN};
+use crate::error::{Error, Result};
+use crate::frame::{self, FrameRef};
+use crate::record::Record;
+
+/// A sealed segment. Opening checks the header and footer (O(1)); every
+/// record read checks its frame's CRC; [`SealedSegment::verify`] checks every
+/// byte.
+#[derive(Debug)]
+pub struct SealedSegment {
+    path: PathBuf,
+    header: SegmentHeader,
+    footer: Footer,
+    map: Mmap,
+}
+
+/// Maps `file` read-only.
+///
+/// The engine never truncates or rewrites a sealed segment, and the data
+/// directory's lock keeps other actlog processes from doing so; that is the
+/// condition under which reading through the map is sound.
+#[allow(unsafe_code)]
+pub(crate) fn map_file(file: &File, path: &Path) -> Result<Mmap> {
+    // SAFETY: see the function docs — the mapped file is immutable for the
+    // lifetime of the map by the engine's own protocol.
+    unsafe { Mmap::map(file) }.map_err(Error::io("mmap", path))
+}
+
+impl SealedSegment {
+    /// Opens a segment that carries a footer. `Ok(None)` means the file has no
+    /// valid footer (it is an active segment, or its seal was torn).
+    pub fn open(path: &Path) -> Result<Option<SealedSegment>> {
+        let file = File::open(path).map_err(Error::io("open", path))?;
+        let map = map_file(&file, path)?;
+        let header = SegmentHeader::decode(&map, path)?;
+        let Some(footer) = Footer::find(&map) else {
+            return Ok(None);
+        };
+        Ok(Some(SealedSegment {
+            path: path.to_path_buf(),
+            header,
+            footer,
+            map,
+        }))
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// First id.
+    pub fn base_id(&self) -> u64 {
+        self.header.base_id
+    }
+
+    /// Number of records.
+    pub fn count(&self) -> u64 {
+        u64::from(self.footer.count)
+    }
+
+    /// One past the last id.
+    pub fn end_id(&self) -> u64 {
+        self.base_id() + self.count()
+    }
+
+    /// The footer.
+    pub fn footer(&self) -> &Footer {
+        &self.footer
+    }
+
+    /// The header.
+    pub fn header(&self) -> &SegmentHeader {
+        &self.header
+    }
+
+    /// Size of the file in bytes.
+    pub fn file_len(&self) -> u64 {
+        self.map.len() as u64
+    }
+
+    fn table_start(&self) -> usize {
+        self.footer.data_end as usize
+    }
+
+    /// Offset of the frame of the record `local` places after the base.
+    fn frame_offset(&self, local: u64) -> usize {
+        let at = self.table_start() + 4 * local as usize;
+        le_u32(&self.map[at..at + 4]) as usize
+    }
+
+    /// The verified frame of the record `local` places after the base.
+    pub fn frame(&self, local: u64) -> Result<FrameRef<'_>> {
+        debug_assert!(local < self.count());
+        let offset = self.frame_offset(local);
+        let data = &self.map[..self.table_start()];
+        let expect = self.base_id() + local;
+        if offset < SEGMENT_HEADER_LEN || offset >= data.len() {
+            return Err(Error::corruption(
+                &self.path,
+                (self.table_start() + 4 * local as usize) as u64,
+                format!("offset table entry for id {expect} points outside the data ({offset})"),
+            ));
+        }
+        let f = frame::decode(&data[offset..])
+            .map_err(|e| Error::corruption(&self.path, offset as u64, e.to_string()))?;
+        if f.header.id != expect {
+            return Err(Error::corruption(
+                &self.path,
+                offset as u64,
+                format!("frame holds id {} where id {expect} belongs", f.header.id),
+            ));
+        }
+        Ok(f)
+    }
+
+    /// The ts of record `local` (reads only its frame header).
+    pub fn ts_at(&self, local: u64) -> Result<i64> {
+        Ok(self.frame(local)?.header.ts)
+    }
+
+    /// Reads and decodes one record, `id` in `[base_id, end_id)`.
+    pub fn read(&self, id: u64) -> Result<Record> {
+        let local = id - self.base_id();
+        let f = self.frame(local)?;
+        let offset = self.frame_offset(local);
+        Record::decode(f.header.id, f.header.ts, f.payload)
+            .map_err(|reason| Error::corruption(&self.path, offset as u64, reason))
+    }
+
+    /// Checks every byte: data CRC, table CRC, each frame's CRC, id
+    /// continuity, commit flag on the last frame, and first/last ts.
+    pub fn verify(&self) -> Result<()> {
+        let data_end = self.table_start();
+        let crc = crc32fast::hash(&self.map[..data_end]);
+        if crc != self.footer.data_crc {
+            return Err(Error::corruption(
+                &self.path,
+                0,
+                format!(
+                    "data checksum mismatch: footer says {:#010x}, data hashes to {crc:#010x}",
+                    self.footer.data_crc
+                ),
+            ));
+        }
+        let table_end = self.map.len() - FOOTER_LEN;
+        let tcrc = crc32fast::hash(&self.map[data_end..table_end]);
+        if tcrc != self.footer.table_crc {
+            return Err(Error::corruption(
+                &self.path,
+                data_end as u64,
+                "offset table checksum mismatch",
+            ));
+        }
+        let mut pos = SEGMENT_HEADER_LEN;
+        for local in 0..self.count() {
+            if self.frame_offset(local) != pos {
+                return Err(Error::corruption(
+                    &self.path,
+                    pos as u64,
+                    format!("offset table disagrees with frame layout at record {local}"),
+                ));
+            }
+            let f = self.frame(local)?;
+            pos += f.header.frame_len();
+        }
+        if pos != data_end {
+            return Err(Error::corruption(
+                &self.path,
+                pos as u64,
+                "bytes between the last frame and the offset table",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,282 @@
+//! The write path: staging frames, flushing them for the group commit, and
+//! rolling the active segment.
+//!
+//! Lock order, outermost first: `io` → `state` → `view` → commit state.
+//! `state` is held only to assign ids and copy frames into the staging
+//! buffer; `io` is held by whoever writes to disk (the commit leader or a
+//! roll), so at most one thread does file I/O on the write path at a time.
+//!
+//! Seal order (a roll): write staged frames; write the offset table and the
+//! footer; fdatasync the old segment; create the new segment (temp, fsync,
+//! rename, directory fsync); swap the view; publish the old segment's last id
+//! as durable. A crash before the footer is durable leaves the old segment
+//! active (recovery cuts a torn footer as a torn tail); a crash after it but
+//! before the new file exists leaves every segment sealed, and recovery
+//! starts a new active one.
+
+use std::mem;
+use std::os::unix::fs::FileExt;
+use std::sync::{Arc, MutexGuard};
+
+use crate::error::{Error, Result};
+use crate::frame::{self, FLAG_COMMIT, HEADER_LEN};
+use crate::fsutil;
+use crate::log::{Inner, View};
+use crate::segment::active::{ActiveSegment, ActiveTable};
+use crate::segment::footer::Footer;
+use crate::segment::sealed::SealedSegment;
+use crate::segment::{segment_path, SegmentHeader, SEGMENT_HEADER_LEN};
+
+/// Mutable write-side state, behind `Inner::state`.
+#[derive(Debug)]
+pub(crate) struct WriterState {
+    /// The segment taking appends.
+    pub active: Arc<ActiveSegment>,
+    /// Its length once everything staged is written.
+    pub logical_len: u64,
+    /// Frames staged but not yet written.
+    pub pending: Vec<u8>,
+    /// The id the next record gets.
+    pub next_id: u64,
+    /// The last ts handed out (ts never decreases).
+    pub last_ts: i64,
+    /// ts of the active segment's first record.
+    pub first_ts: Option<i64>,
+    /// Records in the active segment, staged ones included.
+    pub count: u32,
+    /// CRC32 of the active segment's bytes up to `logical_len`.
+    pub crc: crc32fast::Hasher,
+    /// Set on any write-path failure; appends then fail with `PreviousIo`.
+    pub failed: bool,
+}
+
+impl WriterState {
+    /// A state for a freshly created, empty active segment.
+    pub(crate) fn fresh(active: Arc<ActiveSegment>, header: &SegmentHeader, last_ts: i64) -> Self {
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&header.encode());
+        WriterState {
+            active,
+            logical_len: SEGMENT_HEADER_LEN as u64,
+            pending: Vec::new(),
+            next_id: header.base_id,
+            last_ts,
+            first_ts: None,
+            count: 0,
+            crc,
+            failed: false,
+        }
+    }
+
+    fn needs_roll(&self, batch_bytes: u64, now: i64, max_bytes: u64, max_age_us: i64) -> bool {
+        let Some(first_ts) = self.first_ts else {
+            return false; // never roll an empty segment
+        };
+        self.logical_len + batch_bytes > max_bytes || now.saturating_sub(first_ts) >= max_age_us
+    }
+}
+
+/// Write-side file position, behind `Inner::io`.
+#[derive(Debug)]
+pub(crate) struct IoState {
+    /// Bytes of the active segment already written to the file.
+    pub written: u64,
+}
+
+impl Inner {
+    fn lock_state(&self) -> MutexGuard<'_, WriterState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_io(&self) -> MutexGuard<'_, IoState> {
+        self.io.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Assigns ids and ts to encoded payloads and stages their frames.
+    /// Returns the batch's last id. Rolls the active segment first when the
+    /// batch would overflow it or it is too old.
+    pub(crate) fn stage(&self, payloads: &[Vec<u8>]) -> Result<u64> {
+        let batch_bytes: u64 = payloads.iter().map(|p| (HEADER_LEN + p.len()) as u64).sum();
+        let max_bytes = self.config.segment_max_bytes;
+        let max_age = self.config.max_age_us();
+        let mut st = self.lock_state();
+        if st.failed {
+            return Err(Error::PreviousIo);
+        }
+        let now = self.config.clock.now();
+        if st.needs_roll(batch_bytes, now, max_bytes, max_age) {
+            drop(st);
+            let mut io = self.lock_io();
+            st = self.lock_state();
+            if st.failed {
+                return Err(Error::PreviousIo);
+            }
+            if st.needs_roll(batch_bytes, now, max_bytes, max_age) {
+                self.roll_locked(&mut io, &mut st)?;
+            }
+        }
+        let ts = now.max(st.last_ts);
+        let start = st.pending.len();
+        for (i, payload) in payloads.iter().enumerate() {
+            let id = st.next_id;
+            let flags = if i + 1 == payloads.len() {
+                FLAG_COMMIT
+            } else {
+                0
+            };
+            let offset = st.logical_len;
+            frame::encode_into(&mut st.pending, id, ts, flags, payload);
+            st.active.push(offset as u32, ts);
+            st.logical_len += (HEADER_LEN + payload.len()) as u64;
+            st.next_id += 1;
+            st.count += 1;
+        }
+        let WriterState { crc, pending, .. } = &mut *st;
+        crc.update(&pending[start..]);
+        st.last_ts = ts;
+        st.first_ts.get_or_insert(ts);
+        Ok(st.next_id - 1)
+    }
+
+    /// Writes everything staged and fdatasyncs the active segment. Returns the
+    /// highest id now durable. Called by the commit leader only.
+    pub(crate) fn flush(&self) -> Result<u64> {
+        let mut io = self.lock_io();
+        let (buf, target, active) = {
+            let mut st = self.lock_state();
+            if st.failed {
+                return Err(Error::PreviousIo);
+            }
+            (
+                mem::take(&mut st.pending),
+                st.next_id - 1,
+                st.active.clone(),
+            )
+        };
+        let result = write_and_sync(&active, &buf, io.written);
+        match result {
+            Ok(()) => {
+                io.written += buf.len() as u64;
+                Ok(target)
+            }
+            Err(e) => {
+                self.lock_state().failed = true;
+                Err(e)
+            }
+        }
+    }
+
+    /// Seals the active segment and starts a new one (see the module docs for
+    /// the order). Callers hold `io` and `state`.
+    pub(crate) fn roll_locked(&self, io: &mut IoState, st: &mut WriterState) -> Result<()> {
+        let result = self.try_roll(io, st);
+        if result.is_err() {
+            st.failed = true;
+            self.commit.fail();
+        }
+        result
+    }
+
+    fn try_roll(&self, io: &mut IoState, st: &mut WriterState) -> Result<()> {
+        let old = st.active.clone();
+        let path = old.path().to_path_buf();
+        // 1. Staged frames.
+        let staged = mem::take(&mut st.pending);
+        write_at(&old, &staged, io.written)?;
+        io.written += staged.len() as u64;
+        debug_assert_eq!(io.written, st.logical_len);
+        // 2. Offset table and footer.
+        let trailer = {
+            let table = old.table();
+            seal_trailer(&table, st.crc.clone().finalize(), io.written)
+        };
+        write_at(&old, &trailer, io.written)?;
+        fail::fail_point!("segment::seal::before_sync", |_| Err(fsutil::injected(
+            "fsync", &path
+        )));
+        // 3. The sealed file is complete and durable.
+        old.file().sync_data().map_err(Error::io("fsync", &path))?;
+        let sealed = SealedSegment::open(&path)?.ok_or_else(|| {
+            Error::corruption(&path, io.written, "footer just written does not read back")
+        })?;
+        // 4. The new active segment.
+        fail::fail_point!("segment::roll::before_create", |_| Err(fsutil::injected(
+            "create", &path
+        )));
+        let header = SegmentHeader {
+            base_id: st.next_id,
+            created_us: self.config.clock.now(),
+        };
+        let new_path = segment_path(&self.dir, header.base_id);
+        let file = fsutil::create_durable(&new_path, &header.encode())?;
+        let active = Arc::new(ActiveSegment::new(
+            new_path,
+            header.base_id,
+            file,
+            ActiveTable::default(),
+        ));
+        // 5. Swap the view, then 6. publish.
+        self.update_view(|v| View {
+            sealed: v.sealed.iter().cloned().chain([Arc::new(sealed)]).collect(),
+            active: active.clone(),
+        });
+        *st = WriterState::fresh(active, &header, st.last_ts);
+        io.written = SEGMENT_HEADER_LEN as u64;
+        self.commit.publish(header.base_id - 1);
+        Ok(())
+    }
+
+    /// Seals the active segment now if it holds any record.
+    pub(crate) fn roll_now(&self) -> Result<()> {
+        let mut io = self.lock_io();
+        let mut st = self.lock_state();
+        if st.failed {
+            return Err(Error::PreviousIo);
+        }
+        if st.count == 0 {
+            return Ok(());
+        }
+        self.roll_locked(&mut io, &mut st)
+    }
+}
+
+/// Offset table + footer for a segment whose frames end at `data_end`.
+fn seal_trailer(table: &ActiveTable, data_crc: u32, data_end: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(table.offsets.len() * 4 + 48);
+    for off in &table.offsets {
+        out.extend_from_slice(&off.to_le_bytes());
+    }
+    let footer = Footer {
+        count: table.offsets.len() as u32,
+        data_crc,
+        first_ts: table.ts.first().copied().unwrap_or(0),
+        last_ts: table.ts.last().copied().unwrap_or(0),
+        data_end,
+        table_crc: crc32fast::hash(&out),
+    };
+    out.extend_from_slice(&footer.encode());
+    out
+}
+
+fn write_at(seg: &ActiveSegment, buf: &[u8], at: u64) -> Result<()> {
+    fail::fail_point!("segment::write", |_| Err(fsutil::injected(
+        "write",
+        seg.path()
+    )));
+    seg.file()
+        .write_all_at(buf, at)
+        .map_err(Error::io("write", seg.path()))
+}
+
+fn write_and_sync(seg: &ActiveSegment, buf: &[u8], at: u64) -> Result<()> {
+    if !buf.is_empty() {
+        write_at(seg, buf, at)?;
+    }
+    fail::fail_point!("segment::sync", |_| Err(fsutil::injected(
+        "fsync",
+        seg.path()
+    )));
+    seg.file()
+        .sync_data()
+        .map_err(Error::io("fsync", seg.path()))
+}
