@@ -1,0 +1,159 @@
+//! Injected I/O failures at named fault sites (build with
+//! `--features failpoints`). What must hold:
+//!
+//! * a failed write or fsync is fail-stop: the append that hit it errors,
+//!   every concurrent and later append errors with `PreviousIo`, and nothing
+//!   is retried;
+//! * reopening reads what is really on disk: every acknowledged record is
+//!   there, and the batch that failed is entirely present or entirely absent.
+#![cfg(feature = "failpoints")]
+
+use std::sync::Mutex;
+
+use actlog_engine::{Config, Direction, Error, Log, NewRecord, RecoveryReport};
+
+/// Fault sites are process-global: one test at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn rec(n: usize) -> NewRecord {
+    NewRecord::new(
+        "system",
+        "system.test",
+        format!("record {n} {}", "y".repeat(n % 50)),
+    )
+}
+
+fn config() -> Config {
+    Config {
+        segment_max_bytes: 2048,
+        ..Config::default()
+    }
+}
+
+/// Appends until a fault fires; returns (acknowledged ids, ids of the failed batch attempt).
+fn run_until_failure(log: &Log) -> (Vec<u64>, usize) {
+    let mut acked = Vec::new();
+    for i in 0..500 {
+        let batch: Vec<_> = (0..(i % 3 + 1)).map(|j| rec(i * 10 + j)).collect();
+        match log.append(&batch) {
+            Ok(ids) => acked.extend(ids),
+            Err(e) => {
+                assert!(e.is_storage_failure(), "{e}");
+                // Fail-stop: the handle refuses everything from now on.
+                assert!(log.is_failed());
+                for _ in 0..3 {
+                    let again = log.append(&[rec(0)]).expect_err("fail-stop");
+                    assert!(matches!(again, Error::PreviousIo), "{again}");
+                }
+                return (acked, batch.len());
+            }
+        }
+    }
+    panic!("the fault never fired");
+}
+
+fn check_reopen(dir: &std::path::Path, acked: &[u64], failed_batch: usize) -> RecoveryReport {
+    let log = Log::open(dir, config()).expect("reopen after a fault");
+    let ids: Vec<u64> = log
+        .iter(0, Direction::Forward)
+        .map(|r| r.expect("readable").id)
+        .collect();
+    assert_eq!(
+        &ids[..acked.len()],
+        acked,
+        "every acknowledged record survives"
+    );
+    let extra = ids.len() - acked.len();
+    assert!(
+        extra == 0 || extra == failed_batch,
+        "the failed batch is all or nothing, found {extra} of {failed_batch}"
+    );
+    let next = log.append_one(&rec(1)).expect("appends work after reopen");
+    assert_eq!(next, ids.len() as u64 + 1);
+    log.recovery_report().clone()
+}
+
+fn with_fault(site: &str, actions: &str) -> RecoveryReport {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), config()).expect("open");
+    fail::cfg(site, actions).expect("fail cfg");
+    let (acked, failed_batch) = run_until_failure(&log);
+    fail::remove(site);
+    drop(log);
+    check_reopen(dir.path(), &acked, failed_batch)
+}
+
+#[test]
+fn fsync_failure_is_fail_stop() {
+    with_fault("segment::sync", "20*off->return");
+}
+
+#[test]
+fn write_failure_is_fail_stop() {
+    with_fault("segment::write", "30*off->return");
+}
+
+#[test]
+fn failure_while_sealing_is_fail_stop() {
+    with_fault("segment::seal::before_sync", "2*off->return");
+}
+
+#[test]
+fn failure_creating_the_next_segment_is_fail_stop() {
+    with_fault("segment::roll::before_create", "1*off->return");
+}
+
+#[test]
+fn failed_rename_leaves_a_temp_file_that_recovery_removes() {
+    let report = with_fault("fs::create_durable::before_rename", "return");
+    assert_eq!(report.removed_temp_files.len(), 1, "{report:?}");
+    assert!(
+        report.created_active,
+        "the sealed segment gets its successor on reopen"
+    );
+}
+
+#[test]
+fn concurrent_waiters_all_fail_when_the_leader_fsync_fails() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), Config::default()).expect("open");
+    fail::cfg("segment::sync", "50*off->return").expect("fail cfg");
+    let results: Vec<Vec<Result<Vec<u64>, Error>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                let log = log.clone();
+                s.spawn(move || (0..40).map(|i| log.append(&[rec(t * 100 + i)])).collect())
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    fail::remove("segment::sync");
+    let mut acked = Vec::new();
+    for per_thread in &results {
+        let mut failed = false;
+        for r in per_thread {
+            match r {
+                Ok(ids) => {
+                    assert!(
+                        !failed,
+                        "no append succeeds after one failed on this handle"
+                    );
+                    acked.extend(ids.iter().copied());
+                }
+                Err(_) => failed = true,
+            }
+        }
+    }
+    assert!(log.is_failed());
+    drop(log);
+    acked.sort_unstable();
+    let log = Log::open(dir.path(), Config::default()).expect("reopen");
+    for id in &acked {
+        assert!(log.get(*id).expect("read").is_some(), "acked id {id} lost");
+    }
+}

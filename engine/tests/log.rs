@@ -1,0 +1,379 @@
+//! The public `Log` handle: append, read, iterate, roll, lock, validation,
+//! and recovery of the on-disk states a crash can leave between steps of a
+//! segment roll.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actlog_engine::{Clock, Config, Direction, Error, Log, NewRecord, Severity};
+
+fn rec(n: u64) -> NewRecord {
+    let mut r = NewRecord::new(
+        "device",
+        "device.connected",
+        format!("Device {n} connected"),
+    );
+    r.entity_type = Some("device".into());
+    r.entity_id = Some(format!("dev_{n}"));
+    r.actor = Some("hub".into());
+    r
+}
+
+fn small_segments() -> Config {
+    Config {
+        segment_max_bytes: 1024,
+        ..Config::default()
+    }
+}
+
+fn fill(log: &Log, n: u64) -> Vec<u64> {
+    (0..n)
+        .map(|i| log.append_one(&rec(i)).expect("append"))
+        .collect()
+}
+
+fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .expect("list")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn ids_start_at_one_and_reads_return_what_was_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), Config::default()).expect("open");
+    assert_eq!(log.first_id(), None);
+    assert_eq!(log.last_id(), None);
+    assert_eq!(log.get(1).expect("get"), None);
+    let mut r = rec(7);
+    r.severity = Severity::Error;
+    r.occurred_at = Some(1_700_000_000_000_000);
+    let ids = log.append(&[rec(1), r.clone(), rec(3)]).expect("append");
+    assert_eq!(ids, vec![1, 2, 3]);
+    let got = log.get(2).expect("get").expect("present");
+    assert_eq!(got.message, r.message);
+    assert_eq!(got.severity, Severity::Error);
+    assert_eq!(got.occurred_at, r.occurred_at);
+    assert_eq!(got.actor, "hub");
+    assert_eq!(log.get(0).expect("get"), None);
+    assert_eq!(log.get(4).expect("get"), None);
+    assert_eq!((log.first_id(), log.last_id()), (Some(1), Some(3)));
+    assert_eq!(log.append(&[]).expect("empty batch"), Vec::<u64>::new());
+}
+
+#[test]
+fn iterates_both_ways_from_any_id_across_segments_and_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), small_segments()).expect("open");
+    let ids = fill(&log, 120);
+    let segs = log.segments();
+    assert!(segs.len() > 3, "small segments roll: {}", segs.len());
+    assert!(segs[..segs.len() - 1].iter().all(|s| s.sealed));
+    assert_eq!(segs.iter().map(|s| s.records).sum::<u64>(), 120);
+    let check = |log: &Log| {
+        for from in [0, 1, 2, 37, 60, 119, 120, 121, u64::MAX] {
+            let fwd: Vec<u64> = log
+                .iter(from, Direction::Forward)
+                .map(|r| r.expect("read").id)
+                .collect();
+            let want: Vec<u64> = ids.iter().copied().filter(|&i| i >= from).collect();
+            assert_eq!(fwd, want, "forward from {from}");
+            let back: Vec<u64> = log
+                .iter(from, Direction::Backward)
+                .map(|r| r.expect("read").id)
+                .collect();
+            let want: Vec<u64> = ids.iter().rev().copied().filter(|&i| i <= from).collect();
+            assert_eq!(back, want, "backward from {from}");
+        }
+        for &id in &ids {
+            let r = log.get(id).expect("get").expect("present");
+            assert_eq!(
+                r.entity_id.as_deref(),
+                Some(format!("dev_{}", id - 1).as_str())
+            );
+        }
+    };
+    check(&log);
+    log.close().expect("close");
+    let log = Log::open(dir.path(), small_segments()).expect("reopen");
+    assert!(
+        log.recovery_report().is_clean(),
+        "{:?}",
+        log.recovery_report()
+    );
+    assert_eq!(log.recovery_report().records, 120);
+    check(&log);
+    assert_eq!(log.append_one(&rec(0)).expect("append"), 121);
+}
+
+#[test]
+fn segments_roll_by_age_with_day_granularity() {
+    let now = Arc::new(AtomicI64::new(1_767_225_600_000_000));
+    let clock_now = now.clone();
+    let config = Config {
+        segment_max_age: Duration::from_secs(86_400),
+        clock: Clock::from_fn(move || clock_now.load(Ordering::SeqCst)),
+        ..Config::default()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), config.clone()).expect("open");
+    for day in 0..3 {
+        for hour in 0..24 {
+            now.store(
+                1_767_225_600_000_000 + (day * 24 + hour) * 3_600_000_000,
+                Ordering::SeqCst,
+            );
+            log.append_one(&rec(hour as u64)).expect("append");
+        }
+    }
+    let segs = log.segments();
+    assert_eq!(segs.len(), 3, "{segs:?}");
+    for s in &segs {
+        let (a, b) = s.ts_range.expect("records");
+        assert!(b - a < 86_400_000_000, "a segment spans less than a day");
+        assert_eq!(s.records, 24);
+    }
+}
+
+#[test]
+fn ts_never_goes_backwards_even_when_the_clock_does() {
+    let now = Arc::new(AtomicI64::new(5_000_000));
+    let clock_now = now.clone();
+    let config = Config {
+        clock: Clock::from_fn(move || clock_now.load(Ordering::SeqCst)),
+        ..Config::default()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), config.clone()).expect("open");
+    log.append_one(&rec(1)).expect("append");
+    now.store(1_000_000, Ordering::SeqCst);
+    log.append_one(&rec(2)).expect("append");
+    drop(log);
+    // Also across a reopen.
+    let log = Log::open(dir.path(), config).expect("reopen");
+    log.append_one(&rec(3)).expect("append");
+    let ts: Vec<i64> = log
+        .iter(0, Direction::Forward)
+        .map(|r| r.expect("read").ts)
+        .collect();
+    assert_eq!(ts, vec![5_000_000; 3]);
+}
+
+#[test]
+fn an_invalid_record_rejects_the_whole_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), Config::default()).expect("open");
+    log.append_one(&rec(0)).expect("append");
+    let mut bad = rec(2);
+    bad.category = "Not A Token".into();
+    let err = log.append(&[rec(1), bad, rec(3)]).expect_err("invalid");
+    match err {
+        Error::Invalid { index, source } => {
+            assert_eq!(index, 1);
+            assert_eq!(source.field, "category");
+        }
+        other => panic!("unexpected {other}"),
+    }
+    assert_eq!(log.last_id(), Some(1), "nothing of the batch was written");
+    assert_eq!(log.append_one(&rec(4)).expect("append"), 2);
+}
+
+#[test]
+fn a_second_open_of_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), Config::default()).expect("open");
+    let err = Log::open(dir.path(), Config::default()).expect_err("locked");
+    assert!(matches!(err, Error::Locked { .. }), "{err}");
+    assert!(err.to_string().contains("locked by another actlog process"));
+    let clone = log.clone();
+    drop(log);
+    assert!(
+        Log::open(dir.path(), Config::default()).is_err(),
+        "a clone still holds it"
+    );
+    drop(clone);
+    Log::open(dir.path(), Config::default()).expect("lock released with the last handle");
+}
+
+#[test]
+fn concurrent_appenders_get_unique_contiguous_ids() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), small_segments()).expect("open");
+    let all: Vec<u64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|t| {
+                let log = log.clone();
+                s.spawn(move || {
+                    let mut ids = Vec::new();
+                    for i in 0..40 {
+                        let batch: Vec<_> = (0..(i % 3 + 1)).map(|j| rec(t * 1000 + j)).collect();
+                        let got = log.append(&batch).expect("append");
+                        assert!(
+                            got.windows(2).all(|w| w[1] == w[0] + 1),
+                            "batch ids contiguous"
+                        );
+                        ids.extend(got);
+                    }
+                    ids
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    let unique: HashSet<u64> = all.iter().copied().collect();
+    assert_eq!(unique.len(), all.len());
+    assert_eq!(unique, (1..=all.len() as u64).collect());
+    drop(log);
+    let log = Log::open(dir.path(), small_segments()).expect("reopen");
+    assert_eq!(log.last_id(), Some(all.len() as u64));
+}
+
+#[test]
+fn crash_after_seal_before_new_segment_recovers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), Config::default()).expect("open");
+    fill(&log, 10);
+    log.roll().expect("roll");
+    drop(log);
+    // The crash happened before the new active segment was created.
+    let files = segment_files(dir.path());
+    assert_eq!(files.len(), 2);
+    fs::remove_file(&files[1]).expect("remove new active");
+    let log = Log::open(dir.path(), Config::default()).expect("recovers");
+    assert!(log.recovery_report().created_active);
+    assert_eq!(log.last_id(), Some(10));
+    assert_eq!(log.append_one(&rec(0)).expect("append"), 11);
+    assert_eq!(log.iter(0, Direction::Forward).count(), 11);
+}
+
+#[test]
+fn a_torn_seal_footer_reverts_the_segment_to_active() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), Config::default()).expect("open");
+    fill(&log, 10);
+    log.roll().expect("roll");
+    drop(log);
+    let files = segment_files(dir.path());
+    fs::remove_file(&files[1]).expect("remove new active");
+    // The footer write was torn: cut part of it off.
+    let len = fs::metadata(&files[0]).expect("stat").len();
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(&files[0])
+        .expect("open");
+    f.set_len(len - 7).expect("truncate");
+    drop(f);
+    let log = Log::open(dir.path(), Config::default()).expect("recovers");
+    let torn = log
+        .recovery_report()
+        .torn_tail
+        .clone()
+        .expect("torn footer is a torn tail");
+    assert_eq!(torn.records_dropped, 0);
+    assert_eq!(log.last_id(), Some(10));
+    assert_eq!(log.append_one(&rec(0)).expect("append"), 11);
+    assert_eq!(log.segments().len(), 1);
+}
+
+#[test]
+fn leftover_temp_files_are_removed_and_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), Config::default()).expect("open");
+    fill(&log, 3);
+    drop(log);
+    let tmp = dir.path().join("seg-00000000000000000004.log.tmp");
+    fs::write(&tmp, b"half a header").expect("write");
+    let log = Log::open(dir.path(), Config::default()).expect("open");
+    assert_eq!(log.recovery_report().removed_temp_files, vec![tmp.clone()]);
+    assert!(!tmp.exists());
+    assert_eq!(log.last_id(), Some(3));
+}
+
+#[test]
+fn damage_in_a_sealed_segment_is_a_hard_error_never_skipped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), small_segments()).expect("open");
+    fill(&log, 60);
+    let segs = log.segments();
+    drop(log);
+    let first = &segs[0];
+    assert!(first.sealed);
+    let bytes = fs::read(&first.path).expect("read");
+
+    // A flipped byte inside a record: open trusts the footer, the read fails loudly.
+    let mut flipped = bytes.clone();
+    flipped[100] ^= 0x01;
+    fs::write(&first.path, &flipped).expect("write");
+    let log = Log::open(dir.path(), small_segments()).expect("footer is intact");
+    let results: Vec<_> = log.iter(0, Direction::Forward).collect();
+    let err = results
+        .iter()
+        .find_map(|r| r.as_ref().err())
+        .expect("the damaged record is reported, not skipped");
+    match err {
+        Error::Corruption { file, offset, .. } => {
+            assert_eq!(file, &first.path);
+            assert!(*offset <= 100);
+        }
+        other => panic!("unexpected {other}"),
+    }
+    assert!(
+        results.last().expect("items").is_err(),
+        "iteration stops at the damage"
+    );
+    drop(log);
+
+    // A damaged footer on a segment with newer ones behind it: refuse to open.
+    let mut footer = bytes.clone();
+    let n = footer.len();
+    footer[n - 20] ^= 0x01;
+    fs::write(&first.path, &footer).expect("write");
+    let err = Log::open(dir.path(), small_segments()).expect_err("refused");
+    assert!(
+        matches!(&err, Error::Corruption { file, .. } if file == &first.path),
+        "{err}"
+    );
+    assert_eq!(
+        fs::read(&first.path).expect("read"),
+        footer,
+        "nothing modified"
+    );
+}
+
+#[test]
+fn a_missing_segment_is_an_id_gap() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), small_segments()).expect("open");
+    fill(&log, 60);
+    drop(log);
+    let files = segment_files(dir.path());
+    assert!(files.len() >= 3);
+    fs::remove_file(&files[1]).expect("remove");
+    let err = Log::open(dir.path(), small_segments()).expect_err("gap");
+    assert!(err.to_string().contains("id gap"), "{err}");
+}
+
+#[test]
+fn bad_config_is_rejected_with_a_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = Log::open(
+        dir.path(),
+        Config {
+            segment_max_bytes: 10,
+            ..Config::default()
+        },
+    )
+    .expect_err("too small");
+    assert!(err.to_string().contains("segment_max_bytes"), "{err}");
+}
