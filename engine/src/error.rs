@@ -94,6 +94,15 @@ pub enum Error {
         dir: PathBuf,
     },
 
+    /// A query parameter is out of range or malformed.
+    #[error("query parameter `{param}` {reason}")]
+    InvalidQuery {
+        /// The parameter's wire name (`limit`, `cursor`, `bucket`, ...).
+        param: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// The configuration is unusable.
     #[error("invalid configuration: {0}")]
     Config(String),

@@ -33,18 +33,31 @@ mod error;
 pub mod frame;
 mod fsutil;
 mod group_commit;
+pub mod index;
 mod log;
+mod query;
 mod record;
 pub mod recovery;
+mod retention;
 pub mod segment;
+mod view;
 mod writer;
 
 pub use config::{now_us, Clock, Config, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES};
 pub use error::{Error, Result};
-pub use log::{Direction, Iter, Log, SegmentInfo, LOCK_FILE, MAX_BATCH_BYTES, MAX_BATCH_RECORDS};
+pub use index::file::{index_path, IndexProblem, SealedIndex};
+pub use index::{parse_words, Field, Word};
+pub use log::{
+    Direction, Iter, Log, SegmentInfo, Stats, LOCK_FILE, MAX_BATCH_BYTES, MAX_BATCH_RECORDS,
+};
+pub use query::{
+    Bucket, Cursor, FacetCount, Order, Page, Query, Scan, Selection, DEFAULT_LIMIT, MAX_BUCKETS,
+    MAX_LIMIT,
+};
 pub use record::{
     is_secret_key, redacted, NewRecord, Record, Severity, ValidationError, MAX_MESSAGE_LEN,
     MAX_METADATA_BYTES, MAX_METADATA_DEPTH, MAX_NAME_LEN, MAX_TOKEN_LEN, REDACTED, SYSTEM_ACTOR,
 };
 pub use recovery::{RecoveryReport, TornTail};
+pub use retention::{Retention, RetentionOutcome, DAY_US, WATERMARK_FILE};
 pub use segment::sealed::SealedSegment;

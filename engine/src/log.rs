@@ -1,20 +1,27 @@
-//! The public handle: open (with recovery), append, read, iterate, close.
+//! The public handle: open (with recovery), append, read, iterate, query,
+//! retention, clear, stats, close.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::group_commit::GroupCommit;
+use crate::index::active::ActiveIndex;
+use crate::index::file::{self as index_file, IndexBytes, SealedIndex};
+use crate::index::terms::{TermSource, Terms};
 use crate::record::{NewRecord, Record};
 use crate::recovery::{self, RecoveryReport};
+use crate::retention::{self, Retention, RetentionOutcome, DAY_US};
 use crate::segment::active::{ActiveSegment, ActiveTable};
 use crate::segment::sealed::{map_file, SealedSegment};
 use crate::segment::{
     parse_segment_file_name, segment_path, SegmentHeader, SEGMENT_HEADER_LEN, TEMP_SUFFIX,
 };
+use crate::view::{Sealed, View};
 use crate::writer::{IoState, WriterState};
 
 /// Name of the lock file in a data directory.
@@ -42,9 +49,9 @@ pub struct SegmentInfo {
     pub path: PathBuf,
     /// First id.
     pub base_id: u64,
-    /// Durable records it holds.
+    /// Durable records it holds (including any below the watermark).
     pub records: u64,
-    /// Bytes on disk (for the active segment: durable bytes written so far).
+    /// Bytes on disk: the segment file (durable part) plus its index file.
     pub bytes: u64,
     /// ts of its first and last record, if it has any.
     pub ts_range: Option<(i64, i64)>,
@@ -52,34 +59,41 @@ pub struct SegmentInfo {
     pub sealed: bool,
 }
 
-/// The segments readers see: sealed ones in id order, then the active one.
-#[derive(Debug)]
-pub(crate) struct View {
-    pub sealed: Vec<Arc<SealedSegment>>,
-    pub active: Arc<ActiveSegment>,
+/// Totals, as [`Log::stats`] reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    /// Visible records.
+    pub entries: u64,
+    /// Segment files.
+    pub segments: usize,
+    /// Bytes on disk (segments and indexes).
+    pub bytes: u64,
+    /// Oldest visible record: (id, ts).
+    pub oldest: Option<(u64, i64)>,
+    /// Newest visible record: (id, ts).
+    pub newest: Option<(u64, i64)>,
+    /// The low watermark in force (smallest id that may be visible).
+    pub low_watermark: u64,
 }
 
-impl View {
-    fn first_id(&self) -> u64 {
-        self.sealed
-            .first()
-            .map(|s| s.base_id())
-            .unwrap_or_else(|| self.active.base_id())
+/// A consistent read snapshot: the view, the last durable id, and the
+/// smallest visible id (watermark and retention applied).
+#[derive(Debug)]
+pub(crate) struct Snapshot {
+    pub view: Arc<View>,
+    /// Largest visible id (0 when none).
+    pub last: u64,
+    /// Smallest visible id; the log is empty when `first > last`.
+    pub first: u64,
+}
+
+impl Snapshot {
+    pub(crate) fn contains(&self, id: u64) -> bool {
+        id >= self.first && id <= self.last
     }
 
-    fn read(&self, id: u64) -> Result<Record> {
-        if id >= self.active.base_id() {
-            return self.active.read(id);
-        }
-        let i = self.sealed.partition_point(|s| s.end_id() <= id);
-        match self.sealed.get(i) {
-            Some(seg) if seg.base_id() <= id => seg.read(id),
-            _ => Err(Error::corruption(
-                self.active.path(),
-                0,
-                format!("no segment holds id {id}"),
-            )),
-        }
+    pub(crate) fn read(&self, id: u64) -> Result<Record> {
+        self.view.read(id)
     }
 }
 
@@ -92,9 +106,19 @@ pub(crate) struct Inner {
     pub state: Mutex<WriterState>,
     pub io: Mutex<IoState>,
     pub commit: GroupCommit,
+    /// The persisted low watermark.
+    low: AtomicU64,
+    /// The retention bounds applied to reads and enforced on demand.
+    retention: Mutex<Retention>,
+    /// Serializes retention runs and clears.
+    maintenance: Mutex<()>,
     report: RecoveryReport,
     /// Held (flock) for the life of the handle; released when the last clone drops.
     _lock: File,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Inner {
@@ -106,15 +130,51 @@ impl Inner {
         let mut v = self.view.write().unwrap_or_else(|e| e.into_inner());
         *v = Arc::new(f(&v));
     }
+
+    /// Takes a read snapshot with retention applied as of now.
+    pub(crate) fn snapshot(&self) -> Result<Snapshot> {
+        let last = self.commit.visible();
+        let view = self.view();
+        let mut first = self.low.load(Ordering::Acquire).max(view.first_id());
+        let policy = *lock(&self.retention);
+        if let Some(n) = policy.max_entries {
+            first = first.max((last + 1).saturating_sub(n));
+        }
+        if let Some(days) = policy.max_days {
+            let cutoff = self
+                .config
+                .clock
+                .now()
+                .saturating_sub(i64::from(days) * DAY_US);
+            first = first.max(first_id_at_or_after(&view, last, cutoff)?);
+        }
+        Ok(Snapshot { view, last, first })
+    }
+}
+
+/// The first id `<= last + 1` whose ts is `>= t`.
+fn first_id_at_or_after(view: &View, last: u64, t: i64) -> Result<u64> {
+    for s in &view.sealed {
+        if s.seg.count() > 0 && s.seg.footer().last_ts >= t {
+            let local = crate::query::segment::SegmentReader::Sealed(s).lower_bound_ts(t)?;
+            return Ok(s.seg.base_id() + u64::from(local));
+        }
+    }
+    let active = &view.active;
+    let table = active.table();
+    let visible = ((last + 1).saturating_sub(active.base_id()) as usize).min(table.ts.len());
+    let local = table.ts[..visible].partition_point(|&x| x < t);
+    Ok(active.base_id() + local as u64)
 }
 
 /// An open log: a cheap, cloneable, `Send + Sync` handle.
 ///
 /// Appends are durable when they return; readers never block the writer and
-/// see a consistent prefix (every durable record, nothing beyond).
+/// see a consistent prefix (every durable record not hidden by retention,
+/// nothing beyond).
 #[derive(Debug, Clone)]
 pub struct Log {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl Log {
@@ -122,13 +182,14 @@ impl Log {
     ///
     /// Fails with [`Error::Locked`] if another handle owns the directory and
     /// with [`Error::Corruption`] if acknowledged data is damaged (nothing is
-    /// modified then). A torn tail is cut and reported in
-    /// [`Log::recovery_report`].
+    /// modified then). A torn tail is cut, missing or damaged index files are
+    /// rebuilt, segments wholly below the watermark are deleted; all of it is
+    /// reported in [`Log::recovery_report`].
     pub fn open(dir: impl AsRef<Path>, config: Config) -> Result<Log> {
         config.validate()?;
         let dir = dir.as_ref().to_path_buf();
         create_dir_durable(&dir)?;
-        let lock = lock_dir(&dir)?;
+        let lock_file = lock_dir(&dir)?;
         let mut report = RecoveryReport::default();
 
         let (bases, temps) = list_dir(&dir)?;
@@ -139,21 +200,22 @@ impl Log {
         if !report.removed_temp_files.is_empty() {
             fsutil::sync_dir(&dir)?;
         }
+        let low = retention::read_watermark(&dir)?;
 
-        let mut sealed: Vec<Arc<SealedSegment>> = Vec::new();
+        let mut sealed: Vec<Arc<Sealed>> = Vec::new();
         let mut active: Option<(Arc<ActiveSegment>, WriterState, u64)> = None;
         let mut last_ts = i64::MIN;
+        let mut prev_end: Option<u64> = None;
         for (i, &base) in bases.iter().enumerate() {
             let path = segment_path(&dir, base);
             let is_last = i + 1 == bases.len();
-            if let Some(prev) = sealed.last() {
-                if prev.end_id() != base {
+            if let Some(end) = prev_end {
+                if end != base {
                     return Err(Error::corruption(
                         &path,
                         0,
                         format!(
-                            "id gap: the previous segment ends before id {}, this one starts at {base}",
-                            prev.end_id()
+                            "id gap: the previous segment ends before id {end}, this one starts at {base}"
                         ),
                     ));
                 }
@@ -164,7 +226,15 @@ impl Log {
                     if seg.count() > 0 {
                         last_ts = last_ts.max(seg.footer().last_ts);
                     }
-                    sealed.push(Arc::new(seg));
+                    prev_end = Some(seg.end_id());
+                    if seg.end_id() <= low && !is_last {
+                        // Retention or clear dropped it; a crash came before the unlink.
+                        remove_segment_files(&path)?;
+                        report.deleted_below_watermark.push(path);
+                        continue;
+                    }
+                    let index = open_index(&seg, &mut report)?;
+                    sealed.push(Arc::new(Sealed::new(seg, index)));
                 }
                 None if is_last => {
                     let (seg, state, written) = recover_active(&path, base, &mut report)?;
@@ -182,28 +252,47 @@ impl Log {
                 }
             }
         }
-        report.segments = bases.len();
+        if !report.deleted_below_watermark.is_empty() {
+            fsutil::sync_dir(&dir)?;
+        }
+        report.segments = bases.len() - report.deleted_below_watermark.len();
 
         let (active, mut state, written) = match active {
             Some(a) => a,
             None => {
-                let base = sealed.last().map(|s| s.end_id()).unwrap_or(1);
+                let base = prev_end.unwrap_or(1);
                 let header = SegmentHeader {
                     base_id: base,
                     created_us: config.clock.now(),
                 };
                 let path = segment_path(&dir, base);
                 let file = fsutil::create_durable(&path, &header.encode())?;
-                let seg = Arc::new(ActiveSegment::new(path, base, file, ActiveTable::default()));
+                let seg = Arc::new(ActiveSegment::new(
+                    path,
+                    base,
+                    file,
+                    ActiveTable::default(),
+                    ActiveIndex::default(),
+                ));
                 report.created_active = !bases.is_empty();
                 let state = WriterState::fresh(seg.clone(), &header, last_ts);
                 (seg, state, SEGMENT_HEADER_LEN as u64)
             }
         };
+        if low > state.next_id {
+            return Err(Error::corruption(
+                dir.join(retention::WATERMARK_FILE),
+                16,
+                format!(
+                    "watermark {low} lies beyond the newest id {}",
+                    state.next_id - 1
+                ),
+            ));
+        }
         state.last_ts = state.last_ts.max(last_ts);
         let durable = state.next_id - 1;
         let view = View { sealed, active };
-        report.records = durable + 1 - view.first_id();
+        report.records = (durable + 1).saturating_sub(low.max(view.first_id()));
 
         Ok(Log {
             inner: Arc::new(Inner {
@@ -213,8 +302,11 @@ impl Log {
                 state: Mutex::new(state),
                 io: Mutex::new(IoState { written }),
                 commit: GroupCommit::new(durable),
+                low: AtomicU64::new(low),
+                retention: Mutex::new(Retention::default()),
+                maintenance: Mutex::new(()),
                 report,
-                _lock: lock,
+                _lock: lock_file,
             }),
         })
     }
@@ -237,6 +329,20 @@ impl Log {
     /// whose append did not return is either entirely present or entirely
     /// absent. An empty batch returns no ids and does no I/O.
     pub fn append(&self, batch: &[NewRecord]) -> Result<Vec<u64>> {
+        self.append_inner(batch, None)
+    }
+
+    /// Appends records with given timestamps (µs), for importing history:
+    /// demo data, a migration, a benchmark's fixed workload. Each ts is raised
+    /// to the previous record's if lower, so ts still never decreases with id.
+    /// Otherwise exactly [`Log::append`].
+    pub fn append_at(&self, batch: &[(i64, NewRecord)]) -> Result<Vec<u64>> {
+        let ts: Vec<i64> = batch.iter().map(|(t, _)| *t).collect();
+        let records: Vec<NewRecord> = batch.iter().map(|(_, r)| r.clone()).collect();
+        self.append_inner(&records, Some(&ts))
+    }
+
+    fn append_inner(&self, batch: &[NewRecord], ts: Option<&[i64]>) -> Result<Vec<u64>> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -254,7 +360,11 @@ impl Log {
                     .map_err(|source| Error::Invalid { index, source })
             })
             .collect::<Result<Vec<_>>>()?;
-        let last = self.inner.stage(&payloads)?;
+        let terms: Vec<Terms> = batch
+            .iter()
+            .map(|r| Terms::of(TermSource::of_new(r)))
+            .collect();
+        let last = self.inner.stage(&payloads, &terms, ts)?;
         let inner = &self.inner;
         inner.commit.wait_durable(last, || inner.flush())?;
         let first = last + 1 - batch.len() as u64;
@@ -277,48 +387,159 @@ impl Log {
         self.inner.commit.failed()
     }
 
-    /// The record with `id`, if it exists and is durable.
+    /// The record with `id`, if it exists, is durable and is not hidden by
+    /// retention or clear.
     pub fn get(&self, id: u64) -> Result<Option<Record>> {
-        let last = self.inner.commit.visible();
-        let view = self.inner.view();
-        if id < view.first_id() || id > last {
+        let snap = self.inner.snapshot()?;
+        if !snap.contains(id) {
             return Ok(None);
         }
-        view.read(id).map(Some)
+        snap.read(id).map(Some)
     }
 
-    /// Smallest readable id, or `None` when the log is empty.
+    /// Smallest visible id, or `None` when nothing is visible.
     pub fn first_id(&self) -> Option<u64> {
-        let last = self.inner.commit.visible();
-        let first = self.inner.view().first_id();
-        (first <= last).then_some(first)
+        let snap = self.inner.snapshot().ok()?;
+        (snap.first <= snap.last).then_some(snap.first)
     }
 
     /// Largest durable id, or `None` when nothing was ever appended.
+    /// (Ids keep counting after a clear: this is the head, visible or not.)
     pub fn last_id(&self) -> Option<u64> {
         let last = self.inner.commit.visible();
         (last > 0).then_some(last)
     }
 
-    /// Iterates records from `from` (inclusive) in `direction`, over a
-    /// snapshot of what is durable now. `from` outside the log is clamped: a
-    /// forward walk from 0 starts at the oldest record, a backward walk from
+    /// Iterates visible records from `from` (inclusive) in `direction`, over
+    /// a snapshot taken now. `from` outside the log is clamped: a forward
+    /// walk from 0 starts at the oldest record, a backward walk from
     /// `u64::MAX` at the newest.
     pub fn iter(&self, from: u64, direction: Direction) -> Iter {
-        let last = self.inner.commit.visible();
-        let view = self.inner.view();
-        let first = view.first_id();
+        let snap = match self.inner.snapshot() {
+            Ok(s) => s,
+            Err(e) => {
+                return Iter {
+                    snap: None,
+                    next: None,
+                    direction,
+                    error: Some(e),
+                }
+            }
+        };
         let next = match direction {
-            Direction::Forward => Some(from.max(first)).filter(|&id| id <= last),
-            Direction::Backward => Some(from.min(last)).filter(|&id| id >= first && id > 0),
+            Direction::Forward => Some(from.max(snap.first)).filter(|&id| id <= snap.last),
+            Direction::Backward => {
+                Some(from.min(snap.last)).filter(|&id| id >= snap.first && id > 0)
+            }
         };
         Iter {
-            view,
+            snap: Some(snap),
             next,
-            first,
-            last,
             direction,
+            error: None,
         }
+    }
+
+    /// Sets the retention bounds. They apply to every read at once; call
+    /// [`Log::enforce_retention`] to persist them and free disk space.
+    pub fn set_retention(&self, retention: Retention) -> Result<()> {
+        retention
+            .validate()
+            .map_err(|source| Error::Invalid { index: 0, source })?;
+        *lock(&self.inner.retention) = retention;
+        Ok(())
+    }
+
+    /// The retention bounds in force.
+    pub fn retention(&self) -> Retention {
+        *lock(&self.inner.retention)
+    }
+
+    /// Persists the watermark the retention bounds imply and drops every
+    /// segment that lies wholly below it. O(segments).
+    pub fn enforce_retention(&self) -> Result<RetentionOutcome> {
+        let _m = lock(&self.inner.maintenance);
+        let snap = self.inner.snapshot()?;
+        let before = self
+            .inner
+            .low
+            .load(Ordering::Acquire)
+            .max(snap.view.first_id());
+        self.move_watermark(snap.first, before)
+    }
+
+    /// Hides every record appended so far and drops all sealed segments (the
+    /// active one is sealed first, so its bytes go too). Ids keep counting.
+    /// Returns how many records were visible before.
+    pub fn clear(&self) -> Result<u64> {
+        let _m = lock(&self.inner.maintenance);
+        self.inner.roll_now()?;
+        let snap = self.inner.snapshot()?;
+        let visible = (snap.last + 1).saturating_sub(snap.first);
+        let before = self
+            .inner
+            .low
+            .load(Ordering::Acquire)
+            .max(snap.view.first_id());
+        self.move_watermark(snap.last + 1, before)?;
+        Ok(visible)
+    }
+
+    fn move_watermark(&self, new_low: u64, before: u64) -> Result<RetentionOutcome> {
+        let inner = &self.inner;
+        let current = inner.low.load(Ordering::Acquire);
+        if new_low > current {
+            retention::write_watermark(&inner.dir, new_low)?;
+            inner.low.store(new_low, Ordering::Release);
+        }
+        let low = new_low.max(current);
+        let mut dropped = Vec::new();
+        inner.update_view(|v| {
+            let (gone, keep): (Vec<_>, Vec<_>) = v
+                .sealed
+                .iter()
+                .cloned()
+                .partition(|s| s.seg.end_id() <= low);
+            dropped = gone;
+            View {
+                sealed: keep,
+                active: v.active.clone(),
+            }
+        });
+        for s in &dropped {
+            fail::fail_point!("retention::before_unlink", |_| Err(fsutil::injected(
+                "unlink",
+                s.seg.path()
+            )));
+            s.doom();
+        }
+        Ok(RetentionOutcome {
+            dropped_records: low.saturating_sub(before),
+            dropped_segments: dropped.len(),
+            low_watermark: low,
+        })
+    }
+
+    /// Totals over the visible log.
+    pub fn stats(&self) -> Result<Stats> {
+        let snap = self.inner.snapshot()?;
+        let segments = self.segments();
+        let (oldest, newest) = if snap.first <= snap.last {
+            (
+                Some((snap.first, snap.view.ts_of(snap.first)?)),
+                Some((snap.last, snap.view.ts_of(snap.last)?)),
+            )
+        } else {
+            (None, None)
+        };
+        Ok(Stats {
+            entries: (snap.last + 1).saturating_sub(snap.first),
+            segments: segments.len(),
+            bytes: segments.iter().map(|s| s.bytes).sum(),
+            oldest,
+            newest,
+            low_watermark: self.inner.low.load(Ordering::Acquire),
+        })
     }
 
     /// The segments, oldest first.
@@ -329,19 +550,20 @@ impl Log {
             .sealed
             .iter()
             .map(|s| SegmentInfo {
-                path: s.path().to_path_buf(),
-                base_id: s.base_id(),
-                records: s.count(),
-                bytes: s.file_len(),
-                ts_range: (s.count() > 0).then(|| (s.footer().first_ts, s.footer().last_ts)),
+                path: s.seg.path().to_path_buf(),
+                base_id: s.seg.base_id(),
+                records: s.seg.count(),
+                bytes: s.bytes_on_disk(),
+                ts_range: (s.seg.count() > 0)
+                    .then(|| (s.seg.footer().first_ts, s.seg.footer().last_ts)),
                 sealed: true,
             })
             .collect();
         let active = &view.active;
         let table = active.table();
-        let records = (last + 1).saturating_sub(active.base_id()) as usize;
-        let records = records.min(table.offsets.len());
-        let bytes = self.inner.io.lock().map(|io| io.written).unwrap_or(0);
+        let records =
+            ((last + 1).saturating_sub(active.base_id()) as usize).min(table.offsets.len());
+        let bytes = lock(&self.inner.io).written;
         out.push(SegmentInfo {
             path: active.path().to_path_buf(),
             base_id: active.base_id(),
@@ -357,7 +579,7 @@ impl Log {
     /// directory lock is released when the last clone is dropped.
     pub fn close(self) -> Result<()> {
         let staged_last = {
-            let st = self.inner.state.lock().unwrap_or_else(|e| e.into_inner());
+            let st = lock(&self.inner.state);
             if st.failed {
                 return Err(Error::PreviousIo);
             }
@@ -368,26 +590,29 @@ impl Log {
     }
 }
 
-/// Iterator over records in id order (see [`Log::iter`]).
+/// Iterator over visible records in id order (see [`Log::iter`]).
 #[derive(Debug)]
 pub struct Iter {
-    view: Arc<View>,
+    snap: Option<Snapshot>,
     next: Option<u64>,
-    first: u64,
-    last: u64,
     direction: Direction,
+    error: Option<Error>,
 }
 
 impl Iterator for Iter {
     type Item = Result<Record>;
 
     fn next(&mut self) -> Option<Self::Item> {
+        if let Some(e) = self.error.take() {
+            return Some(Err(e));
+        }
+        let snap = self.snap.as_ref()?;
         let id = self.next?;
         self.next = match self.direction {
-            Direction::Forward => Some(id + 1).filter(|&n| n <= self.last),
-            Direction::Backward => id.checked_sub(1).filter(|&n| n >= self.first && n > 0),
+            Direction::Forward => Some(id + 1).filter(|&n| n <= snap.last),
+            Direction::Backward => id.checked_sub(1).filter(|&n| n >= snap.first && n > 0),
         };
-        let item = self.view.read(id);
+        let item = snap.read(id);
         if item.is_err() {
             self.next = None; // stop after reporting damage
         }
@@ -456,7 +681,42 @@ fn check_base(path: &Path, header: &SegmentHeader, base: u64) -> Result<()> {
     Ok(())
 }
 
-/// Scans the active segment, cuts a torn tail, and builds its writer state.
+fn remove_segment_files(path: &Path) -> Result<()> {
+    let idx = index_file::index_path(path);
+    match fs::remove_file(&idx) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::io("remove", &idx)(e)),
+    }
+    fs::remove_file(path).map_err(Error::io("remove", path))
+}
+
+/// Loads a sealed segment's index, rebuilding (and rewriting) it when it is
+/// missing or damaged.
+fn open_index(seg: &SealedSegment, report: &mut RecoveryReport) -> Result<SealedIndex> {
+    let problem = match SealedIndex::load(seg) {
+        Ok(index) => return Ok(index),
+        Err(problem) => problem,
+    };
+    let path = index_file::index_path(seg.path());
+    let bytes = index_file::rebuild(seg)?;
+    let file = fsutil::create_durable(&path, &bytes)?;
+    let map = map_file(&file, &path)?;
+    report
+        .rebuilt_indexes
+        .push((path.clone(), problem.to_string()));
+    SealedIndex::parse(
+        &path,
+        IndexBytes::Mapped(map),
+        seg.base_id(),
+        seg.count(),
+        false,
+    )
+    .map_err(|why| Error::corruption(&path, 0, format!("rebuilt index does not parse: {why}")))
+}
+
+/// Scans the active segment, cuts a torn tail, rebuilds its in-memory index
+/// and builds its writer state.
 fn recover_active(
     path: &Path,
     base: u64,
@@ -467,12 +727,22 @@ fn recover_active(
         .write(true)
         .open(path)
         .map_err(Error::io("open", path))?;
-    let (header, scan) = {
+    let (header, scan, index) = {
         // The map is dropped before any truncation below.
         let map = map_file(&file, path)?;
         let header = SegmentHeader::decode(&map, path)?;
         check_base(path, &header, base)?;
-        (header, recovery::scan_active(&map, path, base)?)
+        let scan = recovery::scan_active(&map, path, base)?;
+        let mut index = ActiveIndex::default();
+        for (local, &off) in scan.table.offsets.iter().enumerate() {
+            let off = off as usize;
+            let rec = crate::frame::decode(&map[off..])
+                .map_err(|e| e.to_string())
+                .and_then(|f| Record::decode(f.header.id, f.header.ts, f.payload))
+                .map_err(|why| Error::corruption(path, off as u64, why))?;
+            index.insert(local as u32, &Terms::of(TermSource::of_record(&rec)));
+        }
+        (header, scan, index)
     };
     if let Some(torn) = scan.torn {
         file.set_len(scan.end)
@@ -488,6 +758,7 @@ fn recover_active(
         base,
         file,
         scan.table,
+        index,
     ));
     let state = WriterState {
         active: seg.clone(),

@@ -51,12 +51,21 @@ pub struct RecoveryReport {
     pub removed_temp_files: Vec<PathBuf>,
     /// True when the newest segment was sealed and a new active one was created.
     pub created_active: bool,
+    /// Index files that were missing or damaged and were rebuilt: (file, problem).
+    pub rebuilt_indexes: Vec<(PathBuf, String)>,
+    /// Segments wholly below the watermark (retention or clear was cut short
+    /// by a crash before unlinking them) that were deleted.
+    pub deleted_below_watermark: Vec<PathBuf>,
 }
 
 impl RecoveryReport {
     /// True when recovery changed nothing on disk.
     pub fn is_clean(&self) -> bool {
-        self.torn_tail.is_none() && self.removed_temp_files.is_empty() && !self.created_active
+        self.torn_tail.is_none()
+            && self.removed_temp_files.is_empty()
+            && !self.created_active
+            && self.rebuilt_indexes.is_empty()
+            && self.deleted_below_watermark.is_empty()
     }
 }
 

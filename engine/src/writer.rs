@@ -21,11 +21,16 @@ use std::sync::{Arc, MutexGuard};
 use crate::error::{Error, Result};
 use crate::frame::{self, FLAG_COMMIT, HEADER_LEN};
 use crate::fsutil;
-use crate::log::{Inner, View};
+use crate::index::active::ActiveIndex;
+use crate::index::file::{self as index_file, IndexBytes, SealedIndex};
+use crate::index::terms::Terms;
+use crate::log::Inner;
 use crate::segment::active::{ActiveSegment, ActiveTable};
 use crate::segment::footer::Footer;
-use crate::segment::sealed::SealedSegment;
+use crate::segment::sealed::{map_file, SealedSegment};
 use crate::segment::{segment_path, SegmentHeader, SEGMENT_HEADER_LEN};
+use crate::view::Sealed;
+use crate::view::View;
 
 /// Mutable write-side state, behind `Inner::state`.
 #[derive(Debug)]
@@ -95,7 +100,15 @@ impl Inner {
     /// Assigns ids and ts to encoded payloads and stages their frames.
     /// Returns the batch's last id. Rolls the active segment first when the
     /// batch would overflow it or it is too old.
-    pub(crate) fn stage(&self, payloads: &[Vec<u8>]) -> Result<u64> {
+    ///
+    /// `given_ts`, when present, holds one ts per record (imports); each is
+    /// raised to the previous record's ts if it is lower.
+    pub(crate) fn stage(
+        &self,
+        payloads: &[Vec<u8>],
+        terms: &[Terms],
+        given_ts: Option<&[i64]>,
+    ) -> Result<u64> {
         let batch_bytes: u64 = payloads.iter().map(|p| (HEADER_LEN + p.len()) as u64).sum();
         let max_bytes = self.config.segment_max_bytes;
         let max_age = self.config.max_age_us();
@@ -103,7 +116,10 @@ impl Inner {
         if st.failed {
             return Err(Error::PreviousIo);
         }
-        let now = self.config.clock.now();
+        let now = match given_ts {
+            Some(ts) => ts.first().copied().unwrap_or(i64::MIN).max(st.last_ts),
+            None => self.config.clock.now(),
+        };
         if st.needs_roll(batch_bytes, now, max_bytes, max_age) {
             drop(st);
             let mut io = self.lock_io();
@@ -115,8 +131,11 @@ impl Inner {
                 self.roll_locked(&mut io, &mut st)?;
             }
         }
-        let ts = now.max(st.last_ts);
+        let mut ts = now.max(st.last_ts);
         let start = st.pending.len();
+        let first_local = st.count;
+        let mut offsets = Vec::with_capacity(payloads.len());
+        let mut stamps = Vec::with_capacity(payloads.len());
         for (i, payload) in payloads.iter().enumerate() {
             let id = st.next_id;
             let flags = if i + 1 == payloads.len() {
@@ -124,17 +143,24 @@ impl Inner {
             } else {
                 0
             };
-            let offset = st.logical_len;
+            if let Some(given) = given_ts {
+                ts = given[i].max(ts);
+            }
+            offsets.push(st.logical_len as u32);
+            stamps.push(ts);
             frame::encode_into(&mut st.pending, id, ts, flags, payload);
-            st.active.push(offset as u32, ts);
             st.logical_len += (HEADER_LEN + payload.len()) as u64;
             st.next_id += 1;
             st.count += 1;
         }
+        st.active.index_batch(first_local, terms);
+        st.active.push(&offsets, &stamps);
         let WriterState { crc, pending, .. } = &mut *st;
         crc.update(&pending[start..]);
         st.last_ts = ts;
-        st.first_ts.get_or_insert(ts);
+        if let Some(&first) = stamps.first() {
+            st.first_ts.get_or_insert(first);
+        }
         Ok(st.next_id - 1)
     }
 
@@ -199,6 +225,7 @@ impl Inner {
         let sealed = SealedSegment::open(&path)?.ok_or_else(|| {
             Error::corruption(&path, io.written, "footer just written does not read back")
         })?;
+        let index = self.write_index(&old, &sealed)?;
         // 4. The new active segment.
         fail::fail_point!("segment::roll::before_create", |_| Err(fsutil::injected(
             "create", &path
@@ -214,16 +241,40 @@ impl Inner {
             header.base_id,
             file,
             ActiveTable::default(),
+            ActiveIndex::default(),
         ));
         // 5. Swap the view, then 6. publish.
+        let sealed = Arc::new(Sealed::new(sealed, index));
         self.update_view(|v| View {
-            sealed: v.sealed.iter().cloned().chain([Arc::new(sealed)]).collect(),
+            sealed: v.sealed.iter().cloned().chain([sealed]).collect(),
             active: active.clone(),
         });
         *st = WriterState::fresh(active, &header, st.last_ts);
         io.written = SEGMENT_HEADER_LEN as u64;
         self.commit.publish(header.base_id - 1);
         Ok(())
+    }
+
+    /// Writes the index of a segment being sealed (temp, fsync, rename,
+    /// directory fsync) and maps it. The index is derived data: if writing it
+    /// fails, the in-memory copy serves and the next open rebuilds the file.
+    fn write_index(&self, old: &ActiveSegment, sealed: &SealedSegment) -> Result<SealedIndex> {
+        let bytes = {
+            let idx = old.index();
+            let table = old.table();
+            index_file::encode(sealed.base_id(), &idx.sorted(), &table.ts)
+        };
+        let path = index_file::index_path(sealed.path());
+        let written = fsutil::create_durable(&path, &bytes)
+            .and_then(|file| map_file(&file, &path))
+            .map(IndexBytes::Mapped);
+        let (source, check) = match written {
+            Ok(mapped) => (mapped, false),
+            Err(_) => (IndexBytes::Owned(bytes), false),
+        };
+        SealedIndex::parse(&path, source, sealed.base_id(), sealed.count(), check).map_err(|why| {
+            Error::corruption(&path, 0, format!("index just built does not parse: {why}"))
+        })
     }
 
     /// Seals the active segment now if it holds any record.

@@ -101,7 +101,7 @@ fn read_all(dir: &Path) -> Result<(Log, Vec<Record>), Error> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 12, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 8, .. ProptestConfig::default() })]
 
     #[test]
     fn every_cut_keeps_exactly_the_complete_batches(batches in batches()) {

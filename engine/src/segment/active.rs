@@ -12,6 +12,8 @@ use std::sync::{RwLock, RwLockReadGuard};
 
 use crate::error::{Error, Result};
 use crate::frame::{self, HEADER_LEN};
+use crate::index::active::ActiveIndex;
+use crate::index::terms::Terms;
 use crate::record::Record;
 
 /// Offsets and timestamps of the records in the active segment, by local number.
@@ -30,15 +32,36 @@ pub struct ActiveSegment {
     base_id: u64,
     file: File,
     table: RwLock<ActiveTable>,
+    index: RwLock<ActiveIndex>,
 }
 
 impl ActiveSegment {
-    pub(crate) fn new(path: PathBuf, base_id: u64, file: File, table: ActiveTable) -> Self {
+    pub(crate) fn new(
+        path: PathBuf,
+        base_id: u64,
+        file: File,
+        table: ActiveTable,
+        index: ActiveIndex,
+    ) -> Self {
         ActiveSegment {
             path,
             base_id,
             file,
             table: RwLock::new(table),
+            index: RwLock::new(index),
+        }
+    }
+
+    /// Read access to the in-memory index.
+    pub(crate) fn index(&self) -> RwLockReadGuard<'_, ActiveIndex> {
+        self.index.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Indexes records `first_local..` under their terms.
+    pub(crate) fn index_batch(&self, first_local: u32, terms: &[Terms]) {
+        let mut idx = self.index.write().unwrap_or_else(|e| e.into_inner());
+        for (i, t) in terms.iter().enumerate() {
+            idx.insert(first_local + i as u32, t);
         }
     }
 
@@ -63,25 +86,38 @@ impl ActiveSegment {
         self.table.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn push(&self, offset: u32, ts: i64) {
+    pub(crate) fn push(&self, offsets: &[u32], ts: &[i64]) {
         let mut t = self.table.write().unwrap_or_else(|e| e.into_inner());
-        t.offsets.push(offset);
-        t.ts.push(ts);
+        t.offsets.extend_from_slice(offsets);
+        t.ts.extend_from_slice(ts);
     }
 
     /// Reads record `id`; the caller guarantees `id` is durable and in this segment.
     pub fn read(&self, id: u64) -> Result<Record> {
         let local = (id - self.base_id) as usize;
-        let offset = match self.table().offsets.get(local) {
-            Some(&o) => u64::from(o),
-            None => {
-                return Err(Error::corruption(
-                    &self.path,
-                    0,
-                    format!("id {id} is not in the active segment's table"),
-                ))
+        let (offset, next) = {
+            let t = self.table();
+            match t.offsets.get(local) {
+                Some(&o) => (u64::from(o), t.offsets.get(local + 1).copied()),
+                None => {
+                    return Err(Error::corruption(
+                        &self.path,
+                        0,
+                        format!("id {id} is not in the active segment's table"),
+                    ))
+                }
             }
         };
+        if let Some(next) = next {
+            // The frame's length is known: one read.
+            let len = (u64::from(next).saturating_sub(offset) as usize)
+                .min(HEADER_LEN + frame::MAX_PAYLOAD);
+            let mut buf = vec![0u8; len];
+            self.file
+                .read_exact_at(&mut buf, offset)
+                .map_err(Error::io("read", &self.path))?;
+            return self.decode_at(id, offset, &buf);
+        }
         let mut head = [0u8; HEADER_LEN];
         self.file
             .read_exact_at(&mut head, offset)
@@ -102,6 +138,20 @@ impl ActiveSegment {
             ));
         }
         Record::decode(header.id, header.ts, &payload)
+            .map_err(|reason| Error::corruption(&self.path, offset, reason))
+    }
+
+    fn decode_at(&self, id: u64, offset: u64, buf: &[u8]) -> Result<Record> {
+        let f =
+            frame::decode(buf).map_err(|e| Error::corruption(&self.path, offset, e.to_string()))?;
+        if f.header.id != id {
+            return Err(Error::corruption(
+                &self.path,
+                offset,
+                format!("frame holds id {} where id {id} belongs", f.header.id),
+            ));
+        }
+        Record::decode(f.header.id, f.header.ts, f.payload)
             .map_err(|reason| Error::corruption(&self.path, offset, reason))
     }
 }

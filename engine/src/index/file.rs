@@ -1,0 +1,402 @@
+//! The sealed index file `seg-<base>.idx`, written once when its segment is
+//! sealed (or rebuilt from the segment when missing or damaged).
+//!
+//! ```text
+//! +-----------+-----------------------+-------------------------+-------------+
+//! | fst map   | postings              | sparse ts               | footer 48 B |
+//! +-----------+-----------------------+-------------------------+-------------+
+//! ```
+//!
+//! * fst map: key `[field code] ++ term` → offset of its entry in postings.
+//! * postings entry: `cardinality u32 | len u32 | roaring bitmap (len bytes,
+//!   the portable roaring serialization)` of local record numbers.
+//! * sparse ts: i64 ts of every 64th record (local 0, 64, 128, ...).
+//! * footer: magic `ACTLOGIX` | version u16 | reserved u16 | count u32 |
+//!   base_id u64 | fst_len u64 | postings_len u64 | body_crc u32 (CRC32 of
+//!   everything before the footer) | footer_crc u32 (CRC32 of footer bytes 0..44).
+
+use std::fs::File;
+use std::io::Read;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use fst::{IntoStreamer, Streamer};
+use memmap2::Mmap;
+use roaring::RoaringBitmap;
+
+use super::active::ActiveIndex;
+use super::terms::{TermSource, Terms};
+use super::TS_STRIDE;
+use crate::error::{Error, Result};
+use crate::segment::footer::{le_u32, le_u64};
+use crate::segment::sealed::{map_file, SealedSegment};
+
+/// First 8 bytes of an index footer.
+pub const INDEX_MAGIC: [u8; 8] = *b"ACTLOGIX";
+/// Index format version.
+pub const INDEX_VERSION: u16 = 1;
+/// Footer length.
+pub const INDEX_FOOTER_LEN: usize = 48;
+
+/// The index file that belongs to a segment file.
+pub fn index_path(segment: &Path) -> PathBuf {
+    segment.with_extension("idx")
+}
+
+/// Serializes an index for a segment of `ts.len()` records starting at `base_id`.
+/// `postings` must be sorted by key.
+pub(crate) fn encode(base_id: u64, postings: &[(&[u8], &RoaringBitmap)], ts: &[i64]) -> Vec<u8> {
+    let mut body = Vec::new();
+    let mut post = Vec::new();
+    let mut builder = fst::MapBuilder::memory();
+    for (key, bm) in postings {
+        // Keys are unique and sorted, so insert cannot fail.
+        if builder.insert(key, post.len() as u64).is_err() {
+            debug_assert!(false, "index keys out of order");
+            continue;
+        }
+        post.extend_from_slice(&(bm.len() as u32).to_le_bytes());
+        post.extend_from_slice(&(bm.serialized_size() as u32).to_le_bytes());
+        // Writing to a Vec cannot fail.
+        let _ = bm.serialize_into(&mut post);
+    }
+    let fst_bytes = builder.into_inner().unwrap_or_default();
+    body.extend_from_slice(&fst_bytes);
+    body.extend_from_slice(&post);
+    for t in ts.iter().step_by(TS_STRIDE as usize) {
+        body.extend_from_slice(&t.to_le_bytes());
+    }
+    let mut footer = [0u8; INDEX_FOOTER_LEN];
+    footer[0..8].copy_from_slice(&INDEX_MAGIC);
+    footer[8..10].copy_from_slice(&INDEX_VERSION.to_le_bytes());
+    footer[12..16].copy_from_slice(&(ts.len() as u32).to_le_bytes());
+    footer[16..24].copy_from_slice(&base_id.to_le_bytes());
+    footer[24..32].copy_from_slice(&(fst_bytes.len() as u64).to_le_bytes());
+    footer[32..40].copy_from_slice(&(post.len() as u64).to_le_bytes());
+    footer[40..44].copy_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    let fcrc = crc32fast::hash(&footer[0..44]);
+    footer[44..48].copy_from_slice(&fcrc.to_le_bytes());
+    body.extend_from_slice(&footer);
+    body
+}
+
+/// Builds the index of a sealed segment by reading every record.
+pub(crate) fn rebuild(seg: &SealedSegment) -> Result<Vec<u8>> {
+    let mut idx = ActiveIndex::default();
+    let mut ts = Vec::with_capacity(seg.count() as usize);
+    for local in 0..seg.count() {
+        let rec = seg.read(seg.base_id() + local)?;
+        idx.insert(local as u32, &Terms::of(TermSource::of_record(&rec)));
+        ts.push(rec.ts);
+    }
+    Ok(encode(seg.base_id(), &idx.sorted(), &ts))
+}
+
+/// Bytes an index is read from.
+#[derive(Debug)]
+pub(crate) enum IndexBytes {
+    Mapped(Mmap),
+    Owned(Vec<u8>),
+}
+
+impl AsRef<[u8]> for IndexBytes {
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            IndexBytes::Mapped(m) => m,
+            IndexBytes::Owned(v) => v,
+        }
+    }
+}
+
+/// A sub-range of shared index bytes (what the fst map reads).
+#[derive(Debug, Clone)]
+pub(crate) struct Slice {
+    bytes: Arc<IndexBytes>,
+    range: Range<usize>,
+}
+
+impl AsRef<[u8]> for Slice {
+    fn as_ref(&self) -> &[u8] {
+        &(*self.bytes).as_ref()[self.range.clone()]
+    }
+}
+
+/// A loaded sealed index.
+pub struct SealedIndex {
+    path: PathBuf,
+    bytes: Arc<IndexBytes>,
+    fst: fst::Map<Slice>,
+    postings: Range<usize>,
+    ts: Range<usize>,
+    count: u32,
+}
+
+impl std::fmt::Debug for SealedIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealedIndex")
+            .field("path", &self.path)
+            .field("terms", &self.fst.len())
+            .field("count", &self.count)
+            .finish()
+    }
+}
+
+/// Why an index could not be used.
+#[derive(Debug)]
+pub enum IndexProblem {
+    /// No index file.
+    Missing,
+    /// The file exists but is damaged or does not match its segment.
+    Damaged(String),
+}
+
+impl std::fmt::Display for IndexProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IndexProblem::Missing => f.write_str("index file missing"),
+            IndexProblem::Damaged(why) => write!(f, "index file damaged: {why}"),
+        }
+    }
+}
+
+impl SealedIndex {
+    /// Parses index bytes for the segment `(base_id, count)`. `check_body`
+    /// verifies the body CRC over `bytes` (skip it when the file was just
+    /// checked by streaming, to keep the map's pages untouched).
+    pub(crate) fn parse(
+        path: &Path,
+        bytes: IndexBytes,
+        base_id: u64,
+        count: u64,
+        check_body: bool,
+    ) -> std::result::Result<SealedIndex, String> {
+        let b = bytes.as_ref();
+        if b.len() < INDEX_FOOTER_LEN {
+            return Err("shorter than its footer".into());
+        }
+        let body_len = b.len() - INDEX_FOOTER_LEN;
+        let f = &b[body_len..];
+        if f[0..8] != INDEX_MAGIC || le_u32(&f[44..48]) != crc32fast::hash(&f[0..44]) {
+            return Err("footer missing or damaged".into());
+        }
+        let version = u16::from_le_bytes([f[8], f[9]]);
+        if version != INDEX_VERSION {
+            return Err(format!("unknown index version {version}"));
+        }
+        let n = le_u32(&f[12..16]);
+        let fbase = le_u64(&f[16..24]);
+        if u64::from(n) != count || fbase != base_id {
+            return Err(format!(
+                "index describes ids {fbase}.. ({n} records), the segment holds {base_id}.. ({count})"
+            ));
+        }
+        let fst_len = le_u64(&f[24..32]) as usize;
+        let post_len = le_u64(&f[32..40]) as usize;
+        let ts_len = n.div_ceil(TS_STRIDE) as usize * 8;
+        if fst_len
+            .checked_add(post_len)
+            .and_then(|x| x.checked_add(ts_len))
+            != Some(body_len)
+        {
+            return Err("section lengths do not add up to the file length".into());
+        }
+        if check_body && crc32fast::hash(&b[..body_len]) != le_u32(&f[40..44]) {
+            return Err("body checksum mismatch".into());
+        }
+        let bytes = Arc::new(bytes);
+        let slice = Slice {
+            bytes: bytes.clone(),
+            range: 0..fst_len,
+        };
+        let fst = fst::Map::new(slice).map_err(|e| format!("term dictionary: {e}"))?;
+        Ok(SealedIndex {
+            path: path.to_path_buf(),
+            bytes,
+            fst,
+            postings: fst_len..fst_len + post_len,
+            ts: fst_len + post_len..body_len,
+            count: n,
+        })
+    }
+
+    /// Loads `seg`'s index file, verifying its checksum by streaming the file
+    /// (so that the map's pages stay out of memory until queries touch them).
+    pub(crate) fn load(seg: &SealedSegment) -> std::result::Result<SealedIndex, IndexProblem> {
+        let path = index_path(seg.path());
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(IndexProblem::Missing)
+            }
+            Err(e) => return Err(IndexProblem::Damaged(format!("cannot open: {e}"))),
+        };
+        let map = map_file(&file, &path).map_err(|e| IndexProblem::Damaged(e.to_string()))?;
+        let stored =
+            (map.len() >= INDEX_FOOTER_LEN).then(|| le_u32(&map[map.len() - 8..map.len() - 4]));
+        let body_len = map.len().saturating_sub(INDEX_FOOTER_LEN);
+        let crc = stream_crc(&mut file, body_len as u64)
+            .map_err(|e| IndexProblem::Damaged(format!("cannot read: {e}")))?;
+        if stored.is_some_and(|s| s != crc) {
+            return Err(IndexProblem::Damaged("body checksum mismatch".into()));
+        }
+        SealedIndex::parse(
+            &path,
+            IndexBytes::Mapped(map),
+            seg.base_id(),
+            seg.count(),
+            false,
+        )
+        .map_err(IndexProblem::Damaged)
+    }
+
+    /// The index file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Size in bytes.
+    pub fn len_bytes(&self) -> u64 {
+        (*self.bytes).as_ref().len() as u64
+    }
+
+    fn entry(&self, offset: u64) -> Result<(u32, &[u8])> {
+        let post = &(*self.bytes).as_ref()[self.postings.clone()];
+        let at = offset as usize;
+        let bad = || {
+            Error::corruption(
+                &self.path,
+                (self.postings.start + at) as u64,
+                "postings entry out of bounds",
+            )
+        };
+        let head = post.get(at..at + 8).ok_or_else(bad)?;
+        let card = le_u32(&head[0..4]);
+        let len = le_u32(&head[4..8]) as usize;
+        let bm = post.get(at + 8..at + 8 + len).ok_or_else(bad)?;
+        Ok((card, bm))
+    }
+
+    fn decode_bitmap(&self, offset: u64) -> Result<RoaringBitmap> {
+        let (_, bytes) = self.entry(offset)?;
+        RoaringBitmap::deserialize_from(bytes).map_err(|e| {
+            Error::corruption(
+                &self.path,
+                self.postings.start as u64 + offset,
+                format!("bad bitmap: {e}"),
+            )
+        })
+    }
+
+    /// The bitmap of `key`, if the key occurs.
+    pub(crate) fn bitmap(&self, key: &[u8]) -> Result<Option<RoaringBitmap>> {
+        match self.fst.get(key) {
+            Some(off) => self.decode_bitmap(off).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Calls `f(key, cardinality, bitmap loader)` for every key starting with `prefix`, in key order.
+    pub(crate) fn for_prefix(
+        &self,
+        prefix: &[u8],
+        mut f: impl FnMut(&[u8], u64, &dyn Fn() -> Result<RoaringBitmap>) -> Result<()>,
+    ) -> Result<()> {
+        let mut stream = match successor(prefix) {
+            Some(end) => self.fst.range().ge(prefix).lt(end).into_stream(),
+            None => self.fst.range().ge(prefix).into_stream(),
+        };
+        while let Some((key, off)) = stream.next() {
+            let (card, _) = self.entry(off)?;
+            f(key, u64::from(card), &|| self.decode_bitmap(off))?;
+        }
+        Ok(())
+    }
+
+    /// Number of sparse ts samples.
+    pub(crate) fn sparse_len(&self) -> u32 {
+        ((self.ts.end - self.ts.start) / 8) as u32
+    }
+
+    /// Sample `k`: the ts of local `k * TS_STRIDE`.
+    pub(crate) fn sparse_ts(&self, k: u32) -> i64 {
+        let at = self.ts.start + k as usize * 8;
+        le_u64(&(*self.bytes).as_ref()[at..at + 8]) as i64
+    }
+
+    /// Checks that this index is exactly what `seg`'s records produce.
+    pub fn verify_against(&self, seg: &SealedSegment) -> Result<()> {
+        let expected = rebuild(seg)?;
+        let path = &self.path;
+        let actual = (*self.bytes).as_ref();
+        if actual != expected.as_slice() {
+            let at = actual
+                .iter()
+                .zip(expected.iter())
+                .position(|(a, b)| a != b)
+                .unwrap_or(actual.len().min(expected.len()));
+            return Err(Error::corruption(
+                path,
+                at as u64,
+                "index does not match its segment's records",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The smallest byte string greater than every string starting with `prefix`.
+fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut s = prefix.to_vec();
+    while let Some(last) = s.pop() {
+        if last < u8::MAX {
+            s.push(last + 1);
+            return Some(s);
+        }
+    }
+    None
+}
+
+fn stream_crc(file: &mut File, len: u64) -> std::io::Result<u32> {
+    let mut h = crc32fast::Hasher::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut left = len;
+    let mut reader = file.take(len);
+    while left > 0 {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        left -= n as u64;
+    }
+    Ok(h.finalize())
+}
+
+impl<'a> TermSource<'a> {
+    pub(crate) fn of_record(r: &'a crate::Record) -> Self {
+        TermSource {
+            category: &r.category,
+            action: &r.action,
+            actor: &r.actor,
+            entity_type: r.entity_type.as_deref(),
+            entity_id: r.entity_id.as_deref(),
+            entity_name: r.entity_name.as_deref(),
+            message: &r.message,
+            severity: r.severity.as_str(),
+        }
+    }
+
+    pub(crate) fn of_new(r: &'a crate::NewRecord) -> Self {
+        TermSource {
+            category: &r.category,
+            action: &r.action,
+            actor: r.actor.as_deref().unwrap_or(crate::SYSTEM_ACTOR),
+            entity_type: r.entity_type.as_deref(),
+            entity_id: r.entity_id.as_deref(),
+            entity_name: r.entity_name.as_deref(),
+            message: &r.message,
+            severity: r.severity.as_str(),
+        }
+    }
+}

@@ -1,0 +1,623 @@
+//! Filtered keyset pages, facets and histograms over the segments of a
+//! snapshot.
+//!
+//! Filter semantics (API.md "Filters"): values of one field are OR-ed, fields
+//! are AND-ed, every word must occur (a trailing `*` matches a prefix),
+//! `since` is inclusive and `until` exclusive. A query walks segments newest
+//! to oldest (or the reverse), skips whole segments by time range, watermark
+//! and cursor, turns the time range into a local-number range through the time
+//! index, intersects bitmaps, and decodes only the records it returns. Counts
+//! come from bitmap cardinalities without decoding anything.
+
+pub(crate) mod segment;
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use roaring::RoaringBitmap;
+
+use crate::error::{Error, Result};
+use crate::index::{Field, Word, WORD_CODE};
+use crate::log::{Log, Snapshot};
+use crate::record::Record;
+use segment::SegmentReader;
+
+/// Largest page.
+pub const MAX_LIMIT: usize = 1000;
+/// Default page size.
+pub const DEFAULT_LIMIT: usize = 50;
+/// Most buckets one histogram returns.
+pub const MAX_BUCKETS: usize = 10_000;
+
+/// Which records: field filters, words and a time range.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// Exact-match filters; values of one field are OR-ed, fields AND-ed.
+    /// A field with no values does not filter.
+    pub filters: Vec<(Field, Vec<String>)>,
+    /// Every word must occur in `message`, `entity_name` or `actor`.
+    pub words: Vec<Word>,
+    /// Inclusive lower bound on `ts` (µs).
+    pub since: Option<i64>,
+    /// Exclusive upper bound on `ts` (µs).
+    pub until: Option<i64>,
+}
+
+impl Selection {
+    /// Adds `value` to the filter on `field`.
+    pub fn with(mut self, field: Field, value: impl Into<String>) -> Self {
+        let value = value.into();
+        match self.filters.iter_mut().find(|(f, _)| *f == field) {
+            Some((_, values)) => values.push(value),
+            None => self.filters.push((field, vec![value])),
+        }
+        self
+    }
+
+    /// Adds the words of a `q` string (see [`crate::parse_words`]).
+    pub fn with_words(mut self, q: &str) -> Self {
+        self.words.extend(crate::index::parse_words(q));
+        self
+    }
+
+    /// Whether `r` matches (the reference semantics; the index must agree).
+    pub fn matches(&self, r: &Record) -> bool {
+        let fields_ok = self.filters.iter().all(|(field, values)| {
+            values.is_empty()
+                || field
+                    .value_of(r)
+                    .is_some_and(|v| values.iter().any(|x| x == v))
+        });
+        let time_ok = self.since.is_none_or(|s| r.ts >= s) && self.until.is_none_or(|u| r.ts < u);
+        fields_ok && time_ok && self.words.iter().all(|w| record_has_word(r, w))
+    }
+
+    /// A checksum of the selection, so a cursor can tell it is used with the
+    /// query it came from.
+    fn fingerprint(&self) -> u32 {
+        let mut h = crc32fast::Hasher::new();
+        let mut filters: Vec<(Field, Vec<&String>)> = self
+            .filters
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(f, v)| {
+                let mut v: Vec<&String> = v.iter().collect();
+                v.sort();
+                v.dedup();
+                (*f, v)
+            })
+            .collect();
+        filters.sort();
+        for (f, values) in filters {
+            h.update(&[f.code(), 0xff]);
+            for v in values {
+                h.update(v.as_bytes());
+                h.update(&[0]);
+            }
+        }
+        let mut words: Vec<&Word> = self.words.iter().collect();
+        words.sort_by(|a, b| (&a.text, a.prefix).cmp(&(&b.text, b.prefix)));
+        for w in words {
+            h.update(&[WORD_CODE, u8::from(w.prefix)]);
+            h.update(w.text.as_bytes());
+        }
+        for t in [self.since, self.until] {
+            h.update(&t.map_or([0xff; 8], i64::to_le_bytes));
+        }
+        h.finalize()
+    }
+}
+
+fn record_has_word(r: &Record, w: &Word) -> bool {
+    let mut scratch = String::new();
+    let mut found = false;
+    for text in [
+        Some(r.message.as_str()),
+        r.entity_name.as_deref(),
+        Some(&r.actor),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        crate::index::terms::for_each_word(text, &mut scratch, |word| {
+            found |= if w.prefix {
+                word.starts_with(&w.text)
+            } else {
+                word == w.text
+            };
+        });
+    }
+    found
+}
+
+/// Page order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    /// Newest first (the default).
+    #[default]
+    Desc,
+    /// Oldest first.
+    Asc,
+}
+
+/// A keyset page request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    /// Which records.
+    pub selection: Selection,
+    /// Newest or oldest first.
+    pub order: Order,
+    /// Page size, 1..=1000. Default: 50.
+    pub limit: usize,
+    /// Where the previous page ended (`Page::next_cursor`), with the same selection.
+    pub cursor: Option<Cursor>,
+}
+
+impl Default for Query {
+    fn default() -> Self {
+        Query {
+            selection: Selection::default(),
+            order: Order::Desc,
+            limit: DEFAULT_LIMIT,
+            cursor: None,
+        }
+    }
+}
+
+/// One page of results.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// The records, in the query's order.
+    pub items: Vec<Record>,
+    /// Present when more records match: pass it back for the next page.
+    pub next_cursor: Option<Cursor>,
+}
+
+/// An opaque position in a walk: the last id returned, the order and the
+/// selection's fingerprint. Encoded as 14 bytes (version 1 | order | last
+/// id u64 LE | fingerprint u32 LE); the server base64-encodes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    order: Order,
+    last_id: u64,
+    fingerprint: u32,
+}
+
+const CURSOR_VERSION: u8 = 1;
+const CURSOR_LEN: usize = 14;
+
+impl Cursor {
+    /// The id the previous page ended with.
+    pub fn last_id(&self) -> u64 {
+        self.last_id
+    }
+
+    /// The wire bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(CURSOR_LEN);
+        b.push(CURSOR_VERSION);
+        b.push(match self.order {
+            Order::Desc => 0,
+            Order::Asc => 1,
+        });
+        b.extend_from_slice(&self.last_id.to_le_bytes());
+        b.extend_from_slice(&self.fingerprint.to_le_bytes());
+        b
+    }
+
+    /// Parses wire bytes; any malformed input is an [`Error::InvalidQuery`] on `cursor`.
+    pub fn from_bytes(b: &[u8]) -> Result<Cursor> {
+        let bad = || Error::InvalidQuery {
+            param: "cursor",
+            reason: "is not a cursor returned by this server".into(),
+        };
+        if b.len() != CURSOR_LEN || b[0] != CURSOR_VERSION {
+            return Err(bad());
+        }
+        let order = match b[1] {
+            0 => Order::Desc,
+            1 => Order::Asc,
+            _ => return Err(bad()),
+        };
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&b[2..10]);
+        let mut fp = [0u8; 4];
+        fp.copy_from_slice(&b[10..14]);
+        Ok(Cursor {
+            order,
+            last_id: u64::from_le_bytes(id),
+            fingerprint: u32::from_le_bytes(fp),
+        })
+    }
+}
+
+/// One value and how many selected records carry it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FacetCount {
+    /// The field value.
+    pub value: String,
+    /// Matching records with that value.
+    pub count: u64,
+}
+
+/// One histogram bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bucket {
+    /// Bucket start, µs since the epoch (a multiple of the bucket size).
+    pub start: i64,
+    /// Matching records with `start <= ts < start + size`.
+    pub count: u64,
+}
+
+/// The segments of a snapshot in walk order, clipped to what it may see.
+fn readers(snap: &Snapshot, order: Order) -> Vec<SegmentReader<'_>> {
+    let active = &snap.view.active;
+    let n = ((snap.last + 1).saturating_sub(active.base_id()) as usize)
+        .min(active.table().offsets.len()) as u32;
+    let mut v: Vec<SegmentReader<'_>> = snap
+        .view
+        .sealed
+        .iter()
+        .map(|s| SegmentReader::Sealed(s))
+        .collect();
+    v.push(SegmentReader::Active(active, n));
+    if order == Order::Desc {
+        v.reverse();
+    }
+    v
+}
+
+/// Local numbers of `seg` inside the snapshot and the selection's time range.
+fn local_range(seg: &SegmentReader<'_>, snap: &Snapshot, sel: &Selection) -> Result<Range<u32>> {
+    let base = seg.base_id();
+    let n = seg.count();
+    let lo = (snap.first.saturating_sub(base)).min(u64::from(n)) as u32;
+    let hi = ((snap.last + 1).saturating_sub(base)).min(u64::from(n)) as u32;
+    if lo >= hi {
+        return Ok(0..0);
+    }
+    if let Some((first_ts, last_ts)) = seg.ts_bounds() {
+        if sel.since.is_some_and(|s| s > last_ts) || sel.until.is_some_and(|u| u <= first_ts) {
+            return Ok(0..0);
+        }
+    }
+    let lo = match sel.since {
+        Some(s) => lo.max(seg.lower_bound_ts(s)?),
+        None => lo,
+    };
+    let hi = match sel.until {
+        Some(u) => hi.min(seg.lower_bound_ts(u)?),
+        None => hi,
+    };
+    Ok(lo..hi.max(lo))
+}
+
+/// The locals in `range` matching the selection's filters and words; `None`
+/// when the selection has neither (everything in `range` matches).
+fn matching(
+    seg: &SegmentReader<'_>,
+    sel: &Selection,
+    range: &Range<u32>,
+) -> Result<Option<RoaringBitmap>> {
+    let mut acc: Option<RoaringBitmap> = None;
+    let narrow = |bm: RoaringBitmap, acc: &mut Option<RoaringBitmap>| {
+        *acc = Some(match acc.take() {
+            Some(a) => a & bm,
+            None => bm,
+        });
+    };
+    for (field, values) in &sel.filters {
+        if values.is_empty() {
+            continue;
+        }
+        let mut union = RoaringBitmap::new();
+        for v in values {
+            union |= seg.bitmap(&field.key(v))?;
+        }
+        narrow(union, &mut acc);
+        if acc.as_ref().is_some_and(RoaringBitmap::is_empty) {
+            return Ok(acc);
+        }
+    }
+    for w in &sel.words {
+        let key = crate::index::key(WORD_CODE, &w.text);
+        let bm = if w.prefix {
+            seg.prefix_union(&key)?
+        } else {
+            seg.bitmap(&key)?
+        };
+        narrow(bm, &mut acc);
+        if acc.as_ref().is_some_and(RoaringBitmap::is_empty) {
+            return Ok(acc);
+        }
+    }
+    if let Some(bm) = acc.as_mut() {
+        bm.remove_range(..range.start);
+        bm.remove_range(range.end..);
+    }
+    Ok(acc)
+}
+
+/// Applies a cursor to a segment's local range.
+fn after_cursor(range: Range<u32>, base: u64, order: Order, last_id: Option<u64>) -> Range<u32> {
+    let Some(last) = last_id else { return range };
+    match order {
+        Order::Desc => {
+            let hi = last.saturating_sub(base).min(u64::from(range.end)) as u32;
+            range.start..hi.max(range.start)
+        }
+        Order::Asc => {
+            let lo = (last + 1).saturating_sub(base).max(u64::from(range.start));
+            let lo = lo.min(u64::from(range.end)) as u32;
+            lo..range.end
+        }
+    }
+}
+
+/// Iterates the matching locals of one segment in page order.
+fn locals<'a>(
+    m: &'a Option<RoaringBitmap>,
+    range: Range<u32>,
+    order: Order,
+) -> Box<dyn Iterator<Item = u32> + 'a> {
+    match (m, order) {
+        (Some(bm), Order::Asc) => Box::new(bm.iter()),
+        (Some(bm), Order::Desc) => Box::new(bm.iter().rev()),
+        (None, Order::Asc) => Box::new(range),
+        (None, Order::Desc) => Box::new(range.rev()),
+    }
+}
+
+fn check_limit(limit: usize) -> Result<()> {
+    if (1..=MAX_LIMIT).contains(&limit) {
+        Ok(())
+    } else {
+        Err(Error::InvalidQuery {
+            param: "limit",
+            reason: format!("must be between 1 and {MAX_LIMIT}"),
+        })
+    }
+}
+
+impl Log {
+    /// One page of records matching `q`, with a cursor for the next page.
+    ///
+    /// A walk that passes each `next_cursor` back never repeats or skips a
+    /// record while appends, rolls and retention run (records retention
+    /// hides meanwhile are, of course, not returned).
+    pub fn query(&self, q: &Query) -> Result<Page> {
+        check_limit(q.limit)?;
+        let fp = q.selection.fingerprint();
+        let last_id = match &q.cursor {
+            Some(c) if c.order != q.order || c.fingerprint != fp => {
+                return Err(Error::InvalidQuery {
+                    param: "cursor",
+                    reason: "belongs to a query with other filters or order; \
+                             start again without a cursor"
+                        .into(),
+                })
+            }
+            Some(c) => Some(c.last_id),
+            None => None,
+        };
+        let snap = self.inner.snapshot()?;
+        let mut items = Vec::with_capacity(q.limit.min(64));
+        let mut more = false;
+        'segments: for seg in readers(&snap, q.order) {
+            let range = local_range(&seg, &snap, &q.selection)?;
+            let range = after_cursor(range, seg.base_id(), q.order, last_id);
+            if range.is_empty() {
+                continue;
+            }
+            let m = matching(&seg, &q.selection, &range)?;
+            for local in locals(&m, range, q.order) {
+                if items.len() == q.limit {
+                    more = true;
+                    break 'segments;
+                }
+                items.push(snap.read(seg.base_id() + u64::from(local))?);
+            }
+        }
+        let next_cursor = match (more, items.last()) {
+            (true, Some(r)) => Some(Cursor {
+                order: q.order,
+                last_id: r.id,
+                fingerprint: fp,
+            }),
+            _ => None,
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Every record matching `selection`, in `order`, read page by page (so
+    /// memory stays constant however many match). The walk is a cursor walk:
+    /// records appended after it passes their position are not included.
+    pub fn scan(&self, selection: Selection, order: Order) -> Scan {
+        Scan {
+            log: self.clone(),
+            query: Query {
+                selection,
+                order,
+                limit: MAX_LIMIT,
+                cursor: None,
+            },
+            buf: Vec::new().into_iter(),
+            done: false,
+        }
+    }
+
+    /// The most frequent values of `field` among the records `selection`
+    /// matches (every filter applies, one on `field` itself included), limited
+    /// to values starting with `prefix`, by count descending then value. Records
+    /// where the field is null are not counted.
+    pub fn facets(
+        &self,
+        field: Field,
+        selection: &Selection,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<FacetCount>> {
+        check_limit(limit)?;
+        let counts = self.count_values(field, selection, prefix)?;
+        let mut v: Vec<FacetCount> = counts
+            .into_iter()
+            .filter(|(_, c)| *c > 0)
+            .map(|(value, count)| FacetCount { value, count })
+            .collect();
+        v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
+        v.truncate(limit);
+        Ok(v)
+    }
+
+    /// The distinct values of `field` starting with `prefix` among visible
+    /// records, in byte order, at most `limit`.
+    pub fn distinct_values(&self, field: Field, prefix: &str, limit: usize) -> Result<Vec<String>> {
+        let counts = self.count_values(field, &Selection::default(), prefix)?;
+        let mut v: Vec<String> = counts
+            .into_iter()
+            .filter(|(_, c)| *c > 0)
+            .map(|(value, _)| value)
+            .collect();
+        v.sort();
+        v.truncate(limit);
+        Ok(v)
+    }
+
+    fn count_values(
+        &self,
+        field: Field,
+        selection: &Selection,
+        prefix: &str,
+    ) -> Result<HashMap<String, u64>> {
+        let snap = self.inner.snapshot()?;
+        let mut counts: HashMap<String, u64> = HashMap::new();
+        let key_prefix = field.key(prefix);
+        for seg in readers(&snap, Order::Asc) {
+            let range = local_range(&seg, &snap, selection)?;
+            if range.is_empty() {
+                continue;
+            }
+            let m = matching(&seg, selection, &range)?;
+            let whole = range.start == 0 && range.end == seg.count();
+            seg.for_prefix(&key_prefix, |key, card, load| {
+                let n = match (&m, card) {
+                    (None, Some(card)) if whole => card,
+                    (None, _) => load()?.range_cardinality(range.clone()),
+                    (Some(m), _) => m.intersection_len(&load()?),
+                };
+                if n > 0 {
+                    let value = String::from_utf8_lossy(&key[1..]).into_owned();
+                    *counts.entry(value).or_default() += n;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(counts)
+    }
+
+    /// Counts of matching records per `bucket_us`-wide bucket, buckets aligned
+    /// to multiples of the bucket size since the epoch, every bucket from the
+    /// one holding `since` up to `until` listed (empty ones with 0). The
+    /// selection's own `since`/`until` are replaced by these.
+    pub fn histogram(
+        &self,
+        selection: &Selection,
+        bucket_us: i64,
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<Bucket>> {
+        if bucket_us <= 0 {
+            return Err(Error::InvalidQuery {
+                param: "bucket",
+                reason: "must be a positive duration".into(),
+            });
+        }
+        if since >= until {
+            return Err(Error::InvalidQuery {
+                param: "since",
+                reason: "must be before `until`".into(),
+            });
+        }
+        let first = since.div_euclid(bucket_us) * bucket_us;
+        let n = ((until - first) as i128 + bucket_us as i128 - 1) / bucket_us as i128;
+        if n > MAX_BUCKETS as i128 {
+            return Err(Error::InvalidQuery {
+                param: "bucket",
+                reason: format!(
+                    "gives {n} buckets for this window; at most {MAX_BUCKETS} are allowed — \
+                     use a larger bucket or a shorter window"
+                ),
+            });
+        }
+        let mut buckets: Vec<Bucket> = (0..n as i64)
+            .map(|i| Bucket {
+                start: first + i * bucket_us,
+                count: 0,
+            })
+            .collect();
+        let sel = Selection {
+            since: Some(since),
+            until: Some(until),
+            ..selection.clone()
+        };
+        let snap = self.inner.snapshot()?;
+        for seg in readers(&snap, Order::Asc) {
+            let range = local_range(&seg, &snap, &sel)?;
+            if range.is_empty() {
+                continue;
+            }
+            let m = matching(&seg, &sel, &range)?;
+            let Some((seg_first, seg_last)) = seg.ts_bounds() else {
+                continue;
+            };
+            let i0 = ((seg_first.max(since) - first) / bucket_us) as usize;
+            let i1 = ((seg_last.min(until - 1) - first) / bucket_us) as usize;
+            let mut lo = range.start;
+            for b in buckets.iter_mut().take(i1 + 1).skip(i0) {
+                let end = b.start.saturating_add(bucket_us);
+                let hi = seg.lower_bound_ts(end)?.clamp(lo, range.end);
+                b.count += match &m {
+                    Some(bm) => bm.range_cardinality(lo..hi),
+                    None => u64::from(hi - lo),
+                };
+                lo = hi;
+            }
+        }
+        Ok(buckets)
+    }
+}
+
+/// Iterator over every record a selection matches (see [`Log::scan`]).
+#[derive(Debug)]
+pub struct Scan {
+    log: Log,
+    query: Query,
+    buf: std::vec::IntoIter<Record>,
+    done: bool,
+}
+
+impl Iterator for Scan {
+    type Item = Result<Record>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(r) = self.buf.next() {
+                return Some(Ok(r));
+            }
+            if self.done {
+                return None;
+            }
+            match self.log.query(&self.query) {
+                Ok(page) => {
+                    self.done = page.next_cursor.is_none();
+                    self.query.cursor = page.next_cursor;
+                    self.buf = page.items.into_iter();
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! One segment as the query engine sees it: a base id, a number of visible
+//! records, a time index and a term → bitmap lookup, whether the segment is
+//! sealed (file index) or active (in-memory index).
+
+use roaring::RoaringBitmap;
+
+use crate::error::Result;
+use crate::index::lower_bound_sparse;
+use crate::segment::active::ActiveSegment;
+use crate::view::Sealed;
+
+/// A segment, clipped to what a snapshot may see.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum SegmentReader<'a> {
+    /// A sealed segment (all of it is durable).
+    Sealed(&'a Sealed),
+    /// The active segment and how many of its records are durable.
+    Active(&'a ActiveSegment, u32),
+}
+
+impl SegmentReader<'_> {
+    pub(crate) fn base_id(&self) -> u64 {
+        match self {
+            SegmentReader::Sealed(s) => s.seg.base_id(),
+            SegmentReader::Active(a, _) => a.base_id(),
+        }
+    }
+
+    /// Records this reader may see.
+    pub(crate) fn count(&self) -> u32 {
+        match self {
+            SegmentReader::Sealed(s) => s.seg.count() as u32,
+            SegmentReader::Active(_, n) => *n,
+        }
+    }
+
+    /// ts of the first and last visible record.
+    pub(crate) fn ts_bounds(&self) -> Option<(i64, i64)> {
+        match self {
+            SegmentReader::Sealed(s) => {
+                (s.seg.count() > 0).then(|| (s.seg.footer().first_ts, s.seg.footer().last_ts))
+            }
+            SegmentReader::Active(a, n) => {
+                let t = a.table();
+                (*n > 0).then(|| (t.ts[0], t.ts[*n as usize - 1]))
+            }
+        }
+    }
+
+    /// First local whose ts is `>= t` (or `count()`).
+    pub(crate) fn lower_bound_ts(&self, t: i64) -> Result<u32> {
+        match self {
+            SegmentReader::Sealed(s) => lower_bound_sparse(
+                s.seg.count() as u32,
+                |k| s.index.sparse_ts(k),
+                s.index.sparse_len(),
+                t,
+                |local| s.seg.ts_at(u64::from(local)),
+            ),
+            SegmentReader::Active(a, n) => {
+                let table = a.table();
+                Ok(table.ts[..*n as usize].partition_point(|&x| x < t) as u32)
+            }
+        }
+    }
+
+    /// The bitmap of `key` (empty when the key does not occur).
+    pub(crate) fn bitmap(&self, key: &[u8]) -> Result<RoaringBitmap> {
+        match self {
+            SegmentReader::Sealed(s) => Ok(s.index.bitmap(key)?.unwrap_or_default()),
+            SegmentReader::Active(a, _) => Ok(a.index().get(key).cloned().unwrap_or_default()),
+        }
+    }
+
+    /// The union of the bitmaps of every key starting with `prefix`.
+    pub(crate) fn prefix_union(&self, prefix: &[u8]) -> Result<RoaringBitmap> {
+        let mut out = RoaringBitmap::new();
+        self.for_prefix(prefix, |_, _, load| {
+            out |= load()?;
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `f(key, exact cardinality over the whole segment if known, loader)`
+    /// for every key starting with `prefix`. The cardinality is `None` for the
+    /// active segment, whose bitmaps may hold records not yet durable.
+    pub(crate) fn for_prefix(
+        &self,
+        prefix: &[u8],
+        mut f: impl FnMut(&[u8], Option<u64>, &dyn Fn() -> Result<RoaringBitmap>) -> Result<()>,
+    ) -> Result<()> {
+        match self {
+            SegmentReader::Sealed(s) => s
+                .index
+                .for_prefix(prefix, |key, card, load| f(key, Some(card), load)),
+            SegmentReader::Active(a, _) => {
+                let idx = a.index();
+                for (key, bm) in idx.with_prefix(prefix) {
+                    f(key, None, &|| Ok(bm.clone()))?;
+                }
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,453 @@
+//! Indexes, cursors, retention and clear beyond what the model test covers:
+//! rebuilding damaged index files, cursor walks racing appends, rolls and
+//! retention, query-parameter errors, and crash states of retention.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actlog_engine::{
+    index_path, Clock, Config, Cursor, Direction, Error, Field, Log, NewRecord, Order, Query,
+    Retention, Selection, DAY_US,
+};
+
+const START: i64 = 1_767_225_600_000_000;
+
+fn rec(i: u64) -> NewRecord {
+    let mut r = NewRecord::new(
+        ["entity", "auth", "device", "system"][(i % 4) as usize],
+        [
+            "entity.updated",
+            "auth.login_failed",
+            "device.disconnected",
+            "system.tick",
+        ][(i % 4) as usize],
+        format!(
+            "Event {i}: projector {} dropped",
+            ["kitchen", "studio", "den"][(i % 3) as usize]
+        ),
+    );
+    r.actor = Some(["alice", "bob", "Kitchen Tablet"][(i % 3) as usize].into());
+    r.entity_type = Some("device".into());
+    r.entity_id = Some(format!("dev_{}", i % 7));
+    r
+}
+
+fn small() -> Config {
+    Config {
+        segment_max_bytes: 2048,
+        ..Config::default()
+    }
+}
+
+fn idx_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(dir)
+        .expect("list")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "idx"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn log_files(dir: &Path) -> usize {
+    fs::read_dir(dir)
+        .expect("list")
+        .filter(|e| {
+            e.as_ref()
+                .expect("entry")
+                .path()
+                .extension()
+                .is_some_and(|x| x == "log")
+        })
+        .count()
+}
+
+fn answers(log: &Log) -> Vec<String> {
+    let sels = [
+        Selection::default(),
+        Selection::default().with(Field::Category, "auth"),
+        Selection::default()
+            .with(Field::Actor, "alice")
+            .with(Field::Category, "entity"),
+        Selection::default().with(Field::EntityId, "dev_3"),
+        Selection::default().with_words("proj* kitchen"),
+        Selection::default().with_words("Kitchen tablet"),
+    ];
+    let mut out = Vec::new();
+    for s in &sels {
+        let ids: Vec<u64> = log
+            .scan(s.clone(), Order::Desc)
+            .map(|r| r.expect("scan").id)
+            .collect();
+        out.push(format!("{ids:?}"));
+        out.push(format!(
+            "{:?}",
+            log.facets(Field::Actor, s, "", 10).expect("facets")
+        ));
+        out.push(format!(
+            "{:?}",
+            log.histogram(s, 3_600_000_000, 0, 4 * 3_600_000_000)
+                .map(|h| h.len())
+                .ok()
+        ));
+    }
+    out
+}
+
+#[test]
+fn damaged_or_missing_index_files_are_rebuilt_identically() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), small()).expect("open");
+    for chunk in (0..200u64).collect::<Vec<_>>().chunks(5) {
+        let batch: Vec<_> = chunk.iter().map(|&i| rec(i)).collect();
+        log.append(&batch).expect("append");
+    }
+    let before = answers(&log);
+    log.close().expect("close");
+    let files = idx_files(dir.path());
+    assert!(files.len() >= 4, "several sealed segments: {}", files.len());
+    let originals: Vec<Vec<u8>> = files.iter().map(|f| fs::read(f).expect("read")).collect();
+
+    fs::remove_file(&files[0]).expect("delete");
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(&files[1])
+        .expect("open");
+    f.set_len(originals[1].len() as u64 / 2).expect("truncate");
+    drop(f);
+    let mut flipped = originals[2].clone();
+    flipped[10] ^= 0x20;
+    fs::write(&files[2], &flipped).expect("write");
+
+    let log = Log::open(dir.path(), small()).expect("reopen");
+    let rebuilt: Vec<&PathBuf> = log
+        .recovery_report()
+        .rebuilt_indexes
+        .iter()
+        .map(|(p, _)| p)
+        .collect();
+    assert_eq!(rebuilt, vec![&files[0], &files[1], &files[2]]);
+    assert_eq!(answers(&log), before, "queries unchanged");
+    for (f, orig) in files.iter().zip(&originals) {
+        assert_eq!(
+            &fs::read(f).expect("read"),
+            orig,
+            "{} rebuilt byte for byte",
+            f.display()
+        );
+    }
+    drop(log);
+    let log = Log::open(dir.path(), small()).expect("reopen");
+    assert!(
+        log.recovery_report().is_clean(),
+        "{:?}",
+        log.recovery_report()
+    );
+}
+
+#[test]
+fn cursor_walks_never_repeat_or_skip_while_appends_rolls_and_retention_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), small()).expect("open");
+    for i in 0..300 {
+        log.append_one(&rec(i)).expect("append");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let log = log.clone();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut i = 300;
+            while !stop.load(Ordering::Relaxed) {
+                log.append(&[rec(i), rec(i + 1)]).expect("append");
+                if i % 40 == 0 {
+                    log.roll().expect("roll");
+                }
+                if i % 60 == 0 {
+                    log.set_retention(Retention {
+                        max_days: None,
+                        max_entries: Some(250),
+                    })
+                    .expect("retention");
+                    log.enforce_retention().expect("enforce");
+                }
+                i += 2;
+            }
+        })
+    };
+    for order in [Order::Desc, Order::Asc] {
+        for sel in [
+            Selection::default(),
+            Selection::default().with(Field::Category, "auth"),
+            Selection::default().with_words("projector den"),
+        ] {
+            let mut q = Query {
+                selection: sel.clone(),
+                order,
+                limit: 7,
+                cursor: None,
+            };
+            let mut seen: Vec<u64> = Vec::new();
+            loop {
+                let page = log.query(&q).expect("query");
+                seen.extend(page.items.iter().map(|r| r.id));
+                match page.next_cursor {
+                    Some(c) => q.cursor = Some(c),
+                    None => break,
+                }
+            }
+            let unique: HashSet<u64> = seen.iter().copied().collect();
+            assert_eq!(unique.len(), seen.len(), "no record twice");
+            match order {
+                Order::Desc => assert!(seen.windows(2).all(|w| w[0] > w[1])),
+                Order::Asc => assert!(seen.windows(2).all(|w| w[0] < w[1])),
+            }
+            // Nothing skipped: every record between the walk's ends that is
+            // still visible and matches was returned.
+            if let (Some(&a), Some(&b)) = (seen.iter().min(), seen.iter().max()) {
+                for id in a..=b {
+                    if let Some(r) = log.get(id).expect("get") {
+                        if sel.matches(&r) {
+                            assert!(unique.contains(&id), "{order:?} walk skipped id {id}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    writer.join().expect("writer");
+}
+
+#[test]
+fn bad_query_parameters_are_errors_naming_the_parameter() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), Config::default()).expect("open");
+    for i in 0..20 {
+        log.append_one(&rec(i)).expect("append");
+    }
+    let param = |e: Error| match e {
+        Error::InvalidQuery { param, .. } => param,
+        other => panic!("unexpected {other}"),
+    };
+    for limit in [0, 1001] {
+        let q = Query {
+            limit,
+            ..Query::default()
+        };
+        assert_eq!(param(log.query(&q).expect_err("limit")), "limit");
+    }
+    let auth = Selection::default().with(Field::Category, "auth");
+    let page = log
+        .query(&Query {
+            selection: auth.clone(),
+            limit: 2,
+            ..Query::default()
+        })
+        .expect("query");
+    let cursor = page.next_cursor.expect("more");
+    let bytes = cursor.to_bytes();
+    assert_eq!(Cursor::from_bytes(&bytes).expect("roundtrip"), cursor);
+    // Same cursor with other filters or another order: refused.
+    let other = Query {
+        selection: Selection::default(),
+        cursor: Some(cursor),
+        ..Query::default()
+    };
+    assert_eq!(param(log.query(&other).expect_err("cursor")), "cursor");
+    let asc = Query {
+        selection: auth,
+        order: Order::Asc,
+        cursor: Some(cursor),
+        ..Query::default()
+    };
+    assert_eq!(param(log.query(&asc).expect_err("cursor")), "cursor");
+    for junk in [&b""[..], b"\x01", &[0u8; 14], &[2u8; 14], &bytes[..13]] {
+        assert_eq!(param(Cursor::from_bytes(junk).expect_err("junk")), "cursor");
+    }
+    assert_eq!(
+        param(
+            log.histogram(&Selection::default(), 60_000_000, 0, DAY_US * 365)
+                .expect_err("too many")
+        ),
+        "bucket"
+    );
+    assert_eq!(
+        param(
+            log.histogram(&Selection::default(), 0, 0, 10)
+                .expect_err("zero")
+        ),
+        "bucket"
+    );
+}
+
+fn clocked(now: &Arc<AtomicI64>) -> Config {
+    let now = now.clone();
+    Config {
+        segment_max_age: Duration::from_secs(86_400),
+        clock: Clock::from_fn(move || now.load(Ordering::SeqCst)),
+        ..Config::default()
+    }
+}
+
+#[test]
+fn day_retention_deletes_whole_old_segments_and_hides_the_rest_exactly() {
+    let now = Arc::new(AtomicI64::new(START));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), clocked(&now)).expect("open");
+    // Ten days, six records a day, four hours apart.
+    for i in 0..60 {
+        now.store(START + i * 4 * 3_600_000_000, Ordering::SeqCst);
+        log.append_one(&rec(i as u64)).expect("append");
+    }
+    assert_eq!(log_files(dir.path()), 10);
+    let cutoff_days = 3;
+    log.set_retention(Retention {
+        max_days: Some(cutoff_days),
+        max_entries: None,
+    })
+    .expect("retention");
+    let now_us = now.load(Ordering::SeqCst);
+    let cutoff = now_us - i64::from(cutoff_days) * DAY_US;
+    // Logically exact at once, before enforcement frees anything.
+    let visible: Vec<i64> = log
+        .iter(0, Direction::Forward)
+        .map(|r| r.expect("read").ts)
+        .collect();
+    assert!(visible.iter().all(|&t| t >= cutoff));
+    assert_eq!(visible.len(), 19, "3 days of 6 + the boundary record");
+    let out = log.enforce_retention().expect("enforce");
+    assert_eq!(out.dropped_records, 41);
+    assert_eq!(
+        out.dropped_segments, 6,
+        "only segments wholly outside are deleted"
+    );
+    assert_eq!(log_files(dir.path()), 4);
+    assert_eq!(log.stats().expect("stats").entries, 19);
+    drop(log);
+    // The watermark persists: without the policy set, the bound still holds.
+    let log = Log::open(dir.path(), clocked(&now)).expect("reopen");
+    assert_eq!(log.iter(0, Direction::Forward).count(), 19);
+    assert_eq!(log.get(41).expect("get"), None);
+    assert!(log.get(42).expect("get").is_some());
+}
+
+#[test]
+fn a_crash_between_watermark_and_unlink_recovers_to_the_new_watermark() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let copy = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), small()).expect("open");
+    for i in 0..200 {
+        log.append_one(&rec(i)).expect("append");
+    }
+    // A reader holds the old view, so the dropped segments stay on disk …
+    let reader = log.iter(0, Direction::Forward);
+    log.set_retention(Retention {
+        max_days: None,
+        max_entries: Some(50),
+    })
+    .expect("retention");
+    let out = log.enforce_retention().expect("enforce");
+    assert!(out.dropped_segments > 0);
+    // … and this is the crash image: watermark persisted, files not yet unlinked.
+    for e in fs::read_dir(dir.path()).expect("list") {
+        let p = e.expect("entry").path();
+        if p.file_name().is_some_and(|n| n != "LOCK") {
+            fs::copy(&p, copy.path().join(p.file_name().expect("name"))).expect("copy");
+        }
+    }
+    let before_files = log_files(copy.path());
+    assert_eq!(
+        reader.count(),
+        200,
+        "the old reader still sees its snapshot"
+    );
+    drop(log);
+    let log = Log::open(copy.path(), small()).expect("open crash image");
+    assert_eq!(
+        log.recovery_report().deleted_below_watermark.len(),
+        out.dropped_segments
+    );
+    assert_eq!(log_files(copy.path()), before_files - out.dropped_segments);
+    let ids: Vec<u64> = log
+        .iter(0, Direction::Forward)
+        .map(|r| r.expect("read").id)
+        .collect();
+    assert_eq!(ids, (151..=200).collect::<Vec<_>>());
+    // The files of the original directory went when the last reader let go.
+    assert_eq!(log_files(dir.path()), before_files - out.dropped_segments);
+}
+
+#[test]
+fn clear_hides_everything_keeps_counting_and_survives_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), small()).expect("open");
+    for i in 0..100 {
+        log.append_one(&rec(i)).expect("append");
+    }
+    assert_eq!(log.clear().expect("clear"), 100);
+    assert_eq!(log.iter(0, Direction::Forward).count(), 0);
+    assert_eq!(log.stats().expect("stats").entries, 0);
+    assert_eq!(
+        log_files(dir.path()),
+        1,
+        "only the new, empty active segment is left"
+    );
+    assert!(idx_files(dir.path()).is_empty());
+    assert_eq!(
+        log.append_one(&rec(0)).expect("append"),
+        101,
+        "ids keep counting"
+    );
+    drop(log);
+    let log = Log::open(dir.path(), small()).expect("reopen");
+    let ids: Vec<u64> = log
+        .iter(0, Direction::Forward)
+        .map(|r| r.expect("read").id)
+        .collect();
+    assert_eq!(ids, vec![101]);
+    assert_eq!(log.clear().expect("clear"), 1);
+    assert_eq!(log.append_one(&rec(0)).expect("append"), 102);
+}
+
+#[test]
+fn words_split_like_the_api_and_prefixes_use_the_dictionary() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), small()).expect("open");
+    let mut r = NewRecord::new(
+        "device",
+        "device.disconnected",
+        "kitchen-display lost capture.fps",
+    );
+    r.entity_name = Some("Projector Bias Light".into());
+    log.append_one(&r).expect("append");
+    log.roll().expect("roll"); // the same answers from a sealed index
+    log.append_one(&r).expect("append");
+    let count = |q: &str| {
+        log.scan(Selection::default().with_words(q), Order::Asc)
+            .count()
+    };
+    assert_eq!(count("kitchen display"), 2);
+    assert_eq!(count("KITCHEN-display"), 2);
+    assert_eq!(count("fps capture"), 2);
+    assert_eq!(count("proj"), 0, "whole words only");
+    assert_eq!(count("proj*"), 2);
+    assert_eq!(count("proj* bias"), 2);
+    assert_eq!(count("proj* nothing"), 0);
+    assert_eq!(count("system"), 2, "the default actor is a word too");
+    let completions = log
+        .facets(Field::Action, &Selection::default(), "device.", 10)
+        .expect("facets");
+    assert_eq!(completions.len(), 1);
+    assert_eq!(completions[0].count, 2);
+    assert_eq!(
+        log.distinct_values(Field::Category, "", 10)
+            .expect("distinct"),
+        vec!["device".to_string()]
+    );
+    assert!(index_path(&dir.path().join("seg-00000000000000000001.log")).exists());
+}
