@@ -47,6 +47,15 @@ pub fn create_durable(path: &Path, contents: &[u8]) -> Result<File> {
     Ok(file)
 }
 
+/// Replaces (or creates) `path` with `contents` so that after a crash the
+/// file holds either the old contents or the new ones, never a mix: write a
+/// temporary file, fsync it, rename it over `path`, fsync the directory.
+///
+/// For small state files that live beside a log (settings, keys).
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    create_durable(path, contents).map(drop)
+}
+
 /// The error a fault injection point returns.
 #[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
 pub(crate) fn injected(op: &'static str, path: &Path) -> Error {

@@ -18,6 +18,45 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
 
+/// Counters of the durable-write path.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IoStats {
+    /// fdatasync calls made by commit leaders.
+    pub fsyncs: u64,
+    /// Total time spent in them, µs.
+    pub fsync_micros_total: u64,
+    /// Longest one, µs.
+    pub fsync_micros_max: u64,
+    /// Appends acknowledged (records).
+    pub records_appended: u64,
+}
+
+/// Lock-free [`IoStats`] counters.
+#[derive(Debug, Default)]
+pub(crate) struct IoCounters {
+    pub fsyncs: AtomicU64,
+    pub fsync_micros_total: AtomicU64,
+    pub fsync_micros_max: AtomicU64,
+    pub records_appended: AtomicU64,
+}
+
+impl IoCounters {
+    pub(crate) fn record_fsync(&self, micros: u64) {
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        self.fsync_micros_total.fetch_add(micros, Ordering::Relaxed);
+        self.fsync_micros_max.fetch_max(micros, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> IoStats {
+        IoStats {
+            fsyncs: self.fsyncs.load(Ordering::Relaxed),
+            fsync_micros_total: self.fsync_micros_total.load(Ordering::Relaxed),
+            fsync_micros_max: self.fsync_micros_max.load(Ordering::Relaxed),
+            records_appended: self.records_appended.load(Ordering::Relaxed),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct CommitState {
     /// Highest id known durable.

@@ -45,6 +45,8 @@ mod writer;
 
 pub use config::{now_us, Clock, Config, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES};
 pub use error::{Error, Result};
+pub use fsutil::write_atomic;
+pub use group_commit::IoStats;
 pub use index::file::{index_path, IndexProblem, SealedIndex};
 pub use index::{parse_words, Field, Word};
 pub use log::{

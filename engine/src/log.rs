@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::fsutil;
-use crate::group_commit::GroupCommit;
+use crate::group_commit::{GroupCommit, IoCounters, IoStats};
 use crate::index::active::ActiveIndex;
 use crate::index::file::{self as index_file, IndexBytes, SealedIndex};
 use crate::index::terms::{TermSource, Terms};
@@ -106,6 +106,7 @@ pub(crate) struct Inner {
     pub state: Mutex<WriterState>,
     pub io: Mutex<IoState>,
     pub commit: GroupCommit,
+    pub io_counters: IoCounters,
     /// The persisted low watermark.
     low: AtomicU64,
     /// The retention bounds applied to reads and enforced on demand.
@@ -302,6 +303,7 @@ impl Log {
                 state: Mutex::new(state),
                 io: Mutex::new(IoState { written }),
                 commit: GroupCommit::new(durable),
+                io_counters: IoCounters::default(),
                 low: AtomicU64::new(low),
                 retention: Mutex::new(Retention::default()),
                 maintenance: Mutex::new(()),
@@ -330,6 +332,27 @@ impl Log {
     /// absent. An empty batch returns no ids and does no I/O.
     pub fn append(&self, batch: &[NewRecord]) -> Result<Vec<u64>> {
         self.append_inner(batch, None)
+            .map(|(first, n, _)| (first..first + n).collect())
+    }
+
+    /// Like [`Log::append`], but returns the records as stored (ids, ts,
+    /// default actor, redacted metadata), e.g. to publish them.
+    pub fn append_records(&self, batch: &[NewRecord]) -> Result<Vec<Record>> {
+        let (first, _, stored) = self.append_inner(batch, None)?;
+        stored
+            .into_iter()
+            .enumerate()
+            .map(|(i, (ts, payload))| {
+                let id = first + i as u64;
+                Record::decode(id, ts, &payload).map_err(|why| {
+                    Error::corruption(
+                        &self.inner.dir,
+                        0,
+                        format!("record {id} just written: {why}"),
+                    )
+                })
+            })
+            .collect()
     }
 
     /// Appends records with given timestamps (µs), for importing history:
@@ -340,11 +363,18 @@ impl Log {
         let ts: Vec<i64> = batch.iter().map(|(t, _)| *t).collect();
         let records: Vec<NewRecord> = batch.iter().map(|(_, r)| r.clone()).collect();
         self.append_inner(&records, Some(&ts))
+            .map(|(first, n, _)| (first..first + n).collect())
     }
 
-    fn append_inner(&self, batch: &[NewRecord], ts: Option<&[i64]>) -> Result<Vec<u64>> {
+    /// Appends; returns the first id, the count, and each record's (ts, payload).
+    #[allow(clippy::type_complexity)]
+    fn append_inner(
+        &self,
+        batch: &[NewRecord],
+        ts: Option<&[i64]>,
+    ) -> Result<(u64, u64, Vec<(i64, Vec<u8>)>)> {
         if batch.is_empty() {
-            return Ok(Vec::new());
+            return Ok((1, 0, Vec::new()));
         }
         if batch.len() > MAX_BATCH_RECORDS {
             return Err(Error::Config(format!(
@@ -364,11 +394,19 @@ impl Log {
             .iter()
             .map(|r| Terms::of(TermSource::of_new(r)))
             .collect();
-        let last = self.inner.stage(&payloads, &terms, ts)?;
+        let (last, stamps) = self.inner.stage(&payloads, &terms, ts)?;
         let inner = &self.inner;
         inner.commit.wait_durable(last, || inner.flush())?;
+        inner
+            .io_counters
+            .records_appended
+            .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
         let first = last + 1 - batch.len() as u64;
-        Ok((first..=last).collect())
+        Ok((
+            first,
+            batch.len() as u64,
+            stamps.into_iter().zip(payloads).collect(),
+        ))
     }
 
     /// Appends one record; see [`Log::append`].
@@ -380,6 +418,11 @@ impl Log {
     /// Seals the active segment now (if it holds records) and starts a new one.
     pub fn roll(&self) -> Result<()> {
         self.inner.roll_now()
+    }
+
+    /// Counters of the durable-write path (fsync count and latency).
+    pub fn io_stats(&self) -> IoStats {
+        self.inner.io_counters.snapshot()
     }
 
     /// Whether an earlier I/O failure has fail-stopped this handle.

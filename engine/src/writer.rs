@@ -108,7 +108,7 @@ impl Inner {
         payloads: &[Vec<u8>],
         terms: &[Terms],
         given_ts: Option<&[i64]>,
-    ) -> Result<u64> {
+    ) -> Result<(u64, Vec<i64>)> {
         let batch_bytes: u64 = payloads.iter().map(|p| (HEADER_LEN + p.len()) as u64).sum();
         let max_bytes = self.config.segment_max_bytes;
         let max_age = self.config.max_age_us();
@@ -155,13 +155,14 @@ impl Inner {
         }
         st.active.index_batch(first_local, terms);
         st.active.push(&offsets, &stamps);
+        let last_id = st.next_id - 1;
         let WriterState { crc, pending, .. } = &mut *st;
         crc.update(&pending[start..]);
         st.last_ts = ts;
         if let Some(&first) = stamps.first() {
             st.first_ts.get_or_insert(first);
         }
-        Ok(st.next_id - 1)
+        Ok((last_id, stamps))
     }
 
     /// Writes everything staged and fdatasyncs the active segment. Returns the
@@ -179,7 +180,10 @@ impl Inner {
                 st.active.clone(),
             )
         };
+        let started = std::time::Instant::now();
         let result = write_and_sync(&active, &buf, io.written);
+        self.io_counters
+            .record_fsync(started.elapsed().as_micros() as u64);
         match result {
             Ok(()) => {
                 io.written += buf.len() as u64;

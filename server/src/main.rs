@@ -1,7 +1,127 @@
-//! `actlog`: the actlog server. The HTTP API arrives with the server issue;
-//! for now the binary only reports what it would serve.
+//! `actlog`: the actlog server and its offline key management.
 
-fn main() -> anyhow::Result<()> {
-    eprintln!("actlog server: not yet implemented (see the server issue)");
+use std::process::ExitCode;
+use std::time::Duration;
+
+use actlog_engine::{Config, Log, NewRecord};
+use actlog_server::cli::{Cli, Command, KeysAction};
+use actlog_server::keys::{KeyStore, Role};
+use actlog_server::{json, serve, ServeConfig};
+use anyhow::Context as _;
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ACTLOG_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let result = match cli.command {
+        Command::Serve {
+            data,
+            listen,
+            demo,
+            retention_interval,
+            body_limit,
+        } => {
+            let admin_token = std::env::var("ACTLOG_ADMIN_TOKEN").ok();
+            if let Some(t) = &admin_token {
+                if t.len() < actlog_server::keys::MIN_TOKEN_LEN {
+                    eprintln!(
+                        "error: ACTLOG_ADMIN_TOKEN must be at least {} characters long",
+                        actlog_server::keys::MIN_TOKEN_LEN
+                    );
+                    return ExitCode::from(2);
+                }
+            }
+            let cfg = ServeConfig {
+                data,
+                listen,
+                demo,
+                retention_interval: Duration::from_secs(retention_interval.max(1)),
+                body_limit,
+                admin_token,
+            };
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")
+                .and_then(|rt| rt.block_on(serve(cfg, |_| {})))
+        }
+        Command::Keys { data, action } => keys(&data, action),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn keys(data: &std::path::Path, action: KeysAction) -> anyhow::Result<()> {
+    // Taking the log's lock proves no server is running on this directory
+    // (it would not see the change until restarted).
+    let log = Log::open(data, Config::default()).map_err(|e| match e {
+        actlog_engine::Error::Locked { .. } => anyhow::anyhow!(
+            "a server is running on {}; stop it first, or manage keys through the HTTP API",
+            data.display()
+        ),
+        other => anyhow::Error::new(other),
+    })?;
+    let store = KeyStore::open(data)?;
+    match action {
+        KeysAction::Create { label, role } => {
+            let role: Role = role.parse().map_err(anyhow::Error::msg)?;
+            let now = json::format_ts(actlog_engine::now_us());
+            let (key, token) = store.create(&label, role, &now)?;
+            let mut r = NewRecord::new(
+                "auth",
+                "auth.key_created",
+                format!(
+                    "Created API key '{}' with role {} (offline)",
+                    key.label,
+                    role.as_str()
+                ),
+            );
+            r.entity_type = Some("api_key".into());
+            r.entity_id = Some(key.id.clone());
+            r.entity_name = Some(key.label.clone());
+            log.append_one(&r)?;
+            println!("created {} ({}, {})", key.id, key.label, role.as_str());
+            println!("token (shown only now): {token}");
+        }
+        KeysAction::List => {
+            for k in store.list() {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    k.id,
+                    k.role.as_str(),
+                    k.created_at,
+                    k.label
+                );
+            }
+        }
+        KeysAction::Revoke { id } => match store.revoke(&id)? {
+            Some(key) => {
+                let mut r = NewRecord::new(
+                    "auth",
+                    "auth.key_revoked",
+                    format!("Revoked API key '{}' (offline)", key.label),
+                );
+                r.entity_type = Some("api_key".into());
+                r.entity_id = Some(key.id.clone());
+                r.entity_name = Some(key.label.clone());
+                log.append_one(&r)?;
+                println!("revoked {}", key.id);
+            }
+            None => anyhow::bail!("no API key with id `{id}` (see `actlog keys list`)"),
+        },
+    }
+    log.close()?;
     Ok(())
 }

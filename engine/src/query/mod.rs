@@ -187,6 +187,17 @@ const CURSOR_VERSION: u8 = 1;
 const CURSOR_LEN: usize = 14;
 
 impl Cursor {
+    /// A cursor positioned after `last_id` for `selection` in `order`: the
+    /// next page holds the matching records past it (for resuming a live
+    /// stream from a known id).
+    pub fn after(selection: &Selection, order: Order, last_id: u64) -> Cursor {
+        Cursor {
+            order,
+            last_id,
+            fingerprint: selection.fingerprint(),
+        }
+    }
+
     /// The id the previous page ended with.
     pub fn last_id(&self) -> u64 {
         self.last_id

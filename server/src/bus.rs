@@ -1,0 +1,82 @@
+//! The internal live bus: typed messages published after the fact they
+//! announce is durable, fanned out to WebSocket clients and used as a wake-up
+//! by Server-Sent-Event streams.
+
+use std::sync::Arc;
+
+use actlog_engine::Record;
+use serde_json::json;
+use tokio::sync::broadcast;
+
+use crate::json::record_value;
+use crate::settings::Settings;
+
+/// Every message type the bus may carry, exactly. The web UI keeps the same
+/// list (`assets/bus.js`), and a test checks the two agree.
+pub const MESSAGE_TYPES: &[&str] = &["activity_logged", "activity_cleared", "settings_changed"];
+
+/// One bus message.
+#[derive(Debug, Clone)]
+pub enum BusMessage {
+    /// A record became durable.
+    ActivityLogged(Arc<Record>),
+    /// The log was cleared.
+    ActivityCleared,
+    /// Settings changed.
+    SettingsChanged(Settings),
+}
+
+impl BusMessage {
+    /// The message's `type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BusMessage::ActivityLogged(_) => MESSAGE_TYPES[0],
+            BusMessage::ActivityCleared => MESSAGE_TYPES[1],
+            BusMessage::SettingsChanged(_) => MESSAGE_TYPES[2],
+        }
+    }
+
+    /// `{"type": T, "data": ...}`.
+    pub fn to_json(&self) -> String {
+        let data = match self {
+            BusMessage::ActivityLogged(r) => record_value(r),
+            BusMessage::ActivityCleared => json!({}),
+            BusMessage::SettingsChanged(s) => json!(s),
+        };
+        json!({"type": self.kind(), "data": data}).to_string()
+    }
+}
+
+/// Capacity of the broadcast channel; a slower subscriber lags and is told so.
+pub const BUS_CAPACITY: usize = 4096;
+
+/// The bus handle.
+#[derive(Debug, Clone)]
+pub struct Bus {
+    tx: broadcast::Sender<BusMessage>,
+}
+
+impl Default for Bus {
+    fn default() -> Self {
+        Bus {
+            tx: broadcast::channel(BUS_CAPACITY).0,
+        }
+    }
+}
+
+impl Bus {
+    /// Publishes (no-op without subscribers).
+    pub fn publish(&self, m: BusMessage) {
+        let _ = self.tx.send(m);
+    }
+
+    /// A new subscription.
+    pub fn subscribe(&self) -> broadcast::Receiver<BusMessage> {
+        self.tx.subscribe()
+    }
+
+    /// Whether anyone listens.
+    pub fn has_subscribers(&self) -> bool {
+        self.tx.receiver_count() > 0
+    }
+}

@@ -1,0 +1,73 @@
+//! The `actlog` command line: `serve` and `keys`. Configuration precedence:
+//! flag, then environment variable, then default.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// actlog: a self-hosted activity / audit log.
+#[derive(Debug, Parser)]
+#[command(name = "actlog", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve {
+        /// Data directory.
+        #[arg(long, env = "ACTLOG_DATA", default_value = "./actlog-data")]
+        data: PathBuf,
+        /// Address to listen on.
+        #[arg(long, env = "ACTLOG_LISTEN", default_value = "127.0.0.1:8470")]
+        listen: String,
+        /// Fill an empty log with realistic sample activity.
+        #[arg(long)]
+        demo: bool,
+        /// Seconds between retention runs.
+        #[arg(long, env = "ACTLOG_RETENTION_INTERVAL", default_value_t = 60)]
+        retention_interval: u64,
+        /// Largest request body, bytes.
+        #[arg(long, env = "ACTLOG_BODY_LIMIT", default_value_t = crate::DEFAULT_BODY_LIMIT)]
+        body_limit: usize,
+    },
+    /// Manage API keys offline (the server must be stopped).
+    Keys {
+        /// Data directory.
+        #[arg(
+            long,
+            env = "ACTLOG_DATA",
+            default_value = "./actlog-data",
+            global = true
+        )]
+        data: PathBuf,
+        /// What to do with keys.
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+/// `actlog keys ...`
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Create a key and print its token (shown only once).
+    Create {
+        /// Label (also the actor of what the key records).
+        #[arg(long)]
+        label: String,
+        /// admin, writer or reader.
+        #[arg(long)]
+        role: String,
+    },
+    /// List keys (never tokens).
+    List,
+    /// Revoke a key by id.
+    Revoke {
+        /// The key id (`key_...`).
+        id: String,
+    },
+}

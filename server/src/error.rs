@@ -1,0 +1,140 @@
+//! The API's error body, `{"error": {"code", "message", "field"?, "index"?}}`,
+//! and the mapping from engine errors to HTTP statuses.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An error answered to an API client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable snake_case code.
+    pub code: &'static str,
+    /// A human sentence.
+    pub message: String,
+    /// The offending field or parameter.
+    pub field: Option<String>,
+    /// The offending element of a batch.
+    pub index: Option<usize>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            index: None,
+        }
+    }
+
+    /// 400 `invalid_json`.
+    pub fn invalid_json(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_json", message)
+    }
+
+    /// 401 `unauthorized`.
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid API key is required: send `Authorization: Bearer <token>` or sign in",
+        )
+    }
+
+    /// 403 `forbidden`.
+    pub fn forbidden(needed: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("this API key lacks the `{needed}` role"),
+        )
+    }
+
+    /// 404 `not_found`.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    /// 413 `payload_too_large`.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request bodies are limited to {limit} bytes; send smaller batches"),
+        )
+    }
+
+    /// 422 `invalid_field` naming a field (or query parameter).
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message);
+        e.field = Some(field.into());
+        e
+    }
+
+    /// The same error, about batch element `index`.
+    pub fn at(mut self, index: usize) -> Self {
+        self.index = Some(index);
+        self
+    }
+
+    /// 409 `recording_disabled`.
+    pub fn recording_disabled() -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "recording_disabled",
+            "recording is turned off; an admin can turn it on in the settings",
+        )
+    }
+
+    /// 503 `unavailable`.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+
+    /// 500 `internal`.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+}
+
+impl From<actlog_engine::Error> for ApiError {
+    fn from(e: actlog_engine::Error) -> Self {
+        use actlog_engine::Error as E;
+        match e {
+            E::Invalid { index, source } => {
+                ApiError::invalid(source.field, source.to_string()).at(index)
+            }
+            E::InvalidQuery { param, reason } => {
+                ApiError::invalid(param, format!("`{param}` {reason}"))
+            }
+            E::Io { .. } | E::PreviousIo => {
+                tracing::error!(error = %e, "storage failure");
+                ApiError::unavailable(
+                    "storage is failing (disk full or I/O error); the record was not saved. \
+                     Free space or fix the disk, then retry",
+                )
+            }
+            other => {
+                tracing::error!(error = %other, "engine error");
+                ApiError::internal(format!("{other}"))
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut err = json!({"code": self.code, "message": self.message});
+        if let Some(f) = &self.field {
+            err["field"] = json!(f);
+        }
+        if let Some(i) = self.index {
+            err["index"] = json!(i);
+        }
+        (self.status, axum::Json(json!({ "error": err }))).into_response()
+    }
+}

@@ -1,0 +1,259 @@
+//! API keys: 256-bit random tokens with a recognisable prefix. Only the
+//! SHA-256 of a token is kept (in `keys.json`, written atomically); the token
+//! itself is shown once, when the key is created, and never stored or logged.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The keys file in a data directory.
+pub const KEYS_FILE: &str = "keys.json";
+/// Every token starts with this, so leaked tokens are easy to recognise.
+pub const TOKEN_PREFIX: &str = "actlog_";
+/// Shortest token accepted from `ACTLOG_ADMIN_TOKEN`.
+pub const MIN_TOKEN_LEN: usize = 32;
+/// Longest key label.
+pub const MAX_LABEL_LEN: usize = 64;
+
+/// What a key may do. `admin` includes `writer` and `reader`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything.
+    Admin,
+    /// Ingest only.
+    Writer,
+    /// Read only.
+    Reader,
+}
+
+impl Role {
+    /// Whether a key with this role may act as `needed`.
+    pub fn allows(self, needed: Role) -> bool {
+        self == Role::Admin || self == needed
+    }
+
+    /// Wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Writer => "writer",
+            Role::Reader => "reader",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "admin" => Ok(Role::Admin),
+            "writer" => Ok(Role::Writer),
+            "reader" => Ok(Role::Reader),
+            _ => Err(format!("`{s}` is not a role; use admin, writer or reader")),
+        }
+    }
+}
+
+/// A stored key (never the token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    /// Stable id, `key_<hex>`.
+    pub id: String,
+    /// Human label; also the actor of what the key records.
+    pub label: String,
+    /// Role.
+    pub role: Role,
+    /// RFC 3339 creation time.
+    pub created_at: String,
+    /// Hex SHA-256 of the token.
+    hash: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct KeysFile {
+    version: u32,
+    keys: Vec<KeyInfo>,
+}
+
+/// The key store: the file plus an in-memory hash → key map.
+#[derive(Debug)]
+pub struct KeyStore {
+    path: PathBuf,
+    keys: RwLock<Vec<KeyInfo>>,
+}
+
+/// Hex SHA-256 of a token.
+pub fn hash_token(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A new random token: the prefix and 32 random bytes, URL-safe base64.
+pub fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+fn new_id() -> String {
+    let mut bytes = [0u8; 6];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!(
+        "key_{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
+/// Checks a label: 1–64 bytes, no control characters.
+pub fn check_label(label: &str) -> Result<(), String> {
+    if label.is_empty() || label.len() > MAX_LABEL_LEN {
+        return Err(format!("`label` must be 1 to {MAX_LABEL_LEN} bytes long"));
+    }
+    if label.chars().any(char::is_control) {
+        return Err("`label` must not contain control characters".into());
+    }
+    Ok(())
+}
+
+impl KeyStore {
+    /// Loads `keys.json` from `dir` (an absent file is an empty store).
+    pub fn open(dir: &Path) -> anyhow::Result<KeyStore> {
+        let path = dir.join(KEYS_FILE);
+        let keys = match std::fs::read(&path) {
+            Ok(bytes) => {
+                let file: KeysFile = serde_json::from_slice(&bytes).map_err(|e| {
+                    anyhow::anyhow!("{} is not a valid keys file: {e}", path.display())
+                })?;
+                file.keys
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+        };
+        Ok(KeyStore {
+            path,
+            keys: RwLock::new(keys),
+        })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<KeyInfo>> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether no key exists.
+    pub fn is_empty(&self) -> bool {
+        self.read().is_empty()
+    }
+
+    /// Every key, oldest first.
+    pub fn list(&self) -> Vec<KeyInfo> {
+        self.read().clone()
+    }
+
+    /// The key a token belongs to.
+    pub fn verify(&self, token: &str) -> Option<KeyInfo> {
+        let hash = hash_token(token);
+        self.read().iter().find(|k| k.hash == hash).cloned()
+    }
+
+    /// The key with `id`.
+    pub fn get(&self, id: &str) -> Option<KeyInfo> {
+        self.read().iter().find(|k| k.id == id).cloned()
+    }
+
+    /// Creates a key with a fresh token; returns it and the token (to show once).
+    pub fn create(&self, label: &str, role: Role, now: &str) -> anyhow::Result<(KeyInfo, String)> {
+        let token = new_token();
+        let key = self.create_with_token(label, role, &token, now)?;
+        Ok((key, token))
+    }
+
+    /// Creates a key for a given token (the bootstrap admin token).
+    pub fn create_with_token(
+        &self,
+        label: &str,
+        role: Role,
+        token: &str,
+        now: &str,
+    ) -> anyhow::Result<KeyInfo> {
+        check_label(label).map_err(anyhow::Error::msg)?;
+        let key = KeyInfo {
+            id: new_id(),
+            label: label.to_string(),
+            role,
+            created_at: now.to_string(),
+            hash: hash_token(token),
+        };
+        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        let mut next = keys.clone();
+        next.push(key.clone());
+        self.persist(&next)?;
+        *keys = next;
+        Ok(key)
+    }
+
+    /// Revokes a key; its token stops working at once.
+    pub fn revoke(&self, id: &str) -> anyhow::Result<Option<KeyInfo>> {
+        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        let Some(pos) = keys.iter().position(|k| k.id == id) else {
+            return Ok(None);
+        };
+        let mut next = keys.clone();
+        let gone = next.remove(pos);
+        self.persist(&next)?;
+        *keys = next;
+        Ok(Some(gone))
+    }
+
+    fn persist(&self, keys: &[KeyInfo]) -> anyhow::Result<()> {
+        let file = KeysFile {
+            version: 1,
+            keys: keys.to_vec(),
+        };
+        let bytes = serde_json::to_vec_pretty(&file)?;
+        actlog_engine::write_atomic(&self.path, &bytes)?;
+        Ok(())
+    }
+
+    /// Count of keys per role, for `stat`-like displays.
+    pub fn counts(&self) -> HashMap<&'static str, usize> {
+        let mut m = HashMap::new();
+        for k in self.read().iter() {
+            *m.entry(k.role.as_str()).or_default() += 1;
+        }
+        m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_verify_only_by_hash_and_revoke_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = KeyStore::open(dir.path()).expect("open");
+        let (key, token) = store
+            .create("ci", Role::Writer, "2026-01-01T00:00:00Z")
+            .expect("create");
+        assert!(token.starts_with(TOKEN_PREFIX) && token.len() == TOKEN_PREFIX.len() + 43);
+        assert_eq!(store.verify(&token).map(|k| k.id), Some(key.id.clone()));
+        let on_disk = std::fs::read_to_string(dir.path().join(KEYS_FILE)).expect("read");
+        assert!(!on_disk.contains(&token), "the token is never stored");
+        let reopened = KeyStore::open(dir.path()).expect("reopen");
+        assert!(reopened.verify(&token).is_some());
+        reopened.revoke(&key.id).expect("revoke");
+        assert!(reopened.verify(&token).is_none());
+        assert!(KeyStore::open(dir.path())
+            .expect("reopen")
+            .verify(&token)
+            .is_none());
+    }
+}

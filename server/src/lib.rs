@@ -1,0 +1,346 @@
+//! # actlog-server
+//!
+//! The HTTP face of actlog: the JSON API of `shared/API.md`, keys and roles,
+//! the recorder and live bus, Server-Sent Events and WebSocket streams,
+//! export, settings, metrics and the embedded web UI. It knows nothing of
+//! bytes on disk: storage is `actlog_engine::Log`, called from
+//! `spawn_blocking`.
+//!
+//! [`build_router`] makes the whole API for an [`AppState`]; [`serve`] runs it
+//! with the lifecycle of `actlog serve` (start event, retention task, signal
+//! handling, graceful shutdown).
+
+pub mod auth;
+pub mod bus;
+pub mod cli;
+pub mod demo;
+pub mod error;
+pub mod json;
+pub mod keys;
+pub mod metrics;
+pub mod openapi;
+pub mod params;
+pub mod recorder;
+pub mod routes;
+pub mod settings;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actlog_engine::{Config, Log, NewRecord};
+use anyhow::Context as _;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::Router;
+use tokio::sync::watch;
+
+use crate::auth::{Caller, FailureCoalescer, Sessions};
+use crate::bus::Bus;
+use crate::keys::{KeyStore, Role};
+use crate::metrics::Metrics;
+use crate::recorder::{Recorder, ACTOR};
+use crate::settings::SettingsStore;
+
+/// Default request body limit: a full batch of maximal events fits.
+pub const DEFAULT_BODY_LIMIT: usize = 8 << 20;
+
+/// Everything a request handler can reach.
+#[derive(Debug)]
+pub struct App {
+    /// Ingest, internal events, the log and the bus.
+    pub recorder: Recorder,
+    /// API keys.
+    pub keys: KeyStore,
+    /// Web UI sessions.
+    pub sessions: Sessions,
+    /// Settings.
+    pub settings: SettingsStore,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Failed-authentication coalescing.
+    pub failures: FailureCoalescer,
+    /// Flips to `true` when the server shuts down (ends live streams).
+    pub shutdown: watch::Receiver<bool>,
+    /// Largest accepted request body.
+    pub body_limit: usize,
+}
+
+/// Shared state (a cheap clone).
+pub type AppState = Arc<App>;
+
+impl App {
+    /// The log.
+    pub fn log(&self) -> &Log {
+        self.recorder.log()
+    }
+}
+
+/// Content-Security-Policy of every response: nothing inline, nothing foreign.
+pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+    connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Identifies the caller, records rejected credentials (coalesced), runs the
+/// handler with the caller's label as the request's actor, and adds the
+/// security headers.
+async fn context(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
+    let caller = auth::identify(req.headers(), &app.keys, &app.sessions);
+    if let Caller::Rejected = caller {
+        app.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+        let source = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+        app.failures
+            .failure(&app.recorder, "auth.key_rejected", source);
+    }
+    let actor = match &caller {
+        Caller::Key(p) => p.key.label.clone(),
+        _ => actlog_engine::SYSTEM_ACTOR.to_string(),
+    };
+    req.extensions_mut().insert(caller);
+    let mut resp = ACTOR.scope(actor, next.run(req)).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    resp
+}
+
+/// The whole API and UI for `app`.
+pub fn build_router(app: AppState) -> Router {
+    routes::router()
+        .layer(middleware::from_fn_with_state(app.clone(), context))
+        .with_state(app)
+}
+
+/// How `actlog serve` runs.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Data directory.
+    pub data: PathBuf,
+    /// Listen address.
+    pub listen: String,
+    /// Fill an empty log with sample activity.
+    pub demo: bool,
+    /// How often retention runs.
+    pub retention_interval: Duration,
+    /// Request body limit.
+    pub body_limit: usize,
+    /// `ACTLOG_ADMIN_TOKEN`, if set.
+    pub admin_token: Option<String>,
+}
+
+/// Opens everything in `cfg.data` and returns the state plus the shutdown switch.
+pub fn open_app(cfg: &ServeConfig) -> anyhow::Result<(AppState, watch::Sender<bool>)> {
+    let log = Log::open(&cfg.data, Config::default())
+        .with_context(|| format!("cannot open the log in {}", cfg.data.display()))?;
+    report_recovery(&log);
+    let keys = KeyStore::open(&cfg.data)?;
+    let settings = SettingsStore::open(&cfg.data)?;
+    let s = settings.get();
+    log.set_retention(s.engine_retention())
+        .context("the retention settings in settings.json are invalid")?;
+    let metrics = Arc::new(Metrics::default());
+    let recorder = Recorder::new(log, Bus::default(), metrics.clone(), s.enabled);
+    let (tx, rx) = watch::channel(false);
+    let app = Arc::new(App {
+        recorder,
+        keys,
+        sessions: Sessions::default(),
+        settings,
+        metrics,
+        failures: FailureCoalescer::default(),
+        shutdown: rx,
+        body_limit: cfg.body_limit,
+    });
+    Ok((app, tx))
+}
+
+fn report_recovery(log: &Log) {
+    let r = log.recovery_report();
+    if let Some(t) = &r.torn_tail {
+        tracing::warn!(file = %t.file.display(), offset = t.offset, bytes = t.bytes_dropped,
+            records = t.records_dropped, reason = %t.reason, "recovery cut a torn tail (unacknowledged writes)");
+    }
+    for (f, why) in &r.rebuilt_indexes {
+        tracing::warn!(file = %f.display(), problem = %why, "rebuilt index file");
+    }
+    for f in &r.removed_temp_files {
+        tracing::info!(file = %f.display(), "removed leftover temporary file");
+    }
+    for f in &r.deleted_below_watermark {
+        tracing::info!(file = %f.display(), "finished deleting a segment dropped by retention");
+    }
+    tracing::info!(records = r.records, segments = r.segments, "log opened");
+}
+
+/// Ensures an admin key exists: from `ACTLOG_ADMIN_TOKEN`, or generated and
+/// printed once. Errors if the env token is too short.
+pub fn bootstrap_admin(app: &App, env_token: Option<&str>) -> anyhow::Result<Option<String>> {
+    if !app.keys.is_empty() {
+        if env_token.is_some() {
+            tracing::info!("ACTLOG_ADMIN_TOKEN is ignored: keys already exist");
+        }
+        return Ok(None);
+    }
+    let now = json::format_ts(actlog_engine::now_us());
+    match env_token {
+        Some(t) => {
+            anyhow::ensure!(
+                t.len() >= keys::MIN_TOKEN_LEN,
+                "ACTLOG_ADMIN_TOKEN must be at least {} characters long",
+                keys::MIN_TOKEN_LEN
+            );
+            let key = app.keys.create_with_token("admin", Role::Admin, t, &now)?;
+            record_key_created(app, &key);
+            Ok(None)
+        }
+        None => {
+            let (key, token) = app.keys.create("admin", Role::Admin, &now)?;
+            record_key_created(app, &key);
+            Ok(Some(token))
+        }
+    }
+}
+
+fn record_key_created(app: &App, key: &keys::KeyInfo) {
+    let mut r = NewRecord::new(
+        "auth",
+        "auth.key_created",
+        format!(
+            "Created API key '{}' with role {}",
+            key.label,
+            key.role.as_str()
+        ),
+    );
+    r.actor = Some(actlog_engine::SYSTEM_ACTOR.into());
+    r.entity_type = Some("api_key".into());
+    r.entity_id = Some(key.id.clone());
+    r.entity_name = Some(key.label.clone());
+    app.recorder.record(r);
+}
+
+/// Runs `actlog serve` until SIGTERM/SIGINT. `on_listen` gets the bound
+/// address (tests listen on port 0).
+pub async fn serve(cfg: ServeConfig, on_listen: impl FnOnce(SocketAddr)) -> anyhow::Result<()> {
+    let (app, shutdown_tx) = open_app(&cfg)?;
+    if cfg.demo {
+        let log = app.log().clone();
+        let n = tokio::task::spawn_blocking(move || demo::fill_if_empty(&log)).await??;
+        if n > 0 {
+            tracing::info!(records = n, "filled the empty log with demo activity");
+        }
+    }
+    let generated = bootstrap_admin(&app, cfg.admin_token.as_deref())?;
+    let listener = tokio::net::TcpListener::bind(&cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    app.recorder
+        .record_durable(
+            NewRecord::new(
+                "system",
+                "system.server_started",
+                format!("actlog server started on {addr}"),
+            ),
+            false,
+        )
+        .await;
+    on_listen(addr);
+    println!("actlog is listening on http://{addr}/");
+    match &generated {
+        Some(token) => println!(
+            "Sign in at http://{addr}/ with this admin API key (shown only now, store it safely):\n\n    {token}\n"
+        ),
+        None => println!("Sign in at http://{addr}/ with an admin API key."),
+    }
+
+    let retention = tokio::spawn(retention_task(app.clone(), cfg.retention_interval));
+    let router = build_router(app.clone());
+    let app_for_signal = app.clone();
+    let graceful = async move {
+        shutdown_signal().await;
+        // The first thing done on SIGTERM/SIGINT.
+        app_for_signal
+            .recorder
+            .record_durable(
+                NewRecord::new(
+                    "system",
+                    "system.server_shutting_down",
+                    "actlog server shutting down",
+                ),
+                false,
+            )
+            .await;
+        let _ = shutdown_tx.send(true);
+    };
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(graceful)
+    .await
+    .context("server error")?;
+    retention.abort();
+    let _ = retention.await;
+    app.failures.flush(&app.recorder, true);
+    let log = app.log().clone();
+    drop(app);
+    tokio::task::spawn_blocking(move || log.close())
+        .await?
+        .context("closing the log")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut t), Ok(mut i)) => {
+            tokio::select! {
+                _ = t.recv() => {},
+                _ = i.recv() => {},
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// Enforces retention every `every`, records what it dropped, and flushes
+/// coalesced authentication failures.
+async fn retention_task(app: AppState, every: Duration) {
+    let mut tick = tokio::time::interval(every.min(COALESCE_TICK));
+    let mut since_retention = Duration::ZERO;
+    loop {
+        tick.tick().await;
+        app.failures.flush(&app.recorder, false);
+        since_retention += every.min(COALESCE_TICK);
+        if since_retention < every {
+            continue;
+        }
+        since_retention = Duration::ZERO;
+        routes::admin::run_retention(&app).await;
+    }
+}
+
+const COALESCE_TICK: Duration = Duration::from_secs(5);

@@ -1,0 +1,196 @@
+//! The recorder: one path into the log for ingest and for the server's own
+//! events, and the live bus behind it.
+//!
+//! * [`Recorder::ingest`] awaits durability (201 means fsynced) and fails the
+//!   caller on error.
+//! * [`Recorder::record`] is best-effort and never blocks or fails its caller:
+//!   callable from any thread, async or not, it queues the event for a
+//!   dedicated writer thread; failures are logged and counted.
+//! * [`Recorder::record_durable`] records and waits (shutdown, settings).
+//!
+//! Records are published on the bus only after they are durable. The actor of
+//! an internal event is, unless it names one, the request's (see [`ACTOR`]),
+//! else `system`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::Instant;
+
+use actlog_engine::{Log, NewRecord, Record};
+
+use crate::bus::{Bus, BusMessage};
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+
+tokio::task_local! {
+    /// The actor of the request being served: set where the key is verified.
+    pub static ACTOR: String;
+}
+
+/// The actor of the current request, or `system`.
+pub fn current_actor() -> String {
+    ACTOR
+        .try_with(|a| a.clone())
+        .unwrap_or_else(|_| actlog_engine::SYSTEM_ACTOR.to_string())
+}
+
+/// Events queued for the writer thread before `record` starts dropping them.
+const QUEUE: usize = 10_000;
+
+/// A cheap, cloneable handle.
+#[derive(Clone, Debug)]
+pub struct Recorder {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    log: Log,
+    bus: Bus,
+    metrics: Arc<Metrics>,
+    enabled: AtomicBool,
+    queue: SyncSender<NewRecord>,
+}
+
+impl Recorder {
+    /// Starts the writer thread.
+    pub fn new(log: Log, bus: Bus, metrics: Arc<Metrics>, enabled: bool) -> Recorder {
+        let (tx, rx) = sync_channel(QUEUE);
+        let inner = Arc::new(Inner {
+            log,
+            bus,
+            metrics,
+            enabled: AtomicBool::new(enabled),
+            queue: tx,
+        });
+        let worker = Arc::downgrade(&inner);
+        std::thread::Builder::new()
+            .name("actlog-recorder".into())
+            .spawn(move || writer_thread(worker, rx))
+            .ok();
+        Recorder { inner }
+    }
+
+    /// The log.
+    pub fn log(&self) -> &Log {
+        &self.inner.log
+    }
+
+    /// The bus.
+    pub fn bus(&self) -> &Bus {
+        &self.inner.bus
+    }
+
+    /// Whether recording is on.
+    pub fn enabled(&self) -> bool {
+        self.inner.enabled.load(Ordering::Acquire)
+    }
+
+    /// Turns recording on or off (settings apply this).
+    pub fn set_enabled(&self, on: bool) {
+        self.inner.enabled.store(on, Ordering::Release);
+    }
+
+    /// Appends a client batch durably and publishes it. 409 when recording is off.
+    pub async fn ingest(&self, batch: Vec<NewRecord>) -> Result<Vec<u64>, ApiError> {
+        if !self.enabled() {
+            return Err(ApiError::recording_disabled());
+        }
+        let n = batch.len() as u64;
+        let records = self.append(batch).await?;
+        self.inner
+            .metrics
+            .ingest_records
+            .fetch_add(n, Ordering::Relaxed);
+        Ok(records.iter().map(|r| r.id).collect())
+    }
+
+    async fn append(&self, batch: Vec<NewRecord>) -> Result<Vec<Record>, ApiError> {
+        let inner = self.inner.clone();
+        let started = Instant::now();
+        let records = tokio::task::spawn_blocking(move || inner.log.append_records(&batch))
+            .await
+            .map_err(|e| ApiError::internal(format!("append task failed: {e}")))??;
+        self.inner.metrics.append_latency.observe(started.elapsed());
+        self.inner.publish(&records);
+        Ok(records)
+    }
+
+    /// Best-effort: queue an internal event; never blocks, never fails.
+    pub fn record(&self, mut rec: NewRecord) {
+        if !self.enabled() {
+            return;
+        }
+        if rec.actor.is_none() {
+            rec.actor = Some(current_actor());
+        }
+        match self.inner.queue.try_send(rec) {
+            Ok(()) => {}
+            Err(TrySendError::Full(r)) | Err(TrySendError::Disconnected(r)) => {
+                self.inner
+                    .metrics
+                    .record_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(action = %r.action, "recorder queue unavailable; event dropped");
+            }
+        }
+    }
+
+    /// Records an internal event and waits until it is durable (or failed).
+    /// `force` records even while recording is off (used for the event that
+    /// announces turning it off).
+    pub async fn record_durable(&self, mut rec: NewRecord, force: bool) -> bool {
+        if !force && !self.enabled() {
+            return false;
+        }
+        if rec.actor.is_none() {
+            rec.actor = Some(current_actor());
+        }
+        match self.append(vec![rec]).await {
+            Ok(_) => true,
+            Err(e) => {
+                self.inner
+                    .metrics
+                    .record_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e.message, "could not record an internal event");
+                false
+            }
+        }
+    }
+}
+
+impl Inner {
+    fn publish(&self, records: &[Record]) {
+        if self.bus.has_subscribers() {
+            for r in records {
+                self.bus
+                    .publish(BusMessage::ActivityLogged(Arc::new(r.clone())));
+            }
+        }
+    }
+}
+
+fn writer_thread(inner: std::sync::Weak<Inner>, rx: Receiver<NewRecord>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            batch.push(more);
+            if batch.len() >= 1000 {
+                break;
+            }
+        }
+        let Some(inner) = inner.upgrade() else { return };
+        match inner.log.append_records(&batch) {
+            Ok(records) => inner.publish(&records),
+            Err(e) => {
+                inner
+                    .metrics
+                    .record_failures
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                tracing::error!(error = %e, count = batch.len(), "could not record internal events");
+            }
+        }
+    }
+}

@@ -1,0 +1,372 @@
+//! Ingest, list, get, export, facets, histogram, stats.
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use actlog_engine::{Field, Query, Record, DEFAULT_LIMIT};
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde_json::{json, Value};
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::{blocking, read_body};
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::json::{format_ts, parse_events, record_value, RecordOut};
+use crate::keys::Role;
+use crate::params::{self, bucket_us, encode_cursor};
+use crate::AppState;
+
+/// `POST /api/v1/activity`
+pub async fn ingest(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let result = async {
+        let who = caller.require(Role::Writer)?;
+        let bytes = read_body(body, app.body_limit).await?;
+        let events = parse_events(&bytes, &who.key.label)?;
+        app.recorder.ingest(events).await
+    }
+    .await;
+    match result {
+        Ok(ids) => {
+            app.metrics.ingest_requests.fetch_add(1, Ordering::Relaxed);
+            Ok((StatusCode::CREATED, Json(json!({ "ids": ids }))).into_response())
+        }
+        Err(e) => {
+            app.metrics.ingest_rejected.fetch_add(1, Ordering::Relaxed);
+            Err(e)
+        }
+    }
+}
+
+/// `GET /api/v1/activity`
+pub async fn list(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Reader)?;
+    let p = params::parse(raw.as_deref().unwrap_or(""))?;
+    let q = Query {
+        selection: p.selection,
+        order: p.order,
+        limit: p.limit.unwrap_or(DEFAULT_LIMIT),
+        cursor: p.cursor,
+    };
+    let log = app.log().clone();
+    let started = Instant::now();
+    let page = blocking(move || log.query(&q)).await?;
+    app.metrics.query_latency.observe(started.elapsed());
+    let items: Vec<RecordOut<'_>> = page.items.iter().map(RecordOut::from).collect();
+    Ok(Json(json!({
+        "items": items,
+        "next_cursor": page.next_cursor.as_ref().map(encode_cursor),
+    })))
+}
+
+/// `GET /api/v1/activity/{id}`
+pub async fn get_one(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Reader)?;
+    let not_found = || ApiError::not_found(format!("no record with id `{id}`"));
+    let n: u64 = id.parse().map_err(|_| not_found())?;
+    let log = app.log().clone();
+    match blocking(move || log.get(n)).await? {
+        Some(r) => Ok(Json(record_value(&r))),
+        None => Err(not_found()),
+    }
+}
+
+/// `GET /api/v1/activity/stats`
+pub async fn stats(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Reader)?;
+    let log = app.log().clone();
+    let s = blocking(move || log.stats()).await?;
+    Ok(Json(json!({
+        "entries": s.entries,
+        "segments": s.segments,
+        "bytes": s.bytes,
+        "oldest_id": s.oldest.map(|o| o.0),
+        "newest_id": s.newest.map(|n| n.0),
+        "oldest_ts": s.oldest.map(|o| format_ts(o.1)),
+        "newest_ts": s.newest.map(|n| format_ts(n.1)),
+    })))
+}
+
+/// `GET /api/v1/activity/facets/{field}`
+pub async fn facets(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(field): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Reader)?;
+    let f: Field = field
+        .parse()
+        .map_err(|m: String| ApiError::invalid("field", m))?;
+    let p = params::parse(raw.as_deref().unwrap_or(""))?;
+    let limit = p.limit.unwrap_or(10);
+    let prefix = p.prefix.unwrap_or_default();
+    let log = app.log().clone();
+    let started = Instant::now();
+    let values = blocking(move || log.facets(f, &p.selection, &prefix, limit)).await?;
+    app.metrics.query_latency.observe(started.elapsed());
+    let values: Vec<Value> = values
+        .into_iter()
+        .map(|v| json!({"value": v.value, "count": v.count}))
+        .collect();
+    Ok(Json(json!({"field": f.as_str(), "values": values})))
+}
+
+/// `GET /api/v1/activity/histogram`
+pub async fn histogram(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Role::Reader)?;
+    let p = params::parse(raw.as_deref().unwrap_or(""))?;
+    let bucket = p.bucket.clone().unwrap_or_else(|| "1h".into());
+    let size = bucket_us(&bucket).ok_or_else(|| {
+        ApiError::invalid("bucket", "`bucket` must be one of 1m, 5m, 15m, 1h, 6h, 1d")
+    })?;
+    let now = actlog_engine::now_us();
+    let until = p.selection.until.unwrap_or(now);
+    let since = p.selection.since.unwrap_or(until - 24 * 3_600_000_000);
+    if since >= until {
+        return Err(ApiError::invalid(
+            "since",
+            "`since` must be earlier than `until`",
+        ));
+    }
+    let log = app.log().clone();
+    let started = Instant::now();
+    let sel = p.selection;
+    let buckets = blocking(move || log.histogram(&sel, size, since, until)).await?;
+    app.metrics.query_latency.observe(started.elapsed());
+    let buckets: Vec<Value> = buckets
+        .into_iter()
+        .map(|b| json!({"start": format_ts(b.start), "count": b.count}))
+        .collect();
+    Ok(Json(json!({"bucket": bucket, "buckets": buckets})))
+}
+
+/// Export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// RFC 4180 CSV, formula-injection safe.
+    Csv,
+    /// One JSON array.
+    Json,
+    /// One record per line.
+    Ndjson,
+}
+
+/// A CSV cell that a spreadsheet would run as a formula gets a leading `'`:
+/// first character other than a space is `=`, `+`, `-` or `@`, or the cell
+/// starts with a tab, CR, LF or NUL.
+pub fn csv_safe(cell: &str) -> std::borrow::Cow<'_, str> {
+    let starts_control = cell.starts_with(['\t', '\r', '\n', '\0']);
+    let formula = cell
+        .trim_start_matches(' ')
+        .starts_with(['=', '+', '-', '@']);
+    if starts_control || formula {
+        format!("'{cell}").into()
+    } else {
+        cell.into()
+    }
+}
+
+const CHUNK: usize = 64 << 10;
+
+/// An `io::Write` that hands the response body over in ~64 KiB chunks, so an
+/// export of any size uses constant memory; a closed channel (client gone)
+/// is a write error that stops the export.
+struct ChunkSink {
+    buf: Vec<u8>,
+    tx: tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
+}
+
+impl std::io::Write for ChunkSink {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))
+    }
+}
+
+fn write_export(
+    log: &actlog_engine::Log,
+    selection: actlog_engine::Selection,
+    order: actlog_engine::Order,
+    format: Format,
+    sink: &mut ChunkSink,
+) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let records = log
+        .scan(selection, order)
+        .map(|item| item.map_err(|e| std::io::Error::other(e.to_string())));
+    match format {
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(&mut *sink);
+            w.write_record(CSV_COLUMNS)?;
+            for r in records {
+                csv_row(&mut w, &r?)?;
+            }
+            w.flush()?;
+        }
+        Format::Json => {
+            sink.write_all(b"[")?;
+            for (i, r) in records.enumerate() {
+                if i > 0 {
+                    sink.write_all(b",")?;
+                }
+                serde_json::to_writer(&mut *sink, &RecordOut::from(&r?))?;
+            }
+            sink.write_all(b"]")?;
+        }
+        Format::Ndjson => {
+            for r in records {
+                serde_json::to_writer(&mut *sink, &RecordOut::from(&r?))?;
+                sink.write_all(b"\n")?;
+            }
+        }
+    }
+    sink.flush()
+}
+
+/// The CSV header row.
+pub const CSV_COLUMNS: [&str; 11] = [
+    "id",
+    "ts",
+    "category",
+    "action",
+    "actor",
+    "entity_type",
+    "entity_id",
+    "entity_name",
+    "message",
+    "severity",
+    "metadata",
+];
+
+fn csv_opt(v: &Option<String>) -> std::borrow::Cow<'_, str> {
+    v.as_deref().map(csv_safe).unwrap_or_default()
+}
+
+fn csv_row<W: std::io::Write>(w: &mut csv::Writer<W>, r: &Record) -> csv::Result<()> {
+    let id = r.id.to_string();
+    let ts = format_ts(r.ts);
+    let meta = serde_json::to_string(&r.metadata).unwrap_or_default();
+    let row = [
+        id.as_str().into(),
+        ts.as_str().into(),
+        csv_safe(&r.category),
+        csv_safe(&r.action),
+        csv_safe(&r.actor),
+        csv_opt(&r.entity_type),
+        csv_opt(&r.entity_id),
+        csv_opt(&r.entity_name),
+        csv_safe(&r.message),
+        r.severity.as_str().into(),
+        csv_safe(&meta),
+    ];
+    w.write_record(row.iter().map(|c| c.as_bytes()))
+}
+
+/// `GET /api/v1/activity/export`
+pub async fn export(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    caller.require(Role::Reader)?;
+    let p = params::parse(raw.as_deref().unwrap_or(""))?;
+    let format = match p.format.as_deref().unwrap_or("ndjson") {
+        "csv" => Format::Csv,
+        "json" => Format::Json,
+        "ndjson" => Format::Ndjson,
+        _ => {
+            return Err(ApiError::invalid(
+                "format",
+                "`format` must be csv, json or ndjson",
+            ))
+        }
+    };
+    let (content_type, ext) = match format {
+        Format::Csv => ("text/csv; charset=utf-8", "csv"),
+        Format::Json => ("application/json", "json"),
+        Format::Ndjson => ("application/x-ndjson", "ndjson"),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(8);
+    let log = app.log().clone();
+    let selection = p.selection;
+    let order = p.order;
+    tokio::task::spawn_blocking(move || {
+        let mut sink = ChunkSink {
+            buf: Vec::with_capacity(CHUNK),
+            tx,
+        };
+        if let Err(e) = write_export(&log, selection, order, format, &mut sink) {
+            // The client went away, or a read failed: end the stream with an error
+            // so the download is visibly incomplete rather than silently short.
+            tracing::warn!(error = %e, "export ended early");
+            let _ = sink.tx.blocking_send(Err(e));
+            return;
+        }
+        let _ = std::io::Write::flush(&mut sink);
+    });
+    let body = Body::from_stream(ReceiverStream::new(rx));
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"actlog-export.{ext}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_cells_are_defused() {
+        for bad in [
+            "=1+1", "+1", "-2", "@SUM(A1)", "  =cmd", "\tx", "\rx", "\nx", "\0x",
+        ] {
+            assert!(csv_safe(bad).starts_with('\''), "{bad:?}");
+        }
+        for ok in ["hello", "a=b", "1-2", " x", ""] {
+            assert_eq!(csv_safe(ok), ok);
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Live delivery: Server-Sent Events with filters and resume, and the
+//! WebSocket bus.
+//!
+//! An SSE stream never forwards bus messages as such: it subscribes to the
+//! bus first, then reads matching records with ids above the last one it sent
+//! from the engine, and treats every bus message only as a wake-up. Records
+//! are durable before they are published, and the engine's visible ids are a
+//! gap-free prefix, so the stream has no gap and no duplicate — across a
+//! reconnect (`Last-Event-ID` / `after_id`), across concurrent ingests that
+//! publish out of id order, and for a subscriber that lags behind the bus.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use actlog_engine::{Cursor, Order, Query, MAX_LIMIT};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::blocking;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::json::RecordOut;
+use crate::keys::Role;
+use crate::params;
+use crate::AppState;
+
+/// Heartbeat comment interval (API.md: at least every 30 s).
+pub const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// `GET /api/v1/activity/stream`
+pub async fn stream(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    caller.require(Role::Reader)?;
+    let p = params::parse(raw.as_deref().unwrap_or(""))?;
+    let resume = match headers.get("last-event-id") {
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or_else(|| {
+                    ApiError::invalid("Last-Event-ID", "`Last-Event-ID` must be a record id")
+                })?,
+        ),
+        None => p.after_id,
+    };
+    // Subscribe before reading anything, so nothing durable after this point is missed.
+    let mut bus = app.recorder.bus().subscribe();
+    let log = app.log().clone();
+    let start = match resume {
+        Some(id) => id,
+        None => {
+            blocking({
+                let log = log.clone();
+                move || Ok(log.last_id().unwrap_or(0))
+            })
+            .await?
+        }
+    };
+    let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(256);
+    let selection = p.selection;
+    let mut shutdown = app.shutdown.clone();
+    tokio::spawn(async move {
+        let mut last = start;
+        loop {
+            // Catch up from the log.
+            loop {
+                let q = Query {
+                    selection: selection.clone(),
+                    order: Order::Asc,
+                    limit: MAX_LIMIT,
+                    cursor: Some(Cursor::after(&selection, Order::Asc, last)),
+                };
+                let log = log.clone();
+                let page = match tokio::task::spawn_blocking(move || log.query(&q)).await {
+                    Ok(Ok(page)) => page,
+                    _ => return,
+                };
+                let more = page.next_cursor.is_some();
+                for r in &page.items {
+                    let data = serde_json::to_string(&RecordOut::from(r)).unwrap_or_default();
+                    let ev = Event::default()
+                        .id(r.id.to_string())
+                        .event("activity")
+                        .data(data);
+                    if tx.send(Ok(ev)).await.is_err() {
+                        return; // client gone
+                    }
+                    last = r.id;
+                }
+                if !more {
+                    break;
+                }
+            }
+            // Wait for news.
+            tokio::select! {
+                m = bus.recv() => match m {
+                    Ok(_) | Err(RecvError::Lagged(_)) => {
+                        while let Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) = bus.try_recv() {}
+                    }
+                    Err(RecvError::Closed) => return,
+                },
+                _ = shutdown.changed() => return,
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    Ok(Sse::new(ReceiverStream::new(rx))
+        .keep_alive(KeepAlive::new().interval(HEARTBEAT).text("heartbeat"))
+        .into_response())
+}
+
+/// `GET /api/v1/events/ws`
+pub async fn ws(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    caller.require(Role::Reader)?;
+    Ok(upgrade.on_upgrade(move |socket| ws_session(app, socket)))
+}
+
+async fn ws_session(app: AppState, mut socket: WebSocket) {
+    let mut bus = app.recorder.bus().subscribe();
+    let mut shutdown = app.shutdown.clone();
+    loop {
+        tokio::select! {
+            m = bus.recv() => match m {
+                Ok(msg) => {
+                    if socket.send(Message::Text(msg.to_json().into())).await.is_err() {
+                        return;
+                    }
+                }
+                Err(RecvError::Lagged(n)) => {
+                    tracing::debug!(skipped = n, "websocket subscriber lagged");
+                }
+                Err(RecvError::Closed) => return,
+            },
+            incoming = socket.recv() => match incoming {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {} // the bus is one-way; client messages are ignored
+            },
+            _ = shutdown.changed() => {
+                let _ = socket.send(Message::Close(None)).await;
+                return;
+            }
+        }
+    }
+}
