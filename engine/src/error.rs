@@ -103,6 +103,10 @@ pub enum Error {
         reason: String,
     },
 
+    /// The log was opened read-only.
+    #[error("this log was opened read-only; appends, rolls, retention and clear need `Log::open`")]
+    ReadOnly,
+
     /// The configuration is unusable.
     #[error("invalid configuration: {0}")]
     Config(String),

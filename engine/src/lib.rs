@@ -30,10 +30,12 @@
 
 mod config;
 mod error;
+pub mod export;
 pub mod frame;
 mod fsutil;
 mod group_commit;
 pub mod index;
+pub mod inspect;
 mod log;
 mod query;
 mod record;
@@ -51,6 +53,7 @@ pub use index::file::{index_path, IndexProblem, SealedIndex};
 pub use index::{parse_words, Field, Word};
 pub use log::{
     Direction, Iter, Log, SegmentInfo, Stats, LOCK_FILE, MAX_BATCH_BYTES, MAX_BATCH_RECORDS,
+    QUARANTINE_DIR,
 };
 pub use query::{
     Bucket, Cursor, FacetCount, Order, Page, Query, Scan, Selection, DEFAULT_LIMIT, MAX_BUCKETS,

@@ -114,8 +114,10 @@ pub(crate) struct Inner {
     /// Serializes retention runs and clears.
     maintenance: Mutex<()>,
     report: RecoveryReport,
+    /// Opened with [`Log::open_read_only`]: no lock, no writes.
+    read_only: bool,
     /// Held (flock) for the life of the handle; released when the last clone drops.
-    _lock: File,
+    _lock: Option<File>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -187,19 +189,45 @@ impl Log {
     /// rebuilt, segments wholly below the watermark are deleted; all of it is
     /// reported in [`Log::recovery_report`].
     pub fn open(dir: impl AsRef<Path>, config: Config) -> Result<Log> {
+        Self::open_mode(dir.as_ref(), config, false)
+    }
+
+    /// Opens a log for reading only, without taking the lock and without
+    /// changing a byte on disk: a torn tail is left in place (and reported),
+    /// missing or damaged indexes are rebuilt in memory only, temporary files
+    /// and segments below the watermark are left alone. Works on a directory
+    /// a server is writing to (it sees the records durable at open time).
+    /// Appends fail with [`Error::ReadOnly`].
+    pub fn open_read_only(dir: impl AsRef<Path>, config: Config) -> Result<Log> {
+        Self::open_mode(dir.as_ref(), config, true)
+    }
+
+    fn open_mode(dir: &Path, config: Config, read_only: bool) -> Result<Log> {
         config.validate()?;
-        let dir = dir.as_ref().to_path_buf();
-        create_dir_durable(&dir)?;
-        let lock_file = lock_dir(&dir)?;
+        let dir = dir.to_path_buf();
+        let lock_file = if read_only {
+            if !dir.is_dir() {
+                return Err(Error::io("open", &dir)(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no such data directory",
+                )));
+            }
+            None
+        } else {
+            create_dir_durable(&dir)?;
+            Some(lock_dir(&dir)?)
+        };
         let mut report = RecoveryReport::default();
 
         let (bases, temps) = list_dir(&dir)?;
-        for tmp in temps {
-            fs::remove_file(&tmp).map_err(Error::io("remove", &tmp))?;
-            report.removed_temp_files.push(tmp);
-        }
-        if !report.removed_temp_files.is_empty() {
-            fsutil::sync_dir(&dir)?;
+        if !read_only {
+            for tmp in temps {
+                fs::remove_file(&tmp).map_err(Error::io("remove", &tmp))?;
+                report.removed_temp_files.push(tmp);
+            }
+            if !report.removed_temp_files.is_empty() {
+                fsutil::sync_dir(&dir)?;
+            }
         }
         let low = retention::read_watermark(&dir)?;
 
@@ -210,8 +238,10 @@ impl Log {
         for (i, &base) in bases.iter().enumerate() {
             let path = segment_path(&dir, base);
             let is_last = i + 1 == bases.len();
-            if let Some(end) = prev_end {
-                if end != base {
+            if let Some(end) = prev_end.filter(|&end| end != base) {
+                if quarantined(&dir, end) {
+                    report.quarantined_gaps.push((end, base));
+                } else {
                     return Err(Error::corruption(
                         &path,
                         0,
@@ -230,15 +260,18 @@ impl Log {
                     prev_end = Some(seg.end_id());
                     if seg.end_id() <= low && !is_last {
                         // Retention or clear dropped it; a crash came before the unlink.
-                        remove_segment_files(&path)?;
-                        report.deleted_below_watermark.push(path);
+                        if !read_only {
+                            remove_segment_files(&path)?;
+                            report.deleted_below_watermark.push(path);
+                        }
                         continue;
                     }
-                    let index = open_index(&seg, &mut report)?;
+                    let index = open_index(&seg, &mut report, read_only)?;
                     sealed.push(Arc::new(Sealed::new(seg, index)));
                 }
                 None if is_last => {
-                    let (seg, state, written) = recover_active(&path, base, &mut report)?;
+                    let (seg, state, written) =
+                        recover_active(&path, base, &mut report, read_only)?;
                     if let Some(&ts) = seg.table().ts.last() {
                         last_ts = last_ts.max(ts);
                     }
@@ -256,6 +289,7 @@ impl Log {
         if !report.deleted_below_watermark.is_empty() {
             fsutil::sync_dir(&dir)?;
         }
+        let last_sealed_path = sealed.last().map(|s| s.seg.path().to_path_buf());
         report.segments = bases.len() - report.deleted_below_watermark.len();
 
         let (active, mut state, written) = match active {
@@ -267,7 +301,17 @@ impl Log {
                     created_us: config.clock.now(),
                 };
                 let path = segment_path(&dir, base);
-                let file = fsutil::create_durable(&path, &header.encode())?;
+                let file = match (&last_sealed_path, read_only) {
+                    // Read-only: an empty stand-in; nothing is ever read from it.
+                    (Some(p), true) => File::open(p).map_err(Error::io("open", p))?,
+                    (None, true) => {
+                        return Err(Error::io("open", &dir)(std::io::Error::new(
+                            std::io::ErrorKind::NotFound,
+                            "no segment files: not an actlog data directory",
+                        )))
+                    }
+                    (_, false) => fsutil::create_durable(&path, &header.encode())?,
+                };
                 let seg = Arc::new(ActiveSegment::new(
                     path,
                     base,
@@ -275,7 +319,7 @@ impl Log {
                     ActiveTable::default(),
                     ActiveIndex::default(),
                 ));
-                report.created_active = !bases.is_empty();
+                report.created_active = !bases.is_empty() && !read_only;
                 let state = WriterState::fresh(seg.clone(), &header, last_ts);
                 (seg, state, SEGMENT_HEADER_LEN as u64)
             }
@@ -308,6 +352,7 @@ impl Log {
                 retention: Mutex::new(Retention::default()),
                 maintenance: Mutex::new(()),
                 report,
+                read_only,
                 _lock: lock_file,
             }),
         })
@@ -373,6 +418,9 @@ impl Log {
         batch: &[NewRecord],
         ts: Option<&[i64]>,
     ) -> Result<(u64, u64, Vec<(i64, Vec<u8>)>)> {
+        if self.inner.read_only {
+            return Err(Error::ReadOnly);
+        }
         if batch.is_empty() {
             return Ok((1, 0, Vec::new()));
         }
@@ -417,6 +465,9 @@ impl Log {
 
     /// Seals the active segment now (if it holds records) and starts a new one.
     pub fn roll(&self) -> Result<()> {
+        if self.inner.read_only {
+            return Err(Error::ReadOnly);
+        }
         self.inner.roll_now()
     }
 
@@ -434,7 +485,7 @@ impl Log {
     /// retention or clear.
     pub fn get(&self, id: u64) -> Result<Option<Record>> {
         let snap = self.inner.snapshot()?;
-        if !snap.contains(id) {
+        if !snap.contains(id) || !snap.view.holds(id) {
             return Ok(None);
         }
         snap.read(id).map(Some)
@@ -501,6 +552,9 @@ impl Log {
     /// Persists the watermark the retention bounds imply and drops every
     /// segment that lies wholly below it. O(segments).
     pub fn enforce_retention(&self) -> Result<RetentionOutcome> {
+        if self.inner.read_only {
+            return Err(Error::ReadOnly);
+        }
         let _m = lock(&self.inner.maintenance);
         let snap = self.inner.snapshot()?;
         let before = self
@@ -515,6 +569,9 @@ impl Log {
     /// active one is sealed first, so its bytes go too). Ids keep counting.
     /// Returns how many records were visible before.
     pub fn clear(&self) -> Result<u64> {
+        if self.inner.read_only {
+            return Err(Error::ReadOnly);
+        }
         let _m = lock(&self.inner.maintenance);
         self.inner.roll_now()?;
         let snap = self.inner.snapshot()?;
@@ -567,16 +624,15 @@ impl Log {
     pub fn stats(&self) -> Result<Stats> {
         let snap = self.inner.snapshot()?;
         let segments = self.segments();
-        let (oldest, newest) = if snap.first <= snap.last {
-            (
-                Some((snap.first, snap.view.ts_of(snap.first)?)),
+        let (oldest, newest) = match snap.view.nearest_held(snap.first, true) {
+            Some(first) if first <= snap.last => (
+                Some((first, snap.view.ts_of(first)?)),
                 Some((snap.last, snap.view.ts_of(snap.last)?)),
-            )
-        } else {
-            (None, None)
+            ),
+            _ => (None, None),
         };
         Ok(Stats {
-            entries: (snap.last + 1).saturating_sub(snap.first),
+            entries: snap.view.held_between(snap.first, snap.last),
             segments: segments.len(),
             bytes: segments.iter().map(|s| s.bytes).sum(),
             oldest,
@@ -650,7 +706,11 @@ impl Iterator for Iter {
             return Some(Err(e));
         }
         let snap = self.snap.as_ref()?;
-        let id = self.next?;
+        let forward = self.direction == Direction::Forward;
+        let id = self
+            .next
+            .and_then(|id| snap.view.nearest_held(id, forward))
+            .filter(|&id| id >= snap.first && id <= snap.last && id > 0)?;
         self.next = match self.direction {
             Direction::Forward => Some(id + 1).filter(|&n| n <= snap.last),
             Direction::Backward => id.checked_sub(1).filter(|&n| n >= snap.first && n > 0),
@@ -724,6 +784,17 @@ fn check_base(path: &Path, header: &SegmentHeader, base: u64) -> Result<()> {
     Ok(())
 }
 
+/// Name of the folder `actlog-inspect repair` moves unreadable segments to.
+pub const QUARANTINE_DIR: &str = "quarantine";
+
+/// Whether the segment starting at `base` was moved to quarantine (its ids are
+/// then a known gap, not corruption).
+fn quarantined(dir: &Path, base: u64) -> bool {
+    dir.join(QUARANTINE_DIR)
+        .join(crate::segment::segment_file_name(base))
+        .is_file()
+}
+
 fn remove_segment_files(path: &Path) -> Result<()> {
     let idx = index_file::index_path(path);
     match fs::remove_file(&idx) {
@@ -736,13 +807,32 @@ fn remove_segment_files(path: &Path) -> Result<()> {
 
 /// Loads a sealed segment's index, rebuilding (and rewriting) it when it is
 /// missing or damaged.
-fn open_index(seg: &SealedSegment, report: &mut RecoveryReport) -> Result<SealedIndex> {
+fn open_index(
+    seg: &SealedSegment,
+    report: &mut RecoveryReport,
+    read_only: bool,
+) -> Result<SealedIndex> {
     let problem = match SealedIndex::load(seg) {
         Ok(index) => return Ok(index),
         Err(problem) => problem,
     };
     let path = index_file::index_path(seg.path());
     let bytes = index_file::rebuild(seg)?;
+    if read_only {
+        report
+            .rebuilt_indexes
+            .push((path.clone(), format!("{problem} (rebuilt in memory only)")));
+        return SealedIndex::parse(
+            &path,
+            IndexBytes::Owned(bytes),
+            seg.base_id(),
+            seg.count(),
+            false,
+        )
+        .map_err(|why| {
+            Error::corruption(&path, 0, format!("rebuilt index does not parse: {why}"))
+        });
+    }
     let file = fsutil::create_durable(&path, &bytes)?;
     let map = map_file(&file, &path)?;
     report
@@ -764,15 +854,21 @@ fn recover_active(
     path: &Path,
     base: u64,
     report: &mut RecoveryReport,
+    read_only: bool,
 ) -> Result<(Arc<ActiveSegment>, WriterState, u64)> {
     let file = OpenOptions::new()
         .read(true)
-        .write(true)
+        .write(!read_only)
         .open(path)
         .map_err(Error::io("open", path))?;
     let (header, scan, index) = {
-        // The map is dropped before any truncation below.
-        let map = map_file(&file, path)?;
+        // Read-write: a map, dropped before any truncation below. Read-only:
+        // a plain read, since a server may truncate the file when it restarts.
+        let map: Box<dyn std::ops::Deref<Target = [u8]>> = if read_only {
+            Box::new(fs::read(path).map_err(Error::io("read", path))?)
+        } else {
+            Box::new(map_file(&file, path)?)
+        };
         let header = SegmentHeader::decode(&map, path)?;
         check_base(path, &header, base)?;
         let scan = recovery::scan_active(&map, path, base)?;

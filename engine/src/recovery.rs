@@ -56,6 +56,9 @@ pub struct RecoveryReport {
     /// Segments wholly below the watermark (retention or clear was cut short
     /// by a crash before unlinking them) that were deleted.
     pub deleted_below_watermark: Vec<PathBuf>,
+    /// Id ranges `[from, to)` missing because `actlog-inspect repair` moved
+    /// the segment that held them to `quarantine/`.
+    pub quarantined_gaps: Vec<(u64, u64)>,
 }
 
 impl RecoveryReport {

@@ -77,6 +77,44 @@ impl View {
         self.sealed.get(i).filter(|s| s.seg.base_id() <= id)
     }
 
+    /// Whether some segment holds `id` (false inside a quarantined gap).
+    pub(crate) fn holds(&self, id: u64) -> bool {
+        id >= self.active.base_id() || self.sealed_for(id).is_some()
+    }
+
+    /// The nearest held id at or after `id` (forward) or at or before it (backward).
+    pub(crate) fn nearest_held(&self, id: u64, forward: bool) -> Option<u64> {
+        if self.holds(id) {
+            return Some(id);
+        }
+        let i = self.sealed.partition_point(|s| s.seg.end_id() <= id);
+        if forward {
+            Some(
+                self.sealed
+                    .get(i)
+                    .map_or_else(|| self.active.base_id(), |s| s.seg.base_id()),
+            )
+        } else {
+            i.checked_sub(1)
+                .and_then(|j| self.sealed.get(j))
+                .and_then(|s| s.seg.end_id().checked_sub(1))
+        }
+    }
+
+    /// How many ids in `[first, last]` some segment holds.
+    pub(crate) fn held_between(&self, first: u64, last: u64) -> u64 {
+        if first > last {
+            return 0;
+        }
+        let clip = |a: u64, b: u64| b.min(last + 1).saturating_sub(a.max(first));
+        let sealed: u64 = self
+            .sealed
+            .iter()
+            .map(|s| clip(s.seg.base_id(), s.seg.end_id()))
+            .sum();
+        sealed + clip(self.active.base_id(), last + 1)
+    }
+
     /// Reads `id`, which the caller has checked is durable and not below the watermark.
     pub(crate) fn read(&self, id: u64) -> Result<Record> {
         if id >= self.active.base_id() {

@@ -1,7 +1,6 @@
 //! JSON on the wire: records out, events in, RFC 3339 times.
 
 use actlog_engine::{NewRecord, Record, Severity};
-use serde::Serialize;
 use serde_json::{Map, Value};
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -11,65 +10,15 @@ use crate::error::ApiError;
 /// Most events one POST takes.
 pub const MAX_BATCH: usize = 1000;
 
-/// `2026-11-25T20:01:02.123456Z`: RFC 3339, UTC, microseconds.
-pub fn format_ts(us: i64) -> String {
-    let secs = us.div_euclid(1_000_000);
-    let micros = us.rem_euclid(1_000_000);
-    match OffsetDateTime::from_unix_timestamp(secs) {
-        Ok(t) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        ),
-        Err(_) => String::from("invalid-time"),
-    }
-}
+pub use actlog_engine::export::format_ts;
+/// A record as the API returns it.
+pub use actlog_engine::export::RecordJson as RecordOut;
 
 /// Parses an RFC 3339 time into µs since the epoch.
 pub fn parse_ts(s: &str) -> Result<i64, String> {
     let t = OffsetDateTime::parse(s.trim(), &Rfc3339)
         .map_err(|_| format!("`{s}` is not an RFC 3339 time such as 2026-11-25T20:01:02Z"))?;
     i64::try_from(t.unix_timestamp_nanos() / 1000).map_err(|_| format!("`{s}` is out of range"))
-}
-
-/// A record as the API returns it (field order as in API.md).
-#[derive(Serialize)]
-pub struct RecordOut<'a> {
-    id: u64,
-    ts: String,
-    category: &'a str,
-    action: &'a str,
-    actor: &'a str,
-    entity_type: Option<&'a str>,
-    entity_id: Option<&'a str>,
-    entity_name: Option<&'a str>,
-    message: &'a str,
-    severity: &'static str,
-    metadata: &'a Map<String, Value>,
-    occurred_at: Option<String>,
-}
-
-impl<'a> From<&'a Record> for RecordOut<'a> {
-    fn from(r: &'a Record) -> Self {
-        RecordOut {
-            id: r.id,
-            ts: format_ts(r.ts),
-            category: &r.category,
-            action: &r.action,
-            actor: &r.actor,
-            entity_type: r.entity_type.as_deref(),
-            entity_id: r.entity_id.as_deref(),
-            entity_name: r.entity_name.as_deref(),
-            message: &r.message,
-            severity: r.severity.as_str(),
-            metadata: &r.metadata,
-            occurred_at: r.occurred_at.map(format_ts),
-        }
-    }
 }
 
 /// A record as a JSON value.

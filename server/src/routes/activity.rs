@@ -3,7 +3,8 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use actlog_engine::{Field, Query, Record, DEFAULT_LIMIT};
+use actlog_engine::export::{csv_cells, CSV_COLUMNS};
+use actlog_engine::{Field, Query, DEFAULT_LIMIT};
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
@@ -174,21 +175,6 @@ pub enum Format {
     Ndjson,
 }
 
-/// A CSV cell that a spreadsheet would run as a formula gets a leading `'`:
-/// first character other than a space is `=`, `+`, `-` or `@`, or the cell
-/// starts with a tab, CR, LF or NUL.
-pub fn csv_safe(cell: &str) -> std::borrow::Cow<'_, str> {
-    let starts_control = cell.starts_with(['\t', '\r', '\n', '\0']);
-    let formula = cell
-        .trim_start_matches(' ')
-        .starts_with(['=', '+', '-', '@']);
-    if starts_control || formula {
-        format!("'{cell}").into()
-    } else {
-        cell.into()
-    }
-}
-
 const CHUNK: usize = 64 << 10;
 
 /// An `io::Write` that hands the response body over in ~64 KiB chunks, so an
@@ -235,7 +221,7 @@ fn write_export(
             let mut w = csv::Writer::from_writer(&mut *sink);
             w.write_record(CSV_COLUMNS)?;
             for r in records {
-                csv_row(&mut w, &r?)?;
+                w.write_record(csv_cells(&r?))?;
             }
             w.flush()?;
         }
@@ -257,45 +243,6 @@ fn write_export(
         }
     }
     sink.flush()
-}
-
-/// The CSV header row.
-pub const CSV_COLUMNS: [&str; 11] = [
-    "id",
-    "ts",
-    "category",
-    "action",
-    "actor",
-    "entity_type",
-    "entity_id",
-    "entity_name",
-    "message",
-    "severity",
-    "metadata",
-];
-
-fn csv_opt(v: &Option<String>) -> std::borrow::Cow<'_, str> {
-    v.as_deref().map(csv_safe).unwrap_or_default()
-}
-
-fn csv_row<W: std::io::Write>(w: &mut csv::Writer<W>, r: &Record) -> csv::Result<()> {
-    let id = r.id.to_string();
-    let ts = format_ts(r.ts);
-    let meta = serde_json::to_string(&r.metadata).unwrap_or_default();
-    let row = [
-        id.as_str().into(),
-        ts.as_str().into(),
-        csv_safe(&r.category),
-        csv_safe(&r.action),
-        csv_safe(&r.actor),
-        csv_opt(&r.entity_type),
-        csv_opt(&r.entity_id),
-        csv_opt(&r.entity_name),
-        csv_safe(&r.message),
-        r.severity.as_str().into(),
-        csv_safe(&meta),
-    ];
-    w.write_record(row.iter().map(|c| c.as_bytes()))
 }
 
 /// `GET /api/v1/activity/export`
@@ -352,21 +299,4 @@ pub async fn export(
         body,
     )
         .into_response())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formula_cells_are_defused() {
-        for bad in [
-            "=1+1", "+1", "-2", "@SUM(A1)", "  =cmd", "\tx", "\rx", "\nx", "\0x",
-        ] {
-            assert!(csv_safe(bad).starts_with('\''), "{bad:?}");
-        }
-        for ok in ["hello", "a=b", "1-2", " x", ""] {
-            assert_eq!(csv_safe(ok), ok);
-        }
-    }
 }

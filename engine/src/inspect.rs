@@ -1,0 +1,322 @@
+//! Read-only inspection of a data directory, for `actlog-inspect`: list the
+//! segments, and verify every byte. Takes no lock and writes nothing, so it
+//! works on a directory a server is using; it reads the active segment with
+//! plain reads (never a map), since a restarting server may truncate it.
+//!
+//! `verify` reports *every* problem it finds, each with the file and byte
+//! offset, and says which are damage (acknowledged data or a derived file is
+//! wrong) and which are only warnings (a torn tail, which the next open cuts).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::index::file::{index_path, IndexProblem, SealedIndex};
+use crate::log::QUARANTINE_DIR;
+use crate::recovery::scan_active;
+use crate::retention;
+use crate::segment::sealed::SealedSegment;
+use crate::segment::{parse_segment_file_name, segment_path, SegmentHeader, TEMP_SUFFIX};
+
+/// One problem found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The file.
+    pub file: PathBuf,
+    /// Byte offset in it (0 for a whole-file problem).
+    pub offset: u64,
+    /// What is wrong.
+    pub what: String,
+    /// Damage (verify fails) or a warning (a torn tail the next open cuts).
+    pub damage: bool,
+}
+
+/// The state of a segment's index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexState {
+    /// Present and its checksum holds (and, after `verify`, it matches the segment).
+    Valid,
+    /// No index file.
+    Missing,
+    /// Present but damaged or not matching its segment.
+    Damaged(String),
+    /// The active segment's index lives in memory.
+    InMemory,
+}
+
+/// One segment as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentStatus {
+    /// Segment file.
+    pub path: PathBuf,
+    /// First id (from the file name).
+    pub base_id: u64,
+    /// Records (committed frames, for the active segment).
+    pub records: u64,
+    /// File size.
+    pub bytes: u64,
+    /// Index file size, if present.
+    pub index_bytes: Option<u64>,
+    /// First and last ts.
+    pub ts_range: Option<(i64, i64)>,
+    /// Sealed or active.
+    pub sealed: bool,
+    /// Index state.
+    pub index: IndexState,
+}
+
+impl SegmentStatus {
+    /// One past the last id.
+    pub fn end_id(&self) -> u64 {
+        self.base_id + self.records
+    }
+}
+
+/// A whole directory.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DirStatus {
+    /// Segments, oldest first.
+    pub segments: Vec<SegmentStatus>,
+    /// The low watermark (1 when none was ever written).
+    pub watermark: u64,
+    /// Leftover temporary files.
+    pub temp_files: Vec<PathBuf>,
+    /// Files in `quarantine/`.
+    pub quarantined: Vec<PathBuf>,
+    /// Problems found.
+    pub findings: Vec<Finding>,
+    /// Bytes read while verifying.
+    pub bytes_checked: u64,
+}
+
+impl DirStatus {
+    /// Whether any finding is damage.
+    pub fn damaged(&self) -> bool {
+        self.findings.iter().any(|f| f.damage)
+    }
+}
+
+fn finding_from(e: Error, fallback: &Path) -> Finding {
+    match e {
+        Error::Corruption {
+            file,
+            offset,
+            reason,
+        } => Finding {
+            file,
+            offset,
+            what: reason,
+            damage: true,
+        },
+        other => Finding {
+            file: fallback.to_path_buf(),
+            offset: 0,
+            what: other.to_string(),
+            damage: true,
+        },
+    }
+}
+
+/// Lists the directory: headers, footers and index checksums only, unless
+/// `full`, which reads every byte (see [`verify`]). `progress` is called with
+/// bytes read so far.
+fn examine(dir: &Path, full: bool, progress: &mut dyn FnMut(u64)) -> Result<DirStatus> {
+    let mut st = DirStatus {
+        watermark: 1,
+        ..DirStatus::default()
+    };
+    let mut bases = Vec::new();
+    for entry in fs::read_dir(dir).map_err(Error::io("list", dir))? {
+        let entry = entry.map_err(Error::io("list", dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(base) = parse_segment_file_name(&name) {
+            bases.push(base);
+        } else if name.ends_with(TEMP_SUFFIX) {
+            st.temp_files.push(entry.path());
+        }
+    }
+    bases.sort_unstable();
+    if let Ok(q) = fs::read_dir(dir.join(QUARANTINE_DIR)) {
+        st.quarantined = q.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        st.quarantined.sort();
+    }
+    match retention::read_watermark(dir) {
+        Ok(w) => st.watermark = w,
+        Err(e) => st
+            .findings
+            .push(finding_from(e, &dir.join(retention::WATERMARK_FILE))),
+    }
+    for (i, &base) in bases.iter().enumerate() {
+        let path = segment_path(dir, base);
+        let is_last = i + 1 == bases.len();
+        let bytes = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        let idx_path = index_path(&path);
+        let index_bytes = fs::metadata(&idx_path).ok().map(|m| m.len());
+        let status = match SealedSegment::open(&path) {
+            Err(e) => {
+                st.findings.push(finding_from(e, &path));
+                continue;
+            }
+            Ok(Some(seg)) => {
+                if seg.base_id() != base {
+                    st.findings.push(Finding {
+                        file: path.clone(),
+                        offset: 16,
+                        what: format!(
+                            "header says base id {}, the name says {base}",
+                            seg.base_id()
+                        ),
+                        damage: true,
+                    });
+                }
+                if full {
+                    if let Err(e) = seg.verify() {
+                        st.findings.push(finding_from(e, &path));
+                    }
+                    st.bytes_checked += bytes;
+                    progress(st.bytes_checked);
+                }
+                let index = match SealedIndex::load(&seg) {
+                    Ok(idx) => {
+                        let check = if full {
+                            idx.verify_against(&seg)
+                        } else {
+                            Ok(())
+                        };
+                        if full {
+                            st.bytes_checked += idx.len_bytes();
+                            progress(st.bytes_checked);
+                        }
+                        match check {
+                            Ok(()) => IndexState::Valid,
+                            Err(e) => {
+                                let f = finding_from(e, &idx_path);
+                                let why = f.what.clone();
+                                st.findings.push(f);
+                                IndexState::Damaged(why)
+                            }
+                        }
+                    }
+                    Err(IndexProblem::Missing) => {
+                        st.findings.push(Finding {
+                            file: idx_path.clone(),
+                            offset: 0,
+                            what: "index file missing (repair or the next open rebuilds it)".into(),
+                            damage: true,
+                        });
+                        IndexState::Missing
+                    }
+                    Err(IndexProblem::Damaged(why)) => {
+                        st.findings.push(Finding {
+                            file: idx_path.clone(),
+                            offset: 0,
+                            what: format!(
+                                "index file damaged: {why} (repair or the next open rebuilds it)"
+                            ),
+                            damage: true,
+                        });
+                        IndexState::Damaged(why)
+                    }
+                };
+                SegmentStatus {
+                    path: path.clone(),
+                    base_id: base,
+                    records: seg.count(),
+                    bytes,
+                    index_bytes,
+                    ts_range: (seg.count() > 0)
+                        .then(|| (seg.footer().first_ts, seg.footer().last_ts)),
+                    sealed: true,
+                    index,
+                }
+            }
+            Ok(None) => {
+                if !is_last {
+                    st.findings.push(Finding {
+                        file: path.clone(),
+                        offset: bytes.saturating_sub(48),
+                        what: "no valid seal footer, but newer segments exist".into(),
+                        damage: true,
+                    });
+                }
+                let data = fs::read(&path).map_err(Error::io("read", &path))?;
+                st.bytes_checked += data.len() as u64;
+                progress(st.bytes_checked);
+                if let Err(e) = SegmentHeader::decode(&data, &path) {
+                    st.findings.push(finding_from(e, &path));
+                    continue;
+                }
+                let (records, ts_range) = match scan_active(&data, &path, base) {
+                    Ok(scan) => {
+                        if let Some(t) = &scan.torn {
+                            st.findings.push(Finding {
+                                file: path.clone(),
+                                offset: t.offset,
+                                what: format!(
+                                    "torn tail: {} bytes ({} uncommitted records) after the last complete batch ({}); the next open cuts them",
+                                    t.bytes_dropped, t.records_dropped, t.reason
+                                ),
+                                damage: false,
+                            });
+                        }
+                        let n = scan.table.ts.len();
+                        (
+                            n as u64,
+                            (n > 0).then(|| (scan.table.ts[0], scan.table.ts[n - 1])),
+                        )
+                    }
+                    Err(e) => {
+                        st.findings.push(finding_from(e, &path));
+                        (0, None)
+                    }
+                };
+                SegmentStatus {
+                    path: path.clone(),
+                    base_id: base,
+                    records,
+                    bytes,
+                    index_bytes,
+                    ts_range,
+                    sealed: false,
+                    index: IndexState::InMemory,
+                }
+            }
+        };
+        if let Some(prev) = st.segments.last() {
+            if prev.end_id() != status.base_id {
+                let q = dir
+                    .join(QUARANTINE_DIR)
+                    .join(crate::segment::segment_file_name(prev.end_id()));
+                let known = q.is_file();
+                st.findings.push(Finding {
+                    file: status.path.clone(),
+                    offset: 0,
+                    what: format!(
+                        "id gap: the previous segment ends before id {}, this one starts at {}{}",
+                        prev.end_id(),
+                        status.base_id,
+                        if known {
+                            " (the missing segment is in quarantine/)"
+                        } else {
+                            ""
+                        }
+                    ),
+                    damage: !known,
+                });
+            }
+        }
+        st.segments.push(status);
+    }
+    Ok(st)
+}
+
+/// Lists the segments cheaply (headers, footers, index checksums).
+pub fn list(dir: &Path) -> Result<DirStatus> {
+    examine(dir, false, &mut |_| {})
+}
+
+/// Reads every frame of every segment and checks CRCs, lengths, id
+/// continuity, index checksums, and that each index matches its segment.
+pub fn verify(dir: &Path, progress: &mut dyn FnMut(u64)) -> Result<DirStatus> {
+    examine(dir, true, progress)
+}
