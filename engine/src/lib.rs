@@ -28,6 +28,7 @@
 //! # Ok::<(), actlog_engine::Error>(())
 //! ```
 
+pub mod backup;
 mod config;
 mod error;
 pub mod export;

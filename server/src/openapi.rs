@@ -180,6 +180,19 @@ pub fn document() -> Value {
                    "responses": responses(("204", json!({"description": "Signed in"})), &[("401", "Bad token")])},
           "delete": {"summary": "Sign out", "security": [], "responses": {"204": {"description": "Signed out, cookie cleared"}}}
         },
+        "/api/v1/backup": {
+          "get": {"summary": "Extension: the files of a consistent online backup (admin); used by `actlog-inspect backup --url`",
+                  "responses": responses(("200", ok("Files", json!({"type": "object", "properties": {"files": {"type": "array", "items": {"type": "object", "properties": {
+                      "name": {"type": "string"}, "len": {"type": "integer"}, "immutable": {"type": "boolean"},
+                      "ids": {"type": "array", "items": {"type": "integer"}, "nullable": true}}}}}}))), AUTH)}
+        },
+        "/api/v1/backup/files/{name}": {
+          "get": {"summary": "Extension: one backup file, its first `len` bytes (admin)",
+                  "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}},
+                                 {"name": "len", "in": "query", "schema": {"type": "integer"}}],
+                  "responses": responses(("200", json!({"description": "The bytes", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}})),
+                      &[AUTH, &[("404", "Not a backup file, or deleted by retention since the listing")]].concat())}
+        },
         "/api/v1/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3"}}}},
         "/healthz": {"get": {"summary": "Liveness", "security": [], "responses": {"200": ok("OK", json!({"type": "object", "properties": {"status": {"type": "string"}}}))}}},
         "/metrics": {"get": {"summary": "Prometheus metrics", "security": [], "responses": {"200": {"description": "Prometheus text", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},

@@ -2,6 +2,7 @@
 
 pub mod activity;
 pub mod admin;
+pub mod backup;
 pub mod live;
 pub mod meta;
 
@@ -33,6 +34,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/v1/keys/{id}"),
     ("POST", "/api/v1/session"),
     ("DELETE", "/api/v1/session"),
+    ("GET", "/api/v1/backup"),
+    ("GET", "/api/v1/backup/files/{name}"),
     ("GET", "/api/v1/openapi.json"),
     ("GET", "/healthz"),
     ("GET", "/metrics"),
@@ -68,6 +71,8 @@ pub fn router() -> Router<AppState> {
             "/api/v1/session",
             post(admin::create_session).delete(admin::end_session),
         )
+        .route("/api/v1/backup", get(backup::list))
+        .route("/api/v1/backup/files/{name}", get(backup::file))
         .route("/api/v1/openapi.json", get(meta::openapi))
         .route("/healthz", get(meta::healthz))
         .route("/metrics", get(meta::metrics))

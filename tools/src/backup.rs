@@ -1,0 +1,344 @@
+//! `backup` and `restore`.
+//!
+//! A backup directory holds copies of the data files and `MANIFEST.json`
+//! (file list, sizes, SHA-256 of each, id range), written last and
+//! atomically. A second backup into the same directory copies only what is
+//! new or changed: sealed segments and their indexes never change, so a copy
+//! with the same name and size is kept. Restore checks the manifest and every
+//! checksum before writing anything.
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use actlog_engine::backup::{open_item, plan, BackupItem};
+use actlog_engine::export::format_ts;
+use actlog_engine::{Config, Log};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::{need_dir, progress, Outcome, Usage};
+
+/// The manifest file in a backup directory.
+pub const MANIFEST: &str = "MANIFEST.json";
+/// Server state files copied beside the log.
+pub const STATE_FILES: &[&str] = &["settings.json", "keys.json"];
+
+/// One file of a backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestFile {
+    /// File name.
+    pub name: String,
+    /// Size.
+    pub bytes: u64,
+    /// Hex SHA-256.
+    pub sha256: String,
+}
+
+/// `MANIFEST.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Manifest format.
+    pub format: u32,
+    /// When the backup finished.
+    pub created_at: String,
+    /// What was backed up.
+    pub source: String,
+    /// The files.
+    pub files: Vec<ManifestFile>,
+    /// Smallest id in the backup.
+    pub first_id: Option<u64>,
+    /// Largest id in the backup.
+    pub last_id: Option<u64>,
+    /// Things worth knowing (files that vanished during the copy).
+    pub notes: Vec<String>,
+}
+
+fn hex(d: &[u8]) -> String {
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Copies `reader` to `to` (temp, fsync, rename), hashing as it goes.
+fn copy_hashed(
+    mut reader: impl Read,
+    to: &Path,
+    pb: &indicatif::ProgressBar,
+) -> anyhow::Result<(u64, String)> {
+    let tmp = to.with_extension("part");
+    let mut out = File::create(&tmp)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = reader.read(&mut buf)?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        out.write_all(&buf[..k])?;
+        n += k as u64;
+        pb.inc(k as u64);
+    }
+    out.sync_all()?;
+    fs::rename(&tmp, to)?;
+    Ok((n, hex(&h.finalize())))
+}
+
+fn sha256_file(path: &Path) -> anyhow::Result<(u64, String)> {
+    let mut f = File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut n = 0u64;
+    loop {
+        let k = f.read(&mut buf)?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    Ok((n, hex(&h.finalize())))
+}
+
+fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+fn read_manifest(dir: &Path) -> Option<Manifest> {
+    serde_json::from_slice(&fs::read(dir.join(MANIFEST)).ok()?).ok()
+}
+
+fn write_manifest(dir: &Path, m: &Manifest) -> anyhow::Result<()> {
+    actlog_engine::write_atomic(&dir.join(MANIFEST), &serde_json::to_vec_pretty(m)?)?;
+    Ok(())
+}
+
+/// A source of backup files: a local directory or a server.
+trait Source {
+    fn plan(&self) -> anyhow::Result<Vec<BackupItem>>;
+    /// `Ok(None)` when the file vanished since the plan.
+    fn open(&self, item: &BackupItem) -> anyhow::Result<Option<Box<dyn Read>>>;
+    fn describe(&self) -> String;
+}
+
+struct DirSource(PathBuf);
+
+impl Source for DirSource {
+    fn plan(&self) -> anyhow::Result<Vec<BackupItem>> {
+        Ok(plan(&self.0, STATE_FILES)?)
+    }
+
+    fn open(&self, item: &BackupItem) -> anyhow::Result<Option<Box<dyn Read>>> {
+        match open_item(&self.0, item) {
+            Ok(r) => Ok(Some(Box::new(r))),
+            Err(actlog_engine::Error::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.0.display().to_string()
+    }
+}
+
+/// `actlog-inspect backup --from DIR|--url URL --to OUT`
+pub fn backup(
+    from: Option<&Path>,
+    url: Option<&str>,
+    to: &Path,
+    token: Option<String>,
+) -> anyhow::Result<Outcome> {
+    let source: Box<dyn Source> = match (from, url) {
+        (Some(dir), _) => {
+            need_dir(dir)?;
+            Box::new(DirSource(dir.to_path_buf()))
+        }
+        (None, Some(url)) => {
+            let token = token.ok_or_else(|| {
+                Usage("--url needs an admin token: --token or ACTLOG_TOKEN".into())
+            })?;
+            Box::new(crate::backup::http::HttpSource::new(url, &token)?)
+        }
+        (None, None) => return Err(Usage("give --from DIR or --url URL".into()).into()),
+    };
+    fs::create_dir_all(to)?;
+    let previous = read_manifest(to);
+    let items = source.plan()?;
+    let total: u64 = items.iter().map(|i| i.len).sum();
+    let pb = progress::bytes(total, "backup");
+    let mut files = Vec::new();
+    let mut notes = Vec::new();
+    let (mut copied, mut kept) = (0usize, 0usize);
+    let mut ids: Option<(u64, u64)> = None;
+    for item in &items {
+        let dest = to.join(&item.name);
+        let reuse = previous
+            .as_ref()
+            .filter(|_| item.immutable)
+            .and_then(|m| m.files.iter().find(|f| f.name == item.name))
+            .filter(|f| {
+                f.bytes == item.len && fs::metadata(&dest).map(|m| m.len()).ok() == Some(item.len)
+            });
+        let entry = match reuse {
+            Some(f) => {
+                kept += 1;
+                pb.inc(item.len);
+                f.clone()
+            }
+            None => match source.open(item)? {
+                None => {
+                    notes.push(format!(
+                        "{} vanished during the backup (retention deleted it)",
+                        item.name
+                    ));
+                    continue;
+                }
+                Some(reader) => {
+                    let (bytes, sha256) = copy_hashed(reader, &dest, &pb)?;
+                    anyhow::ensure!(
+                        bytes == item.len,
+                        "{} was {bytes} bytes, expected {}; the source changed unexpectedly",
+                        item.name,
+                        item.len
+                    );
+                    copied += 1;
+                    ManifestFile {
+                        name: item.name.clone(),
+                        bytes,
+                        sha256,
+                    }
+                }
+            },
+        };
+        if let Some((a, b)) = item.ids {
+            ids = Some(ids.map_or((a, b), |(x, y)| (x.min(a), y.max(b))));
+        }
+        files.push(entry);
+    }
+    pb.finish_and_clear();
+    sync_dir(to)?;
+    let manifest = Manifest {
+        format: 1,
+        created_at: format_ts(actlog_engine::now_us()),
+        source: source.describe(),
+        files,
+        first_id: ids.map(|i| i.0),
+        last_id: ids.map(|i| i.1),
+        notes,
+    };
+    write_manifest(to, &manifest)?;
+    // Files of an earlier backup that are no longer part of this one.
+    for entry in fs::read_dir(to)?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name != MANIFEST && !manifest.files.iter().any(|f| f.name == name) {
+            fs::remove_file(entry.path())?;
+        }
+    }
+    sync_dir(to)?;
+    for n in &manifest.notes {
+        println!("note: {n}");
+    }
+    println!(
+        "backup of {} into {}: {} files ({copied} copied, {kept} unchanged), ids {}",
+        manifest.source,
+        to.display(),
+        manifest.files.len(),
+        match (manifest.first_id, manifest.last_id) {
+            (Some(a), Some(b)) => format!("{a}..={b}"),
+            _ => "none".into(),
+        }
+    );
+    Ok(Outcome::Ok)
+}
+
+/// `actlog-inspect restore --from BACKUP --to DIR [--force]`
+pub fn restore(from: &Path, to: &Path, force: bool) -> anyhow::Result<Outcome> {
+    need_dir(from)?;
+    let manifest = read_manifest(from).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{} has no readable {MANIFEST}; not a backup",
+            from.display()
+        )
+    })?;
+    anyhow::ensure!(
+        manifest.format == 1,
+        "unknown manifest format {}",
+        manifest.format
+    );
+    // Check everything before writing anything.
+    let total: u64 = manifest.files.iter().map(|f| f.bytes).sum();
+    let pb = progress::bytes(total, "verify backup");
+    for f in &manifest.files {
+        anyhow::ensure!(
+            !f.name.contains('/') && !f.name.contains('\\') && f.name != ".." && f.name != ".",
+            "manifest names an unsafe file `{}`",
+            f.name
+        );
+        let (bytes, sha) =
+            sha256_file(&from.join(&f.name)).map_err(|e| anyhow::anyhow!("{}: {e}", f.name))?;
+        anyhow::ensure!(
+            bytes == f.bytes && sha == f.sha256,
+            "{} does not match the manifest ({} bytes, sha256 {sha}; expected {} bytes, {}); the backup is damaged, nothing was restored",
+            f.name,
+            bytes,
+            f.bytes,
+            f.sha256
+        );
+        pb.inc(bytes);
+    }
+    pb.finish_and_clear();
+    if to.exists() {
+        let non_empty = fs::read_dir(to)?.next().is_some();
+        if non_empty && !force {
+            return Err(Usage(format!(
+                "{} is not empty; restore into an empty directory, or pass --force to replace its contents",
+                to.display()
+            ))
+            .into());
+        }
+        if non_empty {
+            // Refuse to pull the floor from under a running server.
+            drop(
+                Log::open(to, Config::default())
+                    .map_err(|e| anyhow::anyhow!("cannot replace {}: {e}", to.display()))?,
+            );
+            for entry in fs::read_dir(to)?.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let ours = name.starts_with("seg-")
+                    || name == "WATERMARK"
+                    || STATE_FILES.contains(&name.as_str());
+                if ours {
+                    fs::remove_file(entry.path())?;
+                }
+            }
+        }
+    }
+    fs::create_dir_all(to)?;
+    let pb = progress::bytes(total, "restore");
+    for f in &manifest.files {
+        copy_hashed(File::open(from.join(&f.name))?, &to.join(&f.name), &pb)?;
+    }
+    pb.finish_and_clear();
+    sync_dir(to)?;
+    let log = Log::open(to, Config::default())?;
+    let stats = log.stats()?;
+    log.close()?;
+    println!(
+        "restored {} files into {}: {} records{}",
+        manifest.files.len(),
+        to.display(),
+        stats.entries,
+        match (stats.oldest, stats.newest) {
+            (Some(a), Some(b)) => format!(", ids {}..={}", a.0, b.0),
+            _ => String::new(),
+        }
+    );
+    Ok(Outcome::Ok)
+}
+
+mod http;

@@ -1,0 +1,173 @@
+//! `repair`: cut a torn tail, rebuild missing or damaged indexes, and move
+//! unreadable sealed segments (with their indexes) into `quarantine/` —
+//! never deleting anything. Refuses while a server holds the lock.
+//!
+//! The cutting and rebuilding are what `Log::open` does on its own; repair
+//! first moves aside what would stop the open, then opens the log and prints
+//! the recovery report, so the person reading it sees exactly what changed.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+
+use actlog_engine::inspect::{self, Finding};
+use actlog_engine::segment::parse_segment_file_name;
+use actlog_engine::{index_path, Config, Log, LOCK_FILE, QUARANTINE_DIR};
+
+use crate::{need_dir, Outcome};
+
+fn take_lock(dir: &Path) -> anyhow::Result<File> {
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(dir.join(LOCK_FILE))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(TryLockError::WouldBlock) => anyhow::bail!(
+            "a running actlog server holds the lock on {}; stop it before repairing",
+            dir.display()
+        ),
+        Err(TryLockError::Error(e)) => Err(e.into()),
+    }
+}
+
+fn is_segment(p: &Path) -> Option<u64> {
+    parse_segment_file_name(&p.file_name()?.to_string_lossy())
+}
+
+fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// `actlog-inspect repair DIR [--dry-run]`
+pub fn repair(dir: &Path, dry_run: bool) -> anyhow::Result<Outcome> {
+    need_dir(dir)?;
+    let lock = take_lock(dir)?;
+    let st = inspect::verify(dir, &mut |_| {})?;
+    let last_base = st.segments.last().map(|s| s.base_id);
+    let sealed: BTreeSet<u64> = st
+        .segments
+        .iter()
+        .filter(|s| s.sealed)
+        .map(|s| s.base_id)
+        .collect();
+
+    let mut quarantine: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut unfixable: Vec<&Finding> = Vec::new();
+    let mut plan: Vec<String> = Vec::new();
+    for f in &st.findings {
+        if !f.damage {
+            if f.what.starts_with("torn tail") {
+                plan.push(format!(
+                    "cut the torn tail of {} at offset {} ({})",
+                    f.file.display(),
+                    f.offset,
+                    f.what
+                ));
+            }
+            continue; // other warnings (a gap already in quarantine) need nothing
+        }
+        match is_segment(&f.file) {
+            Some(_) if f.what.starts_with("id gap") => unfixable.push(f),
+            Some(base) if sealed.contains(&base) || Some(base) != last_base => {
+                if quarantine.insert(f.file.clone()) {
+                    plan.push(format!(
+                        "move {} (and its index) to {QUARANTINE_DIR}/: {} at offset {}",
+                        f.file.display(),
+                        f.what,
+                        f.offset
+                    ));
+                }
+            }
+            Some(_) => unfixable.push(f),
+            None if f.file.extension().is_some_and(|e| e == "idx") => {
+                plan.push(format!(
+                    "rebuild {} from its segment ({})",
+                    f.file.display(),
+                    f.what
+                ));
+            }
+            None => unfixable.push(f),
+        }
+    }
+    for t in &st.temp_files {
+        plan.push(format!("remove leftover temporary file {}", t.display()));
+    }
+    if plan.is_empty() && unfixable.is_empty() {
+        println!("nothing to repair: {} verifies clean", dir.display());
+        return Ok(Outcome::Ok);
+    }
+    for p in &plan {
+        println!("{}{p}", if dry_run { "would " } else { "" });
+    }
+    for f in &unfixable {
+        println!(
+            "cannot repair automatically: {} @ {}: {}",
+            f.file.display(),
+            f.offset,
+            f.what
+        );
+    }
+    if !unfixable.is_empty() {
+        println!(
+            "the damage above lies in front of acknowledged records (or a segment is missing); \
+             nothing was changed. Salvage readable records with `actlog-inspect dump`, and keep a copy of the files"
+        );
+        return Ok(Outcome::Damage);
+    }
+    if dry_run {
+        return Ok(Outcome::Ok);
+    }
+
+    if !quarantine.is_empty() {
+        let qdir = dir.join(QUARANTINE_DIR);
+        fs::create_dir_all(&qdir)?;
+        sync_dir(dir)?;
+        for seg in &quarantine {
+            for file in [seg.clone(), index_path(seg)] {
+                if file.exists() {
+                    let to = qdir.join(file.file_name().unwrap_or_default());
+                    fs::rename(&file, &to)?;
+                    println!("moved {} to {}", file.display(), to.display());
+                }
+            }
+        }
+        sync_dir(&qdir)?;
+        sync_dir(dir)?;
+    }
+    drop(lock);
+    let log = Log::open(dir, Config::default())?;
+    let r = log.recovery_report();
+    if let Some(t) = &r.torn_tail {
+        println!(
+            "cut {} bytes ({} uncommitted records) from {} at offset {}",
+            t.bytes_dropped,
+            t.records_dropped,
+            t.file.display(),
+            t.offset
+        );
+    }
+    for (f, why) in &r.rebuilt_indexes {
+        println!("rebuilt {} ({why})", f.display());
+    }
+    for f in &r.removed_temp_files {
+        println!("removed {}", f.display());
+    }
+    for (from, to) in &r.quarantined_gaps {
+        println!("ids {from}..{to} are in {QUARANTINE_DIR}/ and no longer served");
+    }
+    log.close()?;
+    let after = inspect::verify(dir, &mut |_| {})?;
+    if after.damaged() {
+        println!("repair finished, but verify still finds damage:");
+        for f in after.findings.iter().filter(|f| f.damage) {
+            println!("DAMAGE: {} @ {}: {}", f.file.display(), f.offset, f.what);
+        }
+        return Ok(Outcome::Damage);
+    }
+    println!("repair finished; {} verifies clean", dir.display());
+    Ok(Outcome::Ok)
+}
