@@ -5,9 +5,10 @@
 //! committed frame, found by scanning a snapshot of it: the file only grows
 //! (or gains a footer) while a server runs, so that prefix stays valid. The
 //! watermark and the server's state files are copied whole. Retention may
-//! delete a segment while the backup runs; it always deletes the oldest, so
-//! what remains is still a contiguous id range — a vanished file is noted by
-//! the caller, not an error.
+//! delete a segment while the backup runs. It always deletes the oldest, but
+//! the files before a vanished one may already have been copied (a hole in
+//! the ids), or every planned segment may vanish behind a fast writer; so a
+//! caller that finds a file gone must plan again rather than go on.
 
 use std::fs::{self, File};
 use std::io::Read;

@@ -239,7 +239,9 @@ impl Log {
             let path = segment_path(&dir, base);
             let is_last = i + 1 == bases.len();
             if let Some(end) = prev_end.filter(|&end| end != base) {
-                if quarantined(&dir, end) {
+                if base <= low {
+                    // The gap lies wholly below the watermark: nothing there is visible anyway.
+                } else if quarantined(&dir, end) {
                     report.quarantined_gaps.push((end, base));
                 } else {
                     return Err(Error::corruption(

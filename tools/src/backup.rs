@@ -4,8 +4,10 @@
 //! (file list, sizes, SHA-256 of each, id range), written last and
 //! atomically. A second backup into the same directory copies only what is
 //! new or changed: sealed segments and their indexes never change, so a copy
-//! with the same name and size is kept. Restore checks the manifest and every
-//! checksum before writing anything.
+//! with the same name and size is kept. A file that retention deletes while
+//! it is being backed up makes the backup list the files again (keeping what
+//! it already copied), so the copy never holds a hole in its ids. Restore
+//! checks the manifest and every checksum before writing anything.
 
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -146,6 +148,76 @@ impl Source for DirSource {
     }
 }
 
+/// How often a backup lists the files again after one vanished.
+const MAX_ATTEMPTS: usize = 10;
+
+/// The files of a finished copy and the id range they hold.
+type Copied = (Vec<ManifestFile>, Option<(u64, u64)>);
+
+/// Lists the source's files and copies each into `to` (keeping what `known`
+/// already holds). `Ok(Err(name))` when a planned file vanished meanwhile:
+/// the copy is then incomplete and must start over with a new plan.
+fn copy_plan(
+    source: &dyn Source,
+    to: &Path,
+    known: &mut Vec<ManifestFile>,
+    fresh: &mut Vec<String>,
+    pb: &indicatif::ProgressBar,
+) -> anyhow::Result<Result<Copied, String>> {
+    let items = source.plan()?;
+    pb.set_length(items.iter().map(|i| i.len).sum());
+    pb.set_position(0);
+    let mut files = Vec::new();
+    let mut ids: Option<(u64, u64)> = None;
+    for item in &items {
+        let dest = to.join(&item.name);
+        let reuse = known
+            .iter()
+            .filter(|_| item.immutable)
+            .find(|f| f.name == item.name)
+            .filter(|f| {
+                f.bytes == item.len && fs::metadata(&dest).map(|m| m.len()).ok() == Some(item.len)
+            })
+            .cloned();
+        let entry = match reuse {
+            Some(f) => {
+                pb.inc(item.len);
+                f
+            }
+            None => match source.open(item)? {
+                None => return Ok(Err(item.name.clone())),
+                Some(reader) => {
+                    let (bytes, sha256) = copy_hashed(reader, &dest, pb)?;
+                    anyhow::ensure!(
+                        bytes == item.len,
+                        "{} was {bytes} bytes, expected {}; the source changed unexpectedly",
+                        item.name,
+                        item.len
+                    );
+                    let f = ManifestFile {
+                        name: item.name.clone(),
+                        bytes,
+                        sha256,
+                    };
+                    known.retain(|k| k.name != f.name);
+                    if item.immutable {
+                        known.push(f.clone());
+                    }
+                    if !fresh.contains(&f.name) {
+                        fresh.push(f.name.clone());
+                    }
+                    f
+                }
+            },
+        };
+        if let Some((a, b)) = item.ids {
+            ids = Some(ids.map_or((a, b), |(x, y)| (x.min(a), y.max(b))));
+        }
+        files.push(entry);
+    }
+    Ok(Ok((files, ids)))
+}
+
 /// `actlog-inspect backup --from DIR|--url URL --to OUT`
 pub fn backup(
     from: Option<&Path>,
@@ -167,59 +239,35 @@ pub fn backup(
         (None, None) => return Err(Usage("give --from DIR or --url URL".into()).into()),
     };
     fs::create_dir_all(to)?;
-    let previous = read_manifest(to);
-    let items = source.plan()?;
-    let total: u64 = items.iter().map(|i| i.len).sum();
-    let pb = progress::bytes(total, "backup");
-    let mut files = Vec::new();
+    // Immutable files already in `to` (from the previous backup, or copied
+    // earlier in this run): kept when an item of the same name and size
+    // comes up again.
+    let mut known: Vec<ManifestFile> = read_manifest(to).map(|m| m.files).unwrap_or_default();
+    let mut fresh: Vec<String> = Vec::new();
     let mut notes = Vec::new();
-    let (mut copied, mut kept) = (0usize, 0usize);
-    let mut ids: Option<(u64, u64)> = None;
-    for item in &items {
-        let dest = to.join(&item.name);
-        let reuse = previous
-            .as_ref()
-            .filter(|_| item.immutable)
-            .and_then(|m| m.files.iter().find(|f| f.name == item.name))
-            .filter(|f| {
-                f.bytes == item.len && fs::metadata(&dest).map(|m| m.len()).ok() == Some(item.len)
-            });
-        let entry = match reuse {
-            Some(f) => {
-                kept += 1;
-                pb.inc(item.len);
-                f.clone()
+    let mut attempt = 0;
+    let pb = progress::bytes(0, "backup");
+    let (files, ids) = loop {
+        attempt += 1;
+        match copy_plan(source.as_ref(), to, &mut known, &mut fresh, &pb)? {
+            Ok(done) => break done,
+            // Retention deleted a planned file (it deletes the oldest
+            // first). Going on would leave a hole, or nothing at all, where
+            // it was; list the files again instead.
+            Err(vanished) => {
+                notes.push(format!(
+                    "{vanished} vanished during the backup (retention deleted it); listed the files again"
+                ));
+                anyhow::ensure!(
+                    attempt < MAX_ATTEMPTS,
+                    "files kept vanishing during the backup ({attempt} attempts): retention deletes \
+                     segments faster than they can be copied; try again"
+                );
             }
-            None => match source.open(item)? {
-                None => {
-                    notes.push(format!(
-                        "{} vanished during the backup (retention deleted it)",
-                        item.name
-                    ));
-                    continue;
-                }
-                Some(reader) => {
-                    let (bytes, sha256) = copy_hashed(reader, &dest, &pb)?;
-                    anyhow::ensure!(
-                        bytes == item.len,
-                        "{} was {bytes} bytes, expected {}; the source changed unexpectedly",
-                        item.name,
-                        item.len
-                    );
-                    copied += 1;
-                    ManifestFile {
-                        name: item.name.clone(),
-                        bytes,
-                        sha256,
-                    }
-                }
-            },
-        };
-        if let Some((a, b)) = item.ids {
-            ids = Some(ids.map_or((a, b), |(x, y)| (x.min(a), y.max(b))));
         }
-        files.push(entry);
-    }
+    };
+    let copied = files.iter().filter(|f| fresh.contains(&f.name)).count();
+    let kept = files.len() - copied;
     pb.finish_and_clear();
     sync_dir(to)?;
     let manifest = Manifest {
