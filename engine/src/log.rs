@@ -554,6 +554,16 @@ impl Log {
     /// Persists the watermark the retention bounds imply and drops every
     /// segment that lies wholly below it. O(segments).
     pub fn enforce_retention(&self) -> Result<RetentionOutcome> {
+        self.enforce_retention_leaving_room(0)
+    }
+
+    /// Like [`Log::enforce_retention`], but when it drops anything and a
+    /// `max_entries` bound is set, it drops `room` more records, so that
+    /// `room` records appended right after (a notice of what was dropped)
+    /// do not push the log over the bound again. Without this, an idle log
+    /// that records each retention run would evict one real record per run,
+    /// forever.
+    pub fn enforce_retention_leaving_room(&self, room: u64) -> Result<RetentionOutcome> {
         if self.inner.read_only {
             return Err(Error::ReadOnly);
         }
@@ -564,7 +574,14 @@ impl Log {
             .low
             .load(Ordering::Acquire)
             .max(snap.view.first_id());
-        self.move_watermark(snap.first, before)
+        let mut first = snap.first;
+        if first > before && room > 0 {
+            if let Some(n) = lock(&self.inner.retention).max_entries {
+                let keep = n.saturating_sub(room).max(1);
+                first = first.max((snap.last + 1).saturating_sub(keep));
+            }
+        }
+        self.move_watermark(first, before)
     }
 
     /// Hides every record appended so far and drops all sealed segments (the

@@ -14,7 +14,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use actlog_engine::{Log, NewRecord, Record};
@@ -51,6 +51,9 @@ struct Inner {
     metrics: Arc<Metrics>,
     enabled: AtomicBool,
     queue: SyncSender<NewRecord>,
+    /// Every append holds it shared; a clear holds it exclusively, so the
+    /// record announcing the clear is the first one after it.
+    gate: RwLock<()>,
 }
 
 impl Recorder {
@@ -63,6 +66,7 @@ impl Recorder {
             metrics,
             enabled: AtomicBool::new(enabled),
             queue: tx,
+            gate: RwLock::new(()),
         });
         let worker = Arc::downgrade(&inner);
         std::thread::Builder::new()
@@ -109,7 +113,7 @@ impl Recorder {
     async fn append(&self, batch: Vec<NewRecord>) -> Result<Vec<Record>, ApiError> {
         let inner = self.inner.clone();
         let started = Instant::now();
-        let records = tokio::task::spawn_blocking(move || inner.log.append_records(&batch))
+        let records = tokio::task::spawn_blocking(move || inner.append_records(&batch))
             .await
             .map_err(|e| ApiError::internal(format!("append task failed: {e}")))??;
         self.inner.metrics.append_latency.observe(started.elapsed());
@@ -159,9 +163,53 @@ impl Recorder {
             }
         }
     }
+
+    /// Clears the log and then records `announce(cleared)` (unless recording
+    /// is off) with no other append in between: API.md makes
+    /// `system.activity_cleared` the first record after a clear, also while
+    /// clients keep ingesting. Publishes `ActivityCleared`, then the record.
+    pub async fn clear(
+        &self,
+        announce: impl FnOnce(u64) -> NewRecord + Send + 'static,
+    ) -> Result<u64, ApiError> {
+        let inner = self.inner.clone();
+        let actor = current_actor();
+        let (cleared, recorded) = tokio::task::spawn_blocking(move || {
+            let _exclusive = inner.gate.write().unwrap_or_else(|e| e.into_inner());
+            let cleared = inner.log.clear()?;
+            if !inner.enabled.load(Ordering::Acquire) {
+                return Ok((cleared, None));
+            }
+            let mut rec = announce(cleared);
+            if rec.actor.is_none() {
+                rec.actor = Some(actor);
+            }
+            Ok::<_, actlog_engine::Error>((cleared, Some(inner.log.append_records(&[rec]))))
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("clear task failed: {e}")))??;
+        self.inner.bus.publish(BusMessage::ActivityCleared);
+        match recorded {
+            Some(Ok(records)) => self.inner.publish(&records),
+            Some(Err(e)) => {
+                self.inner
+                    .metrics
+                    .record_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %e, "could not record the clear");
+            }
+            None => {}
+        }
+        Ok(cleared)
+    }
 }
 
 impl Inner {
+    fn append_records(&self, batch: &[NewRecord]) -> Result<Vec<Record>, actlog_engine::Error> {
+        let _shared = self.gate.read().unwrap_or_else(|e| e.into_inner());
+        self.log.append_records(batch)
+    }
+
     fn publish(&self, records: &[Record]) {
         if self.bus.has_subscribers() {
             for r in records {
@@ -182,7 +230,7 @@ fn writer_thread(inner: std::sync::Weak<Inner>, rx: Receiver<NewRecord>) {
             }
         }
         let Some(inner) = inner.upgrade() else { return };
-        match inner.log.append_records(&batch) {
+        match inner.append_records(&batch) {
             Ok(records) => inner.publish(&records),
             Err(e) => {
                 inner

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{json, Value};
 
-use super::{blocking, read_body};
+use super::read_body;
 use crate::auth::{session_cookie, Caller, SESSION_COOKIE, SESSION_TTL};
 use crate::bus::BusMessage;
 use crate::error::ApiError;
@@ -106,7 +106,9 @@ fn fmt_opt(v: Option<u64>) -> String {
 /// Enforces retention now and records what it dropped.
 pub async fn run_retention(app: &App) {
     let log = app.log().clone();
-    match tokio::task::spawn_blocking(move || log.enforce_retention()).await {
+    // Leave room for the notice recorded below, so that recording it does not
+    // push the log over `max_entries` and evict a real record next run.
+    match tokio::task::spawn_blocking(move || log.enforce_retention_leaving_room(1)).await {
         Ok(Ok(out)) if out.dropped_records > 0 => {
             app.metrics
                 .retention_dropped
@@ -146,16 +148,20 @@ pub async fn clear(
             "clearing deletes every record; repeat the request with `confirm=true`",
         ));
     }
-    let log = app.log().clone();
-    let cleared = blocking(move || log.clear()).await?;
-    app.recorder.bus().publish(BusMessage::ActivityCleared);
-    let mut r = event(
-        "system",
-        "system.activity_cleared",
-        format!("Activity log cleared ({cleared} records)"),
-    );
-    r.metadata.insert("cleared".into(), json!(cleared));
-    app.recorder.record_durable(r, false).await;
+    // The clear and the record announcing it happen with no append in
+    // between, so `system.activity_cleared` is the first record after it.
+    let cleared = app
+        .recorder
+        .clear(|cleared| {
+            let mut r = event(
+                "system",
+                "system.activity_cleared",
+                format!("Activity log cleared ({cleared} records)"),
+            );
+            r.metadata.insert("cleared".into(), json!(cleared));
+            r
+        })
+        .await?;
     Ok(Json(json!({ "cleared": cleared })))
 }
 

@@ -41,7 +41,7 @@ pub async fn stream(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    caller.require(Role::Reader)?;
+    let key_id = caller.require(Role::Reader)?.key.id.clone();
     let p = params::parse(raw.as_deref().unwrap_or(""))?;
     let resume = match headers.get("last-event-id") {
         Some(v) => Some(
@@ -75,6 +75,11 @@ pub async fn stream(
         loop {
             // Catch up from the log.
             loop {
+                // A revoked key stops working at once, also for a stream it
+                // opened before: deliver nothing more and end the stream.
+                if app.keys.get(&key_id).is_none() {
+                    return;
+                }
                 let q = Query {
                     selection: selection.clone(),
                     order: Order::Asc,
@@ -126,16 +131,21 @@ pub async fn ws(
     Extension(caller): Extension<Caller>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    caller.require(Role::Reader)?;
-    Ok(upgrade.on_upgrade(move |socket| ws_session(app, socket)))
+    let key_id = caller.require(Role::Reader)?.key.id.clone();
+    Ok(upgrade.on_upgrade(move |socket| ws_session(app, socket, key_id)))
 }
 
-async fn ws_session(app: AppState, mut socket: WebSocket) {
+async fn ws_session(app: AppState, mut socket: WebSocket, key_id: String) {
     let mut bus = app.recorder.bus().subscribe();
     let mut shutdown = app.shutdown.clone();
     loop {
         tokio::select! {
             m = bus.recv() => match m {
+                Ok(_) if app.keys.get(&key_id).is_none() => {
+                    // The key was revoked: it stops working at once.
+                    let _ = socket.send(Message::Close(None)).await;
+                    return;
+                }
                 Ok(msg) => {
                     if socket.send(Message::Text(msg.to_json().into())).await.is_err() {
                         return;
