@@ -113,6 +113,9 @@ pub(crate) struct Inner {
     retention: Mutex<Retention>,
     /// Serializes retention runs and clears.
     maintenance: Mutex<()>,
+    /// Threads unlinking dropped segments; joined when the handle goes, so
+    /// nothing outlives it in the background.
+    reapers: Mutex<Vec<std::thread::JoinHandle<()>>>,
     report: RecoveryReport,
     /// Opened with [`Log::open_read_only`]: no lock, no writes.
     read_only: bool,
@@ -122,6 +125,15 @@ pub(crate) struct Inner {
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let reapers = std::mem::take(self.reapers.get_mut().unwrap_or_else(|e| e.into_inner()));
+        for h in reapers {
+            let _ = h.join();
+        }
+    }
 }
 
 impl Inner {
@@ -253,7 +265,15 @@ impl Log {
                     ));
                 }
             }
-            match SealedSegment::open(&path)? {
+            let opened = match SealedSegment::open(&path) {
+                // Unlinked since the listing (a dropped segment being reaped by
+                // another handle): it lay below the watermark.
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                    continue
+                }
+                other => other?,
+            };
+            match opened {
                 Some(seg) => {
                     check_base(&path, seg.header(), base)?;
                     if seg.count() > 0 {
@@ -353,6 +373,7 @@ impl Log {
                 low: AtomicU64::new(low),
                 retention: Mutex::new(Retention::default()),
                 maintenance: Mutex::new(()),
+                reapers: Mutex::new(Vec::new()),
                 report,
                 read_only,
                 _lock: lock_file,
@@ -632,11 +653,33 @@ impl Log {
             )));
             s.doom();
         }
-        Ok(RetentionOutcome {
+        let outcome = RetentionOutcome {
             dropped_records: low.saturating_sub(before),
             dropped_segments: dropped.len(),
             low_watermark: low,
-        })
+        };
+        if !dropped.is_empty() {
+            // Unmapping a deleted file frees its cached pages (~20 ms per
+            // 64 MiB segment): let a short-lived thread pay for that, so
+            // retention costs two fsyncs whatever it drops. Readers still
+            // holding a segment unlink it when they let go instead.
+            let dir = inner.dir.clone();
+            let reap = move || {
+                drop(dropped);
+                let _ = fsutil::sync_dir(&dir);
+            };
+            // If no thread can be had, the failed spawn drops the closure
+            // here, which unlinks right away: slower, never wrong.
+            if let Ok(handle) = std::thread::Builder::new()
+                .name("actlog-reaper".into())
+                .spawn(reap)
+            {
+                let mut reapers = lock(&inner.reapers);
+                reapers.retain(|h| !h.is_finished());
+                reapers.push(handle);
+            }
+        }
+        Ok(outcome)
     }
 
     /// Totals over the visible log.
@@ -815,13 +858,14 @@ fn quarantined(dir: &Path, base: u64) -> bool {
 }
 
 fn remove_segment_files(path: &Path) -> Result<()> {
-    let idx = index_file::index_path(path);
-    match fs::remove_file(&idx) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io("remove", &idx)(e)),
+    for p in [index_file::index_path(path), path.to_path_buf()] {
+        match fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("remove", &p)(e)),
+        }
     }
-    fs::remove_file(path).map_err(Error::io("remove", path))
+    Ok(())
 }
 
 /// Loads a sealed segment's index, rebuilding (and rewriting) it when it is

@@ -127,6 +127,7 @@ pub fn scan_active(bytes: &[u8], path: &Path, base_id: u64) -> Result<Scan> {
     let uncommitted = (table.offsets.len() - committed) as u64;
     table.offsets.truncate(committed);
     table.ts.truncate(committed);
+    table.end = end as u64;
 
     if let Some(reason) = &stop {
         if let Some((offset, id)) = find_valid_frame(bytes, pos + 1, next_id - 1) {

@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::fsutil;
 use crate::index::file::{index_path, SealedIndex};
 use crate::record::Record;
 use crate::segment::active::ActiveSegment;
@@ -46,11 +45,10 @@ impl Drop for Sealed {
         if self.doomed.load(Ordering::Acquire) {
             // Best effort: the persisted watermark already hides these records,
             // and open deletes any segment wholly below it that is still here.
+            // No directory fsync here: the reaper does one for the whole
+            // batch, and a crash before it only leaves files that open deletes.
             let _ = std::fs::remove_file(self.seg.path());
             let _ = std::fs::remove_file(index_path(self.seg.path()));
-            if let Some(dir) = self.seg.path().parent() {
-                let _ = fsutil::sync_dir(dir);
-            }
         }
     }
 }

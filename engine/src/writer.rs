@@ -154,7 +154,7 @@ impl Inner {
             st.count += 1;
         }
         st.active.index_batch(first_local, terms);
-        st.active.push(&offsets, &stamps);
+        st.active.push(&offsets, &stamps, st.logical_len);
         let last_id = st.next_id - 1;
         let WriterState { crc, pending, .. } = &mut *st;
         crc.update(&pending[start..]);

@@ -1,8 +1,7 @@
 //! The in-memory index of the active segment.
 
-use std::collections::HashMap;
-
 use roaring::RoaringBitmap;
+use rustc_hash::FxHashMap;
 
 use super::terms::Terms;
 
@@ -12,7 +11,11 @@ use super::terms::Terms;
 /// (`RoaringBitmap::push`).
 #[derive(Debug, Default)]
 pub struct ActiveIndex {
-    postings: HashMap<Box<[u8]>, RoaringBitmap>,
+    // FxHash rather than SipHash: hashing was ~45% of re-indexing the active
+    // segment on open. Keys come from authenticated writers only; one who
+    // crafts colliding words can slow ingest on their own server, not read
+    // or corrupt anything.
+    postings: FxHashMap<Box<[u8]>, RoaringBitmap>,
 }
 
 impl ActiveIndex {

@@ -414,19 +414,24 @@ impl Log {
         let snap = self.inner.snapshot()?;
         let mut items = Vec::with_capacity(q.limit.min(64));
         let mut more = false;
-        'segments: for seg in readers(&snap, q.order) {
+        for seg in readers(&snap, q.order) {
             let range = local_range(&seg, &snap, &q.selection)?;
             let range = after_cursor(range, seg.base_id(), q.order, last_id);
             if range.is_empty() {
                 continue;
             }
             let m = matching(&seg, &q.selection, &range)?;
+            let mut ids = Vec::new();
             for local in locals(&m, range, q.order) {
-                if items.len() == q.limit {
+                if items.len() + ids.len() == q.limit {
                     more = true;
-                    break 'segments;
+                    break;
                 }
-                items.push(snap.read(seg.base_id() + u64::from(local))?);
+                ids.push(seg.base_id() + u64::from(local));
+            }
+            items.extend(seg.read_many(&ids)?);
+            if more {
+                break;
             }
         }
         let next_cursor = match (more, items.last()) {

@@ -47,6 +47,14 @@ impl SegmentReader<'_> {
         }
     }
 
+    /// Reads the records `ids` (all in this segment, all visible), in that order.
+    pub(crate) fn read_many(&self, ids: &[u64]) -> Result<Vec<crate::Record>> {
+        match self {
+            SegmentReader::Sealed(s) => ids.iter().map(|&id| s.seg.read(id)).collect(),
+            SegmentReader::Active(a, _) => a.read_many(ids),
+        }
+    }
+
     /// First local whose ts is `>= t` (or `count()`).
     pub(crate) fn lower_bound_ts(&self, t: i64) -> Result<u32> {
         match self {

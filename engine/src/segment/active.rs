@@ -23,7 +23,24 @@ pub struct ActiveTable {
     pub offsets: Vec<u32>,
     /// ts of each record.
     pub ts: Vec<i64>,
+    /// Where the last frame in the table ends.
+    pub end: u64,
 }
+
+impl ActiveTable {
+    /// The byte range of frame `local`.
+    fn frame_range(&self, local: usize) -> Option<(u64, u64)> {
+        let start = u64::from(*self.offsets.get(local)?);
+        let end = self
+            .offsets
+            .get(local + 1)
+            .map_or(self.end, |&o| u64::from(o));
+        Some((start, end))
+    }
+}
+
+/// Largest span read in one call by [`ActiveSegment::read_many`].
+const MAX_SPAN: u64 = 1 << 20;
 
 /// The active segment as readers see it.
 #[derive(Debug)]
@@ -86,10 +103,39 @@ impl ActiveSegment {
         self.table.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(crate) fn push(&self, offsets: &[u32], ts: &[i64]) {
+    pub(crate) fn push(&self, offsets: &[u32], ts: &[i64], end: u64) {
         let mut t = self.table.write().unwrap_or_else(|e| e.into_inner());
         t.offsets.extend_from_slice(offsets);
         t.ts.extend_from_slice(ts);
+        t.end = end;
+    }
+
+    /// Reads several durable records of this segment, in the order given.
+    /// When they lie within 1 MiB of each other (a page usually does) they
+    /// come from one positioned read instead of one per record.
+    pub fn read_many(&self, ids: &[u64]) -> Result<Vec<Record>> {
+        let ranges: Option<Vec<(u64, u64)>> = {
+            let t = self.table();
+            ids.iter()
+                .map(|&id| t.frame_range((id - self.base_id) as usize))
+                .collect()
+        };
+        let Some(ranges) = ranges else {
+            return ids.iter().map(|&id| self.read(id)).collect();
+        };
+        let lo = ranges.iter().map(|r| r.0).min().unwrap_or(0);
+        let hi = ranges.iter().map(|r| r.1).max().unwrap_or(0);
+        if ids.len() < 2 || hi - lo > MAX_SPAN {
+            return ids.iter().map(|&id| self.read(id)).collect();
+        }
+        let mut buf = vec![0u8; (hi - lo) as usize];
+        self.file
+            .read_exact_at(&mut buf, lo)
+            .map_err(Error::io("read", &self.path))?;
+        ids.iter()
+            .zip(&ranges)
+            .map(|(&id, &(a, b))| self.decode_at(id, a, &buf[(a - lo) as usize..(b - lo) as usize]))
+            .collect()
     }
 
     /// Reads record `id`; the caller guarantees `id` is durable and in this segment.
