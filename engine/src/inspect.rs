@@ -146,142 +146,47 @@ fn examine(dir: &Path, full: bool, progress: &mut dyn FnMut(u64)) -> Result<DirS
             .findings
             .push(finding_from(e, &dir.join(retention::WATERMARK_FILE))),
     }
-    for (i, &base) in bases.iter().enumerate() {
-        let path = segment_path(dir, base);
-        let is_last = i + 1 == bases.len();
-        let bytes = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        let idx_path = index_path(&path);
-        let index_bytes = fs::metadata(&idx_path).ok().map(|m| m.len());
-        let status = match SealedSegment::open(&path) {
-            Err(e) => {
-                st.findings.push(finding_from(e, &path));
-                continue;
-            }
-            Ok(Some(seg)) => {
-                if seg.base_id() != base {
-                    st.findings.push(Finding {
-                        file: path.clone(),
-                        offset: 16,
-                        what: format!(
-                            "header says base id {}, the name says {base}",
-                            seg.base_id()
-                        ),
-                        damage: true,
-                    });
+    // Segments are independent: check them on every core, in id order of
+    // results. Verifying an index means rebuilding it, which is CPU work.
+    let workers = if full {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(bases.len().max(1))
+    } else {
+        1
+    };
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let n = bases.len();
+    let mut results: Vec<Option<Result<Examined>>> = (0..n).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        for _ in 0..workers {
+            let tx = tx.clone();
+            let (next, bases) = (&next, &bases);
+            scope.spawn(move || loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    return;
                 }
-                if full {
-                    if let Err(e) = seg.verify() {
-                        st.findings.push(finding_from(e, &path));
-                    }
-                    st.bytes_checked += bytes;
-                    progress(st.bytes_checked);
+                let r = examine_segment(dir, bases[i], i + 1 == n, full);
+                if tx.send((i, r)).is_err() {
+                    return;
                 }
-                let index = match SealedIndex::load(&seg) {
-                    Ok(idx) => {
-                        let check = if full {
-                            idx.verify_against(&seg)
-                        } else {
-                            Ok(())
-                        };
-                        if full {
-                            st.bytes_checked += idx.len_bytes();
-                            progress(st.bytes_checked);
-                        }
-                        match check {
-                            Ok(()) => IndexState::Valid,
-                            Err(e) => {
-                                let f = finding_from(e, &idx_path);
-                                let why = f.what.clone();
-                                st.findings.push(f);
-                                IndexState::Damaged(why)
-                            }
-                        }
-                    }
-                    Err(IndexProblem::Missing) => {
-                        st.findings.push(Finding {
-                            file: idx_path.clone(),
-                            offset: 0,
-                            what: "index file missing (repair or the next open rebuilds it)".into(),
-                            damage: true,
-                        });
-                        IndexState::Missing
-                    }
-                    Err(IndexProblem::Damaged(why)) => {
-                        st.findings.push(Finding {
-                            file: idx_path.clone(),
-                            offset: 0,
-                            what: format!(
-                                "index file damaged: {why} (repair or the next open rebuilds it)"
-                            ),
-                            damage: true,
-                        });
-                        IndexState::Damaged(why)
-                    }
-                };
-                SegmentStatus {
-                    path: path.clone(),
-                    base_id: base,
-                    records: seg.count(),
-                    bytes,
-                    index_bytes,
-                    ts_range: (seg.count() > 0)
-                        .then(|| (seg.footer().first_ts, seg.footer().last_ts)),
-                    sealed: true,
-                    index,
-                }
-            }
-            Ok(None) => {
-                if !is_last {
-                    st.findings.push(Finding {
-                        file: path.clone(),
-                        offset: bytes.saturating_sub(48),
-                        what: "no valid seal footer, but newer segments exist".into(),
-                        damage: true,
-                    });
-                }
-                let data = fs::read(&path).map_err(Error::io("read", &path))?;
-                st.bytes_checked += data.len() as u64;
+            });
+        }
+        drop(tx);
+        for (i, r) in rx {
+            if let Ok((_, _, c)) = &r {
+                st.bytes_checked += c;
                 progress(st.bytes_checked);
-                if let Err(e) = SegmentHeader::decode(&data, &path) {
-                    st.findings.push(finding_from(e, &path));
-                    continue;
-                }
-                let (records, ts_range) = match scan_active(&data, &path, base) {
-                    Ok(scan) => {
-                        if let Some(t) = &scan.torn {
-                            st.findings.push(Finding {
-                                file: path.clone(),
-                                offset: t.offset,
-                                what: format!(
-                                    "torn tail: {} bytes ({} uncommitted records) after the last complete batch ({}); the next open cuts them",
-                                    t.bytes_dropped, t.records_dropped, t.reason
-                                ),
-                                damage: false,
-                            });
-                        }
-                        let n = scan.table.ts.len();
-                        (
-                            n as u64,
-                            (n > 0).then(|| (scan.table.ts[0], scan.table.ts[n - 1])),
-                        )
-                    }
-                    Err(e) => {
-                        st.findings.push(finding_from(e, &path));
-                        (0, None)
-                    }
-                };
-                SegmentStatus {
-                    path: path.clone(),
-                    base_id: base,
-                    records,
-                    bytes,
-                    index_bytes,
-                    ts_range,
-                    sealed: false,
-                    index: IndexState::InMemory,
-                }
             }
-        };
+            results[i] = Some(r);
+        }
+    });
+    for r in results.into_iter().flatten() {
+        let (status, findings, _) = r?;
+        st.findings.extend(findings);
+        let Some(status) = status else { continue };
         if let Some(prev) = st.segments.last() {
             if prev.end_id() != status.base_id {
                 let q = dir
@@ -308,6 +213,146 @@ fn examine(dir: &Path, full: bool, progress: &mut dyn FnMut(u64)) -> Result<DirS
         st.segments.push(status);
     }
     Ok(st)
+}
+
+/// One segment examined: its status (none if unreadable), what is wrong, bytes read.
+type Examined = (Option<SegmentStatus>, Vec<Finding>, u64);
+
+/// Examines one segment.
+fn examine_segment(dir: &Path, base: u64, is_last: bool, full: bool) -> Result<Examined> {
+    let path = segment_path(dir, base);
+    let mut findings = Vec::new();
+    let mut checked = 0u64;
+    let bytes = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let idx_path = index_path(&path);
+    let index_bytes = fs::metadata(&idx_path).ok().map(|m| m.len());
+    let status = match SealedSegment::open(&path) {
+        Err(e) => {
+            findings.push(finding_from(e, &path));
+            return Ok((None, findings, checked));
+        }
+        Ok(Some(seg)) => {
+            if seg.base_id() != base {
+                findings.push(Finding {
+                    file: path.clone(),
+                    offset: 16,
+                    what: format!(
+                        "header says base id {}, the name says {base}",
+                        seg.base_id()
+                    ),
+                    damage: true,
+                });
+            }
+            if full {
+                if let Err(e) = seg.verify() {
+                    findings.push(finding_from(e, &path));
+                }
+                checked += bytes;
+            }
+            let index = match SealedIndex::load(&seg) {
+                Ok(idx) => {
+                    let check = if full {
+                        idx.verify_against(&seg)
+                    } else {
+                        Ok(())
+                    };
+                    if full {
+                        checked += idx.len_bytes();
+                    }
+                    match check {
+                        Ok(()) => IndexState::Valid,
+                        Err(e) => {
+                            let f = finding_from(e, &idx_path);
+                            let why = f.what.clone();
+                            findings.push(f);
+                            IndexState::Damaged(why)
+                        }
+                    }
+                }
+                Err(IndexProblem::Missing) => {
+                    findings.push(Finding {
+                        file: idx_path.clone(),
+                        offset: 0,
+                        what: "index file missing (repair or the next open rebuilds it)".into(),
+                        damage: true,
+                    });
+                    IndexState::Missing
+                }
+                Err(IndexProblem::Damaged(why)) => {
+                    findings.push(Finding {
+                        file: idx_path.clone(),
+                        offset: 0,
+                        what: format!(
+                            "index file damaged: {why} (repair or the next open rebuilds it)"
+                        ),
+                        damage: true,
+                    });
+                    IndexState::Damaged(why)
+                }
+            };
+            SegmentStatus {
+                path: path.clone(),
+                base_id: base,
+                records: seg.count(),
+                bytes,
+                index_bytes,
+                ts_range: (seg.count() > 0).then(|| (seg.footer().first_ts, seg.footer().last_ts)),
+                sealed: true,
+                index,
+            }
+        }
+        Ok(None) => {
+            if !is_last {
+                findings.push(Finding {
+                    file: path.clone(),
+                    offset: bytes.saturating_sub(48),
+                    what: "no valid seal footer, but newer segments exist".into(),
+                    damage: true,
+                });
+            }
+            let data = fs::read(&path).map_err(Error::io("read", &path))?;
+            checked += data.len() as u64;
+            if let Err(e) = SegmentHeader::decode(&data, &path) {
+                findings.push(finding_from(e, &path));
+                return Ok((None, findings, checked));
+            }
+            let (records, ts_range) = match scan_active(&data, &path, base) {
+                Ok(scan) => {
+                    if let Some(t) = &scan.torn {
+                        findings.push(Finding {
+                            file: path.clone(),
+                            offset: t.offset,
+                            what: format!(
+                                "torn tail: {} bytes ({} uncommitted records) after the last complete batch ({}); the next open cuts them",
+                                t.bytes_dropped, t.records_dropped, t.reason
+                            ),
+                            damage: false,
+                        });
+                    }
+                    let n = scan.table.ts.len();
+                    (
+                        n as u64,
+                        (n > 0).then(|| (scan.table.ts[0], scan.table.ts[n - 1])),
+                    )
+                }
+                Err(e) => {
+                    findings.push(finding_from(e, &path));
+                    (0, None)
+                }
+            };
+            SegmentStatus {
+                path: path.clone(),
+                base_id: base,
+                records,
+                bytes,
+                index_bytes,
+                ts_range,
+                sealed: false,
+                index: IndexState::InMemory,
+            }
+        }
+    };
+    Ok((Some(status), findings, checked))
 }
 
 /// Lists the segments cheaply (headers, footers, index checksums).
