@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# HTTP-level figures: the real `actlog` server (release) on a copy of the
+# prepared N-record log, loaded from a second process (`http_load`) on
+# loopback. Usage: benches/http/run.sh [N]   (default 1000000)
+# Prints one JSON line per scenario, then the server's peak and current RSS.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+N=${1:-1000000}
+PORT=${ACTLOG_BENCH_PORT:-8479}
+cargo build --release -q -p actlog-server -p actlog-benches --bins
+if [ ! -d "target/bench-data/log-$N" ]; then
+  ACTLOG_BENCH_RECORDS=$N target/release/engine_figures --records "$N" --iters 1 --opens 1 --retention-runs 0 --no-cold >/dev/null
+fi
+DATA="target/bench-data/http-$N"
+rm -rf "$DATA"
+cp -r "target/bench-data/log-$N" "$DATA"
+rm -f "$DATA/LOCK"
+TOKEN="actlog_bench_$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+ACTLOG_ADMIN_TOKEN="$TOKEN" ACTLOG_LOG=warn target/release/actlog serve --data "$DATA" --listen "127.0.0.1:$PORT" >/dev/null &
+PID=$!
+trap 'kill -TERM $PID 2>/dev/null || true; wait $PID 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break
+  sleep 0.1
+done
+L="target/release/http_load --url http://127.0.0.1:$PORT --token $TOKEN"
+$L ingest --clients 64 --batch 1 --seconds 10
+$L ingest --clients 64 --batch 100 --seconds 10
+$L query --rate 1000 --seconds 10 --path '/api/v1/activity?limit=50'
+$L query --rate 1000 --seconds 10 --path '/api/v1/activity?category=device&action=device.disconnected&limit=50'
+$L query --rate 200 --seconds 5 --path '/api/v1/activity/facets/actor'
+$L query --rate 200 --seconds 5 --path '/api/v1/activity/histogram?bucket=1h'
+for fmt in csv ndjson; do
+  t0=$(date +%s.%N)
+  rows=$(curl -sf -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api/v1/activity/export?format=$fmt" | wc -l)
+  t1=$(date +%s.%N)
+  python3 -c "print('{\"scenario\": \"export_$fmt\", \"rows\": $rows, \"seconds\": %.3f, \"rows_per_s\": %.0f}' % ($t1-$t0, $rows/($t1-$t0)))"
+done
+$L sse --subscribers 1000 --events 50
+echo "{\"server_rss_kb\": $(awk '/VmRSS/{print $2}' /proc/$PID/status), \"server_peak_rss_kb\": $(awk '/VmHWM/{print $2}' /proc/$PID/status)}"
