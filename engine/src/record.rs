@@ -191,7 +191,14 @@ impl NewRecord {
                 format!("is nested {depth} levels deep; at most {MAX_METADATA_DEPTH} are allowed"),
             ));
         }
-        let metadata = redacted(&self.metadata);
+        // Clone only when something must be redacted (the common case has no secrets).
+        let owned;
+        let metadata = if has_secret(&self.metadata) {
+            owned = redacted(&self.metadata);
+            &owned
+        } else {
+            &self.metadata
+        };
         let body = BodyRef {
             category: &self.category,
             action: &self.action,
@@ -201,15 +208,16 @@ impl NewRecord {
             entity_name: self.entity_name.as_deref(),
             message: &self.message,
             severity: self.severity.code(),
-            metadata: &metadata,
+            metadata,
             occurred_at: self.occurred_at,
         };
         let bytes = rmp_serde::to_vec(&body)
             .map_err(|e| ValidationError::new("metadata", format!("cannot be encoded: {e}")))?;
         if !metadata.is_empty() {
-            let meta_len = rmp_serde::to_vec(&metadata)
-                .map_err(|e| ValidationError::new("metadata", format!("cannot be encoded: {e}")))?
-                .len();
+            let mut counter = ByteCounter(0);
+            rmp_serde::encode::write(&mut counter, metadata)
+                .map_err(|e| ValidationError::new("metadata", format!("cannot be encoded: {e}")))?;
+            let meta_len = counter.0;
             if meta_len > MAX_METADATA_BYTES {
                 return Err(ValidationError::new(
                     "metadata",
@@ -357,8 +365,51 @@ fn value_depth(value: &Value) -> usize {
     }
 }
 
+/// Counts bytes written (measures an encoding without storing it).
+struct ByteCounter(usize);
+
+impl std::io::Write for ByteCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Whether any key of `map`, at any depth, names a secret.
+fn has_secret(map: &Map<String, Value>) -> bool {
+    fn value_has(v: &Value) -> bool {
+        match v {
+            Value::Object(m) => has_secret(m),
+            Value::Array(items) => items.iter().any(value_has),
+            _ => false,
+        }
+    }
+    map.iter().any(|(k, v)| is_secret_key(k) || value_has(v))
+}
+
 /// Whether a metadata key names a secret (API.md "Redaction").
 pub fn is_secret_key(key: &str) -> bool {
+    if key.is_ascii() {
+        // Same rule without allocating: compare ASCII-lowercased bytes, `-` as `_`.
+        let norm = |b: u8| {
+            if b == b'-' {
+                b'_'
+            } else {
+                b.to_ascii_lowercase()
+            }
+        };
+        let k = key.as_bytes();
+        return SECRET_KEY_PARTS.iter().any(|part| {
+            let p = part.as_bytes();
+            k.len() >= p.len()
+                && k.windows(p.len())
+                    .any(|w| w.iter().zip(p).all(|(&a, &b)| norm(a) == b))
+        });
+    }
     let normal = key.to_lowercase().replace('-', "_");
     SECRET_KEY_PARTS.iter().any(|part| normal.contains(part))
 }
@@ -565,6 +616,23 @@ mod tests {
                 "db_credentials": REDACTED,
             })
         );
+    }
+
+    #[test]
+    fn secret_key_rule_matches_the_api_with_and_without_allocation() {
+        for k in [
+            "X-Auth-Token",
+            "Private-Key",
+            "APIKEY",
+            "my_passwd",
+            "Set-Cookie",
+            "Ключ_token",
+        ] {
+            assert!(is_secret_key(k), "{k}");
+        }
+        for k in ["brightness", "api-kex", "ip", "Ключ", "privatekey"] {
+            assert!(!is_secret_key(k), "{k}");
+        }
     }
 
     #[test]
