@@ -947,9 +947,11 @@ fn recover_active(
         (header, scan, index)
     };
     if let Some(torn) = scan.torn {
-        file.set_len(scan.end)
-            .map_err(Error::io("truncate", path))?;
-        file.sync_all().map_err(Error::io("fsync", path))?;
+        if !read_only {
+            file.set_len(scan.end)
+                .map_err(Error::io("truncate", path))?;
+            file.sync_all().map_err(Error::io("fsync", path))?;
+        }
         report.torn_tail = Some(torn);
     }
     let count = scan.table.offsets.len() as u32;

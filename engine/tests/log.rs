@@ -377,3 +377,39 @@ fn bad_config_is_rejected_with_a_reason() {
     .expect_err("too small");
     assert!(err.to_string().contains("segment_max_bytes"), "{err}");
 }
+
+/// Regression: a read-only open (what `actlog-inspect dump` and `stat` use on
+/// a live directory) once tried to cut a torn tail like a writer does. It must
+/// read around it and leave every byte alone, even while a writer holds the lock.
+#[test]
+fn read_only_open_never_modifies_a_torn_tail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), Config::default()).expect("open");
+    fill(&log, 5);
+    let active = log.segments().pop().expect("active").path;
+    drop(log);
+    let mut bytes = fs::read(&active).expect("read");
+    bytes.extend_from_slice(b"half a frame of garbage....");
+    fs::write(&active, &bytes).expect("write");
+    let writer = Log::open(dir.path(), Config::default());
+    // The writer's own open cuts the tail; undo that to keep a torn file while it holds the lock.
+    drop(writer);
+    fs::write(&active, &bytes).expect("write");
+    let _holder = fs::OpenOptions::new()
+        .read(true)
+        .open(dir.path().join(actlog_engine::LOCK_FILE))
+        .map(|f| {
+            f.lock().expect("lock");
+            f
+        })
+        .expect("lock file");
+    let ro = Log::open_read_only(dir.path(), Config::default()).expect("read-only open");
+    assert!(ro.recovery_report().torn_tail.is_some());
+    assert_eq!(ro.iter(0, Direction::Forward).count(), 5);
+    assert!(matches!(ro.append_one(&rec(9)), Err(Error::ReadOnly)));
+    assert_eq!(
+        fs::read(&active).expect("read"),
+        bytes,
+        "not a byte changed"
+    );
+}
