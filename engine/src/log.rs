@@ -12,6 +12,7 @@ use crate::fsutil;
 use crate::group_commit::{GroupCommit, IoCounters, IoStats};
 use crate::index::active::ActiveIndex;
 use crate::index::file::{self as index_file, IndexBytes, SealedIndex};
+use crate::index::snapshot::{encode_snapshot, load_snapshot, snapshot_path};
 use crate::index::terms::{TermSource, Terms};
 use crate::record::{NewRecord, Record};
 use crate::recovery::{self, RecoveryReport};
@@ -133,10 +134,38 @@ impl Drop for Inner {
         for h in reapers {
             let _ = h.join();
         }
+        if !self.read_only {
+            self.save_active_index();
+        }
     }
 }
 
 impl Inner {
+    /// On a clean close, saves the active segment's index so the next open
+    /// re-indexes only what is appended after it (`index/snapshot.rs`).
+    /// Best effort: without it, open rebuilds from the frames.
+    fn save_active_index(&mut self) {
+        let durable = self.commit.visible();
+        let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        if st.failed || !st.pending.is_empty() || st.count == 0 || durable + 1 != st.next_id {
+            return;
+        }
+        let active = st.active.clone();
+        let bytes = {
+            let table = active.table();
+            if table.end != st.logical_len {
+                return;
+            }
+            encode_snapshot(
+                active.base_id(),
+                &active.index(),
+                &table,
+                st.crc.clone().finalize(),
+            )
+        };
+        let _ = fsutil::create_durable(&snapshot_path(active.path()), &bytes);
+    }
+
     pub(crate) fn view(&self) -> Arc<View> {
         self.view.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -287,6 +316,10 @@ impl Log {
                             report.deleted_below_watermark.push(path);
                         }
                         continue;
+                    }
+                    if !read_only {
+                        // A snapshot of a segment since sealed is stale.
+                        let _ = fs::remove_file(snapshot_path(&path));
                     }
                     let index = open_index(&seg, &mut report, read_only)?;
                     sealed.push(Arc::new(Sealed::new(seg, index)));
@@ -936,7 +969,23 @@ fn recover_active(
         check_base(path, &header, base)?;
         let scan = recovery::scan_active(&map, path, base)?;
         let mut index = ActiveIndex::default();
-        for (local, &off) in scan.table.offsets.iter().enumerate() {
+        let mut from = 0;
+        let snap_path = snapshot_path(path);
+        if let Ok(bytes) = fs::read(&snap_path) {
+            match load_snapshot(&snap_path, bytes, &map, base, &scan.table) {
+                Ok((idx, covered)) => {
+                    index = idx;
+                    from = covered;
+                    report.active_index_snapshot = Some(covered as u64);
+                }
+                Err(why) => report.snapshot_ignored = Some(why),
+            }
+            if !read_only {
+                // Used or not, it now describes the past: never trust it twice.
+                let _ = fs::remove_file(&snap_path);
+            }
+        }
+        for (local, &off) in scan.table.offsets.iter().enumerate().skip(from) {
             let off = off as usize;
             let rec = crate::frame::decode(&map[off..])
                 .map_err(|e| e.to_string())

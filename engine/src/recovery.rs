@@ -59,6 +59,11 @@ pub struct RecoveryReport {
     /// Id ranges `[from, to)` missing because `actlog-inspect repair` moved
     /// the segment that held them to `quarantine/`.
     pub quarantined_gaps: Vec<(u64, u64)>,
+    /// Records of the active segment whose index came from the snapshot a
+    /// clean close saved (the rest were re-indexed from their frames).
+    pub active_index_snapshot: Option<u64>,
+    /// Why a snapshot that was present could not be used.
+    pub snapshot_ignored: Option<String>,
 }
 
 impl RecoveryReport {

@@ -395,14 +395,11 @@ fn read_only_open_never_modifies_a_torn_tail() {
     // The writer's own open cuts the tail; undo that to keep a torn file while it holds the lock.
     drop(writer);
     fs::write(&active, &bytes).expect("write");
-    let _holder = fs::OpenOptions::new()
+    let holder = fs::OpenOptions::new()
         .read(true)
         .open(dir.path().join(actlog_engine::LOCK_FILE))
-        .map(|f| {
-            f.lock().expect("lock");
-            f
-        })
         .expect("lock file");
+    holder.lock().expect("lock, as a running server would");
     let ro = Log::open_read_only(dir.path(), Config::default()).expect("read-only open");
     assert!(ro.recovery_report().torn_tail.is_some());
     assert_eq!(ro.iter(0, Direction::Forward).count(), 5);
@@ -412,4 +409,84 @@ fn read_only_open_never_modifies_a_torn_tail() {
         bytes,
         "not a byte changed"
     );
+}
+
+fn index_answers(log: &Log) -> Vec<String> {
+    use actlog_engine::{Field, Order, Selection};
+    let mut out = Vec::new();
+    for f in Field::ALL {
+        out.push(format!(
+            "{:?}",
+            log.facets(f, &Selection::default(), "", 1000)
+                .expect("facets")
+        ));
+    }
+    for q in ["device", "connected", "dev*", "hub"] {
+        let ids: Vec<u64> = log
+            .scan(Selection::default().with_words(q), Order::Asc)
+            .map(|r| r.expect("scan").id)
+            .collect();
+        out.push(format!("{q}: {ids:?}"));
+    }
+    out
+}
+
+#[test]
+fn a_clean_close_saves_the_active_index_and_open_trusts_it_only_when_it_fits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), Config::default()).expect("open");
+    fill(&log, 40);
+    log.close().expect("close");
+    let snap = fs::read_dir(dir.path())
+        .expect("list")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.extension().is_some_and(|e| e == "aidx"))
+        .expect("a snapshot after a clean close");
+    let old = fs::read(&snap).expect("read snapshot");
+
+    // Used in full, then gone.
+    let log = Log::open(dir.path(), Config::default()).expect("reopen");
+    assert_eq!(log.recovery_report().active_index_snapshot, Some(40));
+    assert!(!snap.exists(), "a snapshot is used once");
+    let full = index_answers(&log);
+    fill(&log, 25);
+    let after = index_answers(&log);
+    drop(log);
+
+    // An older snapshot covers a prefix: the tail is re-indexed.
+    fs::write(&snap, &old).expect("restore old snapshot");
+    let log = Log::open(dir.path(), Config::default()).expect("reopen");
+    assert_eq!(log.recovery_report().active_index_snapshot, Some(40));
+    assert_eq!(index_answers(&log), after);
+    drop(log);
+
+    // A damaged one is ignored, and the answers are still right.
+    let mut bad = old.clone();
+    bad[7] ^= 0x01;
+    fs::write(&snap, &bad).expect("write");
+    let log = Log::open(dir.path(), Config::default()).expect("reopen");
+    assert_eq!(log.recovery_report().active_index_snapshot, None);
+    assert!(log.recovery_report().snapshot_ignored.is_some());
+    assert_eq!(index_answers(&log), after);
+    drop(log);
+
+    // One that does not match the segment's bytes is ignored too.
+    let fresh = tempfile::tempdir().expect("tempdir");
+    let other = Log::open(fresh.path(), Config::default()).expect("open");
+    for i in 0..40 {
+        let mut r = rec(i);
+        r.message = format!("something else {i}");
+        other.append_one(&r).expect("append");
+    }
+    drop(other);
+    let foreign = fs::read_dir(fresh.path())
+        .expect("list")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.extension().is_some_and(|e| e == "aidx"))
+        .expect("snapshot");
+    fs::copy(&foreign, &snap).expect("copy");
+    let log = Log::open(dir.path(), Config::default()).expect("reopen");
+    assert_eq!(log.recovery_report().active_index_snapshot, None);
+    assert_eq!(index_answers(&log), after);
+    assert_ne!(full, after);
 }

@@ -47,6 +47,11 @@ impl ActiveIndex {
         }
     }
 
+    /// Adds a whole bitmap under `key` (loading a snapshot).
+    pub(crate) fn insert_bitmap(&mut self, key: &[u8], bm: RoaringBitmap) {
+        self.by_code[slot(key)].insert(key.into(), bm);
+    }
+
     /// The bitmap of `key`.
     pub fn get(&self, key: &[u8]) -> Option<&RoaringBitmap> {
         self.by_code[slot(key)].get(key)

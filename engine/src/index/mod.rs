@@ -10,6 +10,7 @@
 
 pub(crate) mod active;
 pub mod file;
+pub(crate) mod snapshot;
 pub(crate) mod terms;
 
 use std::str::FromStr;
