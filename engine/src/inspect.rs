@@ -189,10 +189,7 @@ fn examine(dir: &Path, full: bool, progress: &mut dyn FnMut(u64)) -> Result<DirS
         let Some(status) = status else { continue };
         if let Some(prev) = st.segments.last() {
             if prev.end_id() != status.base_id {
-                let q = dir
-                    .join(QUARANTINE_DIR)
-                    .join(crate::segment::segment_file_name(prev.end_id()));
-                let known = q.is_file();
+                let known = crate::log::quarantined(dir, prev.end_id());
                 st.findings.push(Finding {
                     file: status.path.clone(),
                     offset: 0,
@@ -201,7 +198,7 @@ fn examine(dir: &Path, full: bool, progress: &mut dyn FnMut(u64)) -> Result<DirS
                         prev.end_id(),
                         status.base_id,
                         if known {
-                            " (the missing segment is in quarantine/)"
+                            " (recorded in quarantine/ by repair)"
                         } else {
                             ""
                         }

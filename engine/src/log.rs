@@ -882,12 +882,25 @@ fn check_base(path: &Path, header: &SegmentHeader, base: u64) -> Result<()> {
 /// Name of the folder `actlog-inspect repair` moves unreadable segments to.
 pub const QUARANTINE_DIR: &str = "quarantine";
 
-/// Whether the segment starting at `base` was moved to quarantine (its ids are
-/// then a known gap, not corruption).
-fn quarantined(dir: &Path, base: u64) -> bool {
+/// Suffix of the marker `actlog-inspect repair` leaves in `quarantine/` for a
+/// segment that was missing altogether: `seg-<base>.missing`.
+pub const MISSING_MARKER_SUFFIX: &str = ".missing";
+
+/// The marker file recording that the segment starting at `base` is lost.
+pub fn missing_marker_path(dir: &Path, base: u64) -> PathBuf {
+    let name = crate::segment::segment_file_name(base);
+    let stem = name.strip_suffix(".log").unwrap_or(&name);
+    dir.join(QUARANTINE_DIR)
+        .join(format!("{stem}{MISSING_MARKER_SUFFIX}"))
+}
+
+/// Whether the ids from `base` on are a known gap rather than corruption:
+/// repair moved that segment to quarantine, or recorded it as missing.
+pub(crate) fn quarantined(dir: &Path, base: u64) -> bool {
     dir.join(QUARANTINE_DIR)
         .join(crate::segment::segment_file_name(base))
         .is_file()
+        || missing_marker_path(dir, base).is_file()
 }
 
 fn remove_segment_files(path: &Path) -> Result<()> {

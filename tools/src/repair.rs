@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use actlog_engine::inspect::{self, Finding};
 use actlog_engine::segment::parse_segment_file_name;
-use actlog_engine::{index_path, Config, Log, LOCK_FILE, QUARANTINE_DIR};
+use actlog_engine::{index_path, missing_marker_path, Config, Log, LOCK_FILE, QUARANTINE_DIR};
 
 use crate::{need_dir, Outcome};
 
@@ -71,7 +71,7 @@ pub fn repair(dir: &Path, dry_run: bool) -> anyhow::Result<Outcome> {
             continue; // other warnings (a gap already in quarantine) need nothing
         }
         match is_segment(&f.file) {
-            Some(_) if f.what.starts_with("id gap") => unfixable.push(f),
+            Some(_) if f.what.starts_with("id gap") => {} // planned below, from the segment list
             Some(base) if sealed.contains(&base) || Some(base) != last_base => {
                 if quarantine.insert(f.file.clone()) {
                     plan.push(format!(
@@ -91,6 +91,27 @@ pub fn repair(dir: &Path, dry_run: bool) -> anyhow::Result<Outcome> {
                 ));
             }
             None => unfixable.push(f),
+        }
+    }
+    // A segment that is missing altogether: its records are gone. Record the
+    // loss so the rest of the log can be served again (the server refuses an
+    // unexplained gap), and say so plainly.
+    let mut lost: Vec<(u64, u64)> = Vec::new();
+    for w in st.segments.windows(2) {
+        let (end, next) = (w[0].end_id(), w[1].base_id);
+        let moving = quarantine.iter().any(|q| is_segment(q) == Some(end));
+        if end != next && !moving && !missing_marker_path(dir, end).exists() {
+            let qfile = dir
+                .join(QUARANTINE_DIR)
+                .join(actlog_engine::segment::segment_file_name(end));
+            if !qfile.exists() {
+                lost.push((end, next));
+                plan.push(format!(
+                    "record ids {end}..{} as lost: their segment file is missing ({})",
+                    next - 1,
+                    missing_marker_path(dir, end).display()
+                ));
+            }
         }
     }
     for t in &st.temp_files {
@@ -113,8 +134,8 @@ pub fn repair(dir: &Path, dry_run: bool) -> anyhow::Result<Outcome> {
     }
     if !unfixable.is_empty() {
         println!(
-            "the damage above lies in front of acknowledged records (or a segment is missing); \
-             nothing was changed. Salvage readable records with `actlog-inspect dump`, and keep a copy of the files"
+            "the damage above lies in front of acknowledged records; nothing was changed. \
+             Salvage readable records with `actlog-inspect dump`, and keep a copy of the files"
         );
         return Ok(Outcome::Damage);
     }
@@ -122,6 +143,26 @@ pub fn repair(dir: &Path, dry_run: bool) -> anyhow::Result<Outcome> {
         return Ok(Outcome::Ok);
     }
 
+    if !lost.is_empty() {
+        let qdir = dir.join(QUARANTINE_DIR);
+        fs::create_dir_all(&qdir)?;
+        sync_dir(dir)?;
+        for (from, to) in &lost {
+            let marker = missing_marker_path(dir, *from);
+            let text = format!(
+                "Records {from}..{} were lost: their segment file was missing when \
+                 actlog-inspect repair ran. Delete this file only if you put the segment back.\n",
+                to - 1
+            );
+            actlog_engine::write_atomic(&marker, text.as_bytes())?;
+            println!(
+                "recorded ids {from}..{} as lost in {}",
+                to - 1,
+                marker.display()
+            );
+        }
+        sync_dir(&qdir)?;
+    }
     if !quarantine.is_empty() {
         let qdir = dir.join(QUARANTINE_DIR);
         fs::create_dir_all(&qdir)?;

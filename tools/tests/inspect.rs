@@ -373,28 +373,55 @@ fn truncated_index_is_damage_and_repair_rebuilds_it() {
 }
 
 #[test]
-fn id_gap_is_damage_and_repair_will_not_paper_over_it() {
+fn id_gap_is_damage_and_repair_records_the_loss_so_the_rest_is_served() {
     let dir = tempfile::tempdir().expect("tempdir");
     build(dir.path(), 200);
+    let before = engine_records(dir.path());
     let segs = segment_files(dir.path());
     let gone = &segs[2];
+    let gone_base: u64 = gone
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(actlog_engine::segment::parse_segment_file_name)
+        .expect("segment name");
     fs::remove_file(gone).expect("remove segment");
     fs::remove_file(idx_of(gone)).expect("remove index");
+    let next_base: u64 = segs[3]
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(actlog_engine::segment::parse_segment_file_name)
+        .expect("segment name");
 
     let out = inspect(&["verify", p(dir.path())]);
     assert_eq!(out.code, 1, "{out:?}");
     assert_eq!(damage_offsets(&out, &segs[3]), [0], "{out:?}");
     assert!(out.stdout.contains("id gap"), "{out:?}");
-
-    // The records are gone; repair says so and changes nothing.
-    let snap = snapshot(dir.path());
-    let rep = inspect(&["repair", p(dir.path())]);
-    assert_eq!(rep.code, 1, "{rep:?}");
     assert!(
-        rep.stdout.contains("cannot repair automatically"),
-        "{rep:?}"
+        Log::open(dir.path(), small()).is_err(),
+        "an unexplained gap refuses to open"
     );
-    assert_eq!(snapshot(dir.path()), snap, "repair changed files");
+
+    // --dry-run changes nothing; repair records the loss and nothing else.
+    let snap = snapshot(dir.path());
+    let dry = inspect(&["repair", "--dry-run", p(dir.path())]);
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert!(dry.stdout.contains("would record ids"), "{dry:?}");
+    assert_eq!(snapshot(dir.path()), snap, "dry run changed files");
+    let rep = inspect(&["repair", p(dir.path())]);
+    assert_eq!(rep.code, 0, "{rep:?}");
+    assert!(rep.stdout.contains("recorded ids"), "{rep:?}");
+    assert!(actlog_engine::missing_marker_path(dir.path(), gone_base).is_file());
+
+    // verify now passes with a warning, and every other record is served.
+    let out = inspect(&["verify", p(dir.path())]);
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("recorded in quarantine/"), "{out:?}");
+    let after = engine_records(dir.path());
+    let want: Vec<_> = before
+        .into_iter()
+        .filter(|r| r.id < gone_base || r.id >= next_base)
+        .collect();
+    assert_eq!(after, want);
 }
 
 #[test]
