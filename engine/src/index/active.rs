@@ -14,8 +14,9 @@ type Postings = FxHashMap<Box<[u8]>, RoaringBitmap>;
 
 /// Term → bitmap of local record numbers, for the active segment.
 ///
-/// Locals are inserted in increasing order, so every insert is an append
-/// (`RoaringBitmap::push`).
+/// Locals arrive in increasing order. `insert` rather than `push`: in roaring
+/// 0.10 `push` finds the current maximum by scanning a bitmap container from
+/// the top, ~150 ns against ~10 ns, and it was 37% of a 1000-record batch.
 #[derive(Debug, Default)]
 pub struct ActiveIndex {
     // FxHash rather than SipHash: hashing was ~45% of re-indexing the active
@@ -36,11 +37,11 @@ impl ActiveIndex {
             let map = &mut self.by_code[slot(key)];
             match map.get_mut(key) {
                 Some(bm) => {
-                    bm.push(local);
+                    bm.insert(local);
                 }
                 None => {
                     let mut bm = RoaringBitmap::new();
-                    bm.push(local);
+                    bm.insert(local);
                     map.insert(key.into(), bm);
                 }
             }
