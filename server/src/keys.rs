@@ -2,7 +2,6 @@
 //! SHA-256 of a token is kept (in `keys.json`, written atomically); the token
 //! itself is shown once, when the key is created, and never stored or logged.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
 
@@ -88,6 +87,39 @@ struct KeysFile {
 pub struct KeyStore {
     path: PathBuf,
     keys: RwLock<Vec<KeyInfo>>,
+}
+
+/// What happened to a key, as recorded in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyEvent {
+    /// `auth.key_created`
+    Created,
+    /// `auth.key_revoked`
+    Revoked,
+}
+
+/// The record of a key being created or revoked (`how` is appended to the
+/// message, e.g. " (offline)"). The key's label and id, never its token.
+pub fn key_record(event: KeyEvent, key: &KeyInfo, how: &str) -> actlog_engine::NewRecord {
+    let (action, message) = match event {
+        KeyEvent::Created => (
+            "auth.key_created",
+            format!(
+                "Created API key '{}' with role {}{how}",
+                key.label,
+                key.role.as_str()
+            ),
+        ),
+        KeyEvent::Revoked => (
+            "auth.key_revoked",
+            format!("Revoked API key '{}'{how}", key.label),
+        ),
+    };
+    let mut r = actlog_engine::NewRecord::new("auth", action, message);
+    r.entity_type = Some("api_key".into());
+    r.entity_id = Some(key.id.clone());
+    r.entity_name = Some(key.label.clone());
+    r
 }
 
 /// Hex SHA-256 of a token.
@@ -220,15 +252,6 @@ impl KeyStore {
         let bytes = serde_json::to_vec_pretty(&file)?;
         actlog_engine::write_atomic(&self.path, &bytes)?;
         Ok(())
-    }
-
-    /// Count of keys per role, for `stat`-like displays.
-    pub fn counts(&self) -> HashMap<&'static str, usize> {
-        let mut m = HashMap::new();
-        for k in self.read().iter() {
-            *m.entry(k.role.as_str()).or_default() += 1;
-        }
-        m
     }
 }
 

@@ -220,19 +220,8 @@ pub fn bootstrap_admin(app: &App, env_token: Option<&str>) -> anyhow::Result<Opt
 }
 
 fn record_key_created(app: &App, key: &keys::KeyInfo) {
-    let mut r = NewRecord::new(
-        "auth",
-        "auth.key_created",
-        format!(
-            "Created API key '{}' with role {}",
-            key.label,
-            key.role.as_str()
-        ),
-    );
+    let mut r = keys::key_record(keys::KeyEvent::Created, key, "");
     r.actor = Some(actlog_engine::SYSTEM_ACTOR.into());
-    r.entity_type = Some("api_key".into());
-    r.entity_id = Some(key.id.clone());
-    r.entity_name = Some(key.label.clone());
     app.recorder.record(r);
 }
 

@@ -3,9 +3,9 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use actlog_engine::{Config, Log, NewRecord};
+use actlog_engine::{Config, Log};
 use actlog_server::cli::{Cli, Command, KeysAction};
-use actlog_server::keys::{KeyStore, Role};
+use actlog_server::keys::{key_record, KeyEvent, KeyStore, Role};
 use actlog_server::{json, serve, ServeConfig};
 use anyhow::Context as _;
 use clap::Parser;
@@ -79,19 +79,7 @@ fn keys(data: &std::path::Path, action: KeysAction) -> anyhow::Result<()> {
             let role: Role = role.parse().map_err(anyhow::Error::msg)?;
             let now = json::format_ts(actlog_engine::now_us());
             let (key, token) = store.create(&label, role, &now)?;
-            let mut r = NewRecord::new(
-                "auth",
-                "auth.key_created",
-                format!(
-                    "Created API key '{}' with role {} (offline)",
-                    key.label,
-                    role.as_str()
-                ),
-            );
-            r.entity_type = Some("api_key".into());
-            r.entity_id = Some(key.id.clone());
-            r.entity_name = Some(key.label.clone());
-            log.append_one(&r)?;
+            log.append_one(&key_record(KeyEvent::Created, &key, " (offline)"))?;
             println!("created {} ({}, {})", key.id, key.label, role.as_str());
             println!("token (shown only now): {token}");
         }
@@ -108,15 +96,7 @@ fn keys(data: &std::path::Path, action: KeysAction) -> anyhow::Result<()> {
         }
         KeysAction::Revoke { id } => match store.revoke(&id)? {
             Some(key) => {
-                let mut r = NewRecord::new(
-                    "auth",
-                    "auth.key_revoked",
-                    format!("Revoked API key '{}' (offline)", key.label),
-                );
-                r.entity_type = Some("api_key".into());
-                r.entity_id = Some(key.id.clone());
-                r.entity_name = Some(key.label.clone());
-                log.append_one(&r)?;
+                log.append_one(&key_record(KeyEvent::Revoked, &key, " (offline)"))?;
                 println!("revoked {}", key.id);
             }
             None => anyhow::bail!("no API key with id `{id}` (see `actlog keys list`)"),

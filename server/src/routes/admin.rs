@@ -16,7 +16,7 @@ use crate::auth::{session_cookie, Caller, SESSION_COOKIE, SESSION_TTL};
 use crate::bus::BusMessage;
 use crate::error::ApiError;
 use crate::json::format_ts;
-use crate::keys::{check_label, Role};
+use crate::keys::{check_label, key_record, KeyEvent, Role};
 use crate::params;
 use crate::settings::Settings;
 use crate::{App, AppState};
@@ -205,19 +205,7 @@ pub async fn create_key(
             .map_err(|e| ApiError::internal(e.to_string()))?
             .map_err(|e| ApiError::unavailable(format!("could not save the key: {e:#}")))?
     };
-    let mut r = event(
-        "auth",
-        "auth.key_created",
-        format!(
-            "Created API key '{}' with role {}",
-            key.label,
-            role.as_str()
-        ),
-    );
-    r.entity_type = Some("api_key".into());
-    r.entity_id = Some(key.id.clone());
-    r.entity_name = Some(key.label.clone());
-    app.recorder.record(r);
+    app.recorder.record(key_record(KeyEvent::Created, &key, ""));
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -261,15 +249,7 @@ pub async fn revoke_key(
     let Some(key) = gone else {
         return Err(ApiError::not_found(format!("no API key with id `{id}`")));
     };
-    let mut r = event(
-        "auth",
-        "auth.key_revoked",
-        format!("Revoked API key '{}'", key.label),
-    );
-    r.entity_type = Some("api_key".into());
-    r.entity_id = Some(key.id.clone());
-    r.entity_name = Some(key.label.clone());
-    app.recorder.record(r);
+    app.recorder.record(key_record(KeyEvent::Revoked, &key, ""));
     Ok(StatusCode::NO_CONTENT)
 }
 
