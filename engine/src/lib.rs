@@ -40,6 +40,7 @@ pub mod inspect;
 mod log;
 mod query;
 mod record;
+mod record_view;
 pub mod recovery;
 mod retention;
 pub mod segment;
@@ -57,13 +58,14 @@ pub use log::{
     MAX_BATCH_RECORDS, MISSING_MARKER_SUFFIX, QUARANTINE_DIR,
 };
 pub use query::{
-    Bucket, Cursor, FacetCount, Order, Page, Query, Scan, Selection, DEFAULT_LIMIT, MAX_BUCKETS,
-    MAX_LIMIT,
+    Bucket, Cursor, FacetCount, Order, Page, PageBuf, Query, Scan, Selection, DEFAULT_LIMIT,
+    MAX_BUCKETS, MAX_LIMIT,
 };
 pub use record::{
     is_secret_key, redacted, NewRecord, Record, Severity, ValidationError, MAX_MESSAGE_LEN,
     MAX_METADATA_BYTES, MAX_METADATA_DEPTH, MAX_NAME_LEN, MAX_TOKEN_LEN, REDACTED, SYSTEM_ACTOR,
 };
+pub use record_view::{RawMetadata, RecordView};
 pub use recovery::{RecoveryReport, TornTail};
 pub use retention::{Retention, RetentionOutcome, DAY_US, WATERMARK_FILE};
 pub use segment::sealed::SealedSegment;

@@ -9,6 +9,7 @@
 //! index, intersects bitmaps, and decodes only the records it returns. Counts
 //! come from bitmap cardinalities without decoding anything.
 
+pub(crate) mod page;
 pub(crate) mod segment;
 
 use std::collections::HashMap;
@@ -20,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::index::{Field, Word, WORD_CODE};
 use crate::log::{Log, Snapshot};
 use crate::record::Record;
+pub use page::PageBuf;
 use segment::SegmentReader;
 
 /// Largest page.
@@ -397,6 +399,13 @@ impl Log {
     /// record while appends, rolls and retention run (records retention
     /// hides meanwhile are, of course, not returned).
     pub fn query(&self, q: &Query) -> Result<Page> {
+        self.query_buf(q)?.into_page()
+    }
+
+    /// [`Log::query`] without decoding: the page's payloads, CRC-checked, in
+    /// one buffer, to be parsed in place by [`PageBuf::views`]. Servers that
+    /// write records straight out use this and build no owned record.
+    pub fn query_buf(&self, q: &Query) -> Result<PageBuf> {
         check_limit(q.limit)?;
         let fp = q.selection.fingerprint();
         let last_id = match &q.cursor {
@@ -412,7 +421,8 @@ impl Log {
             None => None,
         };
         let snap = self.inner.snapshot()?;
-        let mut items = Vec::with_capacity(q.limit.min(64));
+        let mut page = PageBuf::default();
+        let mut ids = Vec::with_capacity(q.limit.min(64));
         let mut more = false;
         for seg in readers(&snap, q.order) {
             let range = local_range(&seg, &snap, &q.selection)?;
@@ -421,28 +431,28 @@ impl Log {
                 continue;
             }
             let m = matching(&seg, &q.selection, &range)?;
-            let mut ids = Vec::new();
+            ids.clear();
             for local in locals(&m, range, q.order) {
-                if items.len() + ids.len() == q.limit {
+                if page.len() + ids.len() == q.limit {
                     more = true;
                     break;
                 }
                 ids.push(seg.base_id() + u64::from(local));
             }
-            items.extend(seg.read_many(&ids)?);
+            seg.read_into(&ids, &mut page)?;
             if more {
                 break;
             }
         }
-        let next_cursor = match (more, items.last()) {
-            (true, Some(r)) => Some(Cursor {
+        page.next_cursor = match (more, page.slots.last()) {
+            (true, Some(s)) => Some(Cursor {
                 order: q.order,
-                last_id: r.id,
+                last_id: s.id,
                 fingerprint: fp,
             }),
             _ => None,
         };
-        Ok(Page { items, next_cursor })
+        Ok(page)
     }
 
     /// Every record matching `selection`, in `order`, read page by page (so

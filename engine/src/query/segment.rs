@@ -2,10 +2,13 @@
 //! records, a time index and a term → bitmap lookup, whether the segment is
 //! sealed (file index) or active (in-memory index).
 
+use std::path::Path;
+
 use roaring::RoaringBitmap;
 
 use crate::error::Result;
 use crate::index::lower_bound_sparse;
+use crate::query::page::PageBuf;
 use crate::segment::active::ActiveSegment;
 use crate::view::Sealed;
 
@@ -47,11 +50,30 @@ impl SegmentReader<'_> {
         }
     }
 
-    /// Reads the records `ids` (all in this segment, all visible), in that order.
-    pub(crate) fn read_many(&self, ids: &[u64]) -> Result<Vec<crate::Record>> {
+    /// The segment's file.
+    pub(crate) fn path(&self) -> &Path {
         match self {
-            SegmentReader::Sealed(s) => ids.iter().map(|&id| s.seg.read(id)).collect(),
-            SegmentReader::Active(a, _) => a.read_many(ids),
+            SegmentReader::Sealed(s) => s.seg.path(),
+            SegmentReader::Active(a, _) => a.path(),
+        }
+    }
+
+    /// Appends the CRC-checked payloads of records `ids` (all in this
+    /// segment, all visible) to `page`, in that order.
+    pub(crate) fn read_into(&self, ids: &[u64], page: &mut PageBuf) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        page.files
+            .push((page.slots.len(), self.path().to_path_buf()));
+        match self {
+            SegmentReader::Sealed(s) => {
+                s.seg
+                    .read_payloads_into(ids, &mut page.bytes, &mut page.slots)
+            }
+            SegmentReader::Active(a, _) => {
+                a.read_payloads_into(ids, &mut page.bytes, &mut page.slots)
+            }
         }
     }
 

@@ -15,6 +15,7 @@ use crate::frame::{self, HEADER_LEN};
 use crate::index::active::ActiveIndex;
 use crate::index::terms::Terms;
 use crate::record::Record;
+use crate::segment::FrameSlot;
 
 /// Offsets and timestamps of the records in the active segment, by local number.
 #[derive(Debug, Default)]
@@ -39,8 +40,11 @@ impl ActiveTable {
     }
 }
 
-/// Largest span read in one call by [`ActiveSegment::read_many`].
+/// Largest span read in one call by [`ActiveSegment::read_payloads_into`].
 const MAX_SPAN: u64 = 1 << 20;
+/// Largest gap of unwanted bytes [`ActiveSegment::read_payloads_into`]
+/// reads through rather than issuing another positioned read.
+const MAX_GAP: u64 = 4096;
 
 /// The active segment as readers see it.
 #[derive(Debug)]
@@ -110,32 +114,75 @@ impl ActiveSegment {
         t.end = end;
     }
 
-    /// Reads several durable records of this segment, in the order given.
-    /// When they lie within 1 MiB of each other (a page usually does) they
-    /// come from one positioned read instead of one per record.
-    pub fn read_many(&self, ids: &[u64]) -> Result<Vec<Record>> {
-        let ranges: Option<Vec<(u64, u64)>> = {
+    /// Appends the CRC-checked payloads of durable records `ids` (in page
+    /// order, ascending or descending) to `buf`, one slot each in `slots`.
+    /// Records within [`MAX_GAP`] of each other come from one positioned
+    /// read, straight into `buf` (the gap bytes stay there unused).
+    pub(crate) fn read_payloads_into(
+        &self,
+        ids: &[u64],
+        buf: &mut Vec<u8>,
+        slots: &mut Vec<FrameSlot>,
+    ) -> Result<()> {
+        let ranges = {
             let t = self.table();
             ids.iter()
-                .map(|&id| t.frame_range((id - self.base_id) as usize))
-                .collect()
+                .map(|&id| {
+                    t.frame_range((id - self.base_id) as usize).ok_or_else(|| {
+                        Error::corruption(
+                            &self.path,
+                            0,
+                            format!("id {id} is not in the active segment's table"),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?
         };
-        let Some(ranges) = ranges else {
-            return ids.iter().map(|&id| self.read(id)).collect();
-        };
-        let lo = ranges.iter().map(|r| r.0).min().unwrap_or(0);
-        let hi = ranges.iter().map(|r| r.1).max().unwrap_or(0);
-        if ids.len() < 2 || hi - lo > MAX_SPAN {
-            return ids.iter().map(|&id| self.read(id)).collect();
+        let mut i = 0;
+        while i < ids.len() {
+            // The run ids[i..j] is read in one call.
+            let (mut lo, mut hi) = ranges[i];
+            let mut j = i + 1;
+            while let Some(&(a, b)) = ranges.get(j) {
+                let (nlo, nhi) = (lo.min(a), hi.max(b));
+                let gap = if a >= hi {
+                    a - hi
+                } else {
+                    lo.saturating_sub(b)
+                };
+                if gap > MAX_GAP || nhi - nlo > MAX_SPAN {
+                    break;
+                }
+                (lo, hi) = (nlo, nhi);
+                j += 1;
+            }
+            let base = buf.len();
+            buf.resize(base + (hi - lo) as usize, 0);
+            self.file
+                .read_exact_at(&mut buf[base..], lo)
+                .map_err(Error::io("read", &self.path))?;
+            for (&id, &(a, b)) in ids[i..j].iter().zip(&ranges[i..j]) {
+                let at = base + (a - lo) as usize;
+                let f = frame::decode(&buf[at..base + (b - lo) as usize])
+                    .map_err(|e| Error::corruption(&self.path, a, e.to_string()))?;
+                if f.header.id != id {
+                    return Err(Error::corruption(
+                        &self.path,
+                        a,
+                        format!("frame holds id {} where id {id} belongs", f.header.id),
+                    ));
+                }
+                let start = at + HEADER_LEN;
+                slots.push(FrameSlot {
+                    id,
+                    ts: f.header.ts,
+                    payload: start..start + f.payload.len(),
+                    offset: a,
+                });
+            }
+            i = j;
         }
-        let mut buf = vec![0u8; (hi - lo) as usize];
-        self.file
-            .read_exact_at(&mut buf, lo)
-            .map_err(Error::io("read", &self.path))?;
-        ids.iter()
-            .zip(&ranges)
-            .map(|(&id, &(a, b))| self.decode_at(id, a, &buf[(a - lo) as usize..(b - lo) as usize]))
-            .collect()
+        Ok(())
     }
 
     /// Reads record `id`; the caller guarantees `id` is durable and in this segment.

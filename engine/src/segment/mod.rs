@@ -18,9 +18,23 @@ pub(crate) mod active;
 pub(crate) mod footer;
 pub(crate) mod sealed;
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+
+/// Where one CRC-checked frame's payload was copied to (see `PageBuf`).
+#[derive(Debug, Clone)]
+pub(crate) struct FrameSlot {
+    /// The record's id.
+    pub id: u64,
+    /// The record's ts.
+    pub ts: i64,
+    /// The payload's bytes in the page buffer.
+    pub payload: Range<usize>,
+    /// The frame's offset in its file (for error messages).
+    pub offset: u64,
+}
 
 /// First 8 bytes of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"ACTLOGSG";

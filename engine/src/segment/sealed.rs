@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 
 use super::footer::{le_u32, Footer, FOOTER_LEN};
-use super::{SegmentHeader, SEGMENT_HEADER_LEN};
+use super::{FrameSlot, SegmentHeader, SEGMENT_HEADER_LEN};
 use crate::error::{Error, Result};
 use crate::frame::{self, FrameRef};
 use crate::record::Record;
@@ -125,6 +125,29 @@ impl SealedSegment {
     /// The ts of record `local` (reads only its frame header).
     pub fn ts_at(&self, local: u64) -> Result<i64> {
         Ok(self.frame(local)?.header.ts)
+    }
+
+    /// Appends the verified payloads of records `ids` (all in this segment)
+    /// to `buf`, in the order given, with one slot each in `slots`.
+    pub(crate) fn read_payloads_into(
+        &self,
+        ids: &[u64],
+        buf: &mut Vec<u8>,
+        slots: &mut Vec<FrameSlot>,
+    ) -> Result<()> {
+        for &id in ids {
+            let local = id - self.base_id();
+            let f = self.frame(local)?;
+            let start = buf.len();
+            buf.extend_from_slice(f.payload);
+            slots.push(FrameSlot {
+                id,
+                ts: f.header.ts,
+                payload: start..buf.len(),
+                offset: self.frame_offset(local) as u64,
+            });
+        }
+        Ok(())
     }
 
     /// Reads and decodes one record, `id` in `[base_id, end_id)`.

@@ -1,0 +1,372 @@
+//! A record read in place: [`RecordView`] borrows every string from the
+//! (CRC-checked) frame payload instead of allocating, and keeps the metadata
+//! as its MessagePack bytes ([`RawMetadata`]) until someone asks for it.
+//!
+//! This is what a page of results is made of (see [`crate::PageBuf`]): a
+//! reader that only writes records out (JSON, CSV) never builds the owned
+//! [`Record`] at all. The payload layout it parses is the one
+//! `docs/FORMAT.md` describes: a MessagePack array of ten values in field
+//! order, written by `NewRecord::encode_payload`.
+
+use rmp::Marker;
+use serde::{Serialize, Serializer};
+use serde_json::{Map, Value};
+
+use crate::record::{Record, Severity};
+
+/// Fields in a payload array.
+const PAYLOAD_FIELDS: u32 = 10;
+
+/// A stored record whose strings borrow from the bytes it was read from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RecordView<'a> {
+    /// See [`Record::id`].
+    pub id: u64,
+    /// See [`Record::ts`].
+    pub ts: i64,
+    /// See [`Record::category`].
+    pub category: &'a str,
+    /// See [`Record::action`].
+    pub action: &'a str,
+    /// See [`Record::actor`].
+    pub actor: &'a str,
+    /// See [`Record::entity_type`].
+    pub entity_type: Option<&'a str>,
+    /// See [`Record::entity_id`].
+    pub entity_id: Option<&'a str>,
+    /// See [`Record::entity_name`].
+    pub entity_name: Option<&'a str>,
+    /// See [`Record::message`].
+    pub message: &'a str,
+    /// See [`Record::severity`].
+    pub severity: Severity,
+    /// See [`Record::metadata`]; still encoded.
+    pub metadata: RawMetadata<'a>,
+    /// See [`Record::occurred_at`].
+    pub occurred_at: Option<i64>,
+}
+
+/// Metadata as stored: one MessagePack map. It serializes (with serde) as
+/// that map, transcoded value by value without building a `serde_json::Map`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawMetadata<'a>(&'a [u8]);
+
+impl<'a> RawMetadata<'a> {
+    /// The MessagePack bytes.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.0
+    }
+
+    /// True for `{}`.
+    pub fn is_empty(&self) -> bool {
+        self.0 == [0x80]
+    }
+
+    /// Decodes into an owned map.
+    pub fn to_map(&self) -> Result<Map<String, Value>, String> {
+        if self.is_empty() {
+            return Ok(Map::new());
+        }
+        rmp_serde::from_slice(self.0).map_err(|e| format!("bad metadata: {e}"))
+    }
+}
+
+impl Serialize for RawMetadata<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut de = rmp_serde::Deserializer::from_read_ref(self.0);
+        serde_transcode::transcode(&mut de, serializer)
+    }
+}
+
+impl<'a> RecordView<'a> {
+    /// Parses a frame payload in place. Errors describe what is wrong with the
+    /// bytes (a CRC-valid frame never has one unless it was written by
+    /// something other than this engine).
+    pub fn parse(id: u64, ts: i64, payload: &'a [u8]) -> Result<RecordView<'a>, String> {
+        let mut p = Parser { rest: payload };
+        let n = p.array_len()?;
+        if n != PAYLOAD_FIELDS {
+            return Err(format!(
+                "bad payload: an array of {n} values where {PAYLOAD_FIELDS} belong"
+            ));
+        }
+        let category = p.str("category")?;
+        let action = p.str("action")?;
+        let actor = p.str("actor")?;
+        let entity_type = p.opt_str("entity_type")?;
+        let entity_id = p.opt_str("entity_id")?;
+        let entity_name = p.opt_str("entity_name")?;
+        let message = p.str("message")?;
+        let code = p.uint("severity")?;
+        let severity = u8::try_from(code)
+            .ok()
+            .and_then(Severity::from_code)
+            .ok_or_else(|| format!("bad payload: unknown severity code {code}"))?;
+        let metadata = RawMetadata(p.map_value("metadata")?);
+        let occurred_at = p.opt_int("occurred_at")?;
+        if !p.rest.is_empty() {
+            return Err(format!(
+                "bad payload: {} bytes after the last field",
+                p.rest.len()
+            ));
+        }
+        Ok(RecordView {
+            id,
+            ts,
+            category,
+            action,
+            actor,
+            entity_type,
+            entity_id,
+            entity_name,
+            message,
+            severity,
+            metadata,
+            occurred_at,
+        })
+    }
+
+    /// The owned record (allocates every string and decodes the metadata).
+    pub fn to_record(&self) -> Result<Record, String> {
+        Ok(Record {
+            id: self.id,
+            ts: self.ts,
+            category: self.category.to_owned(),
+            action: self.action.to_owned(),
+            actor: self.actor.to_owned(),
+            entity_type: self.entity_type.map(str::to_owned),
+            entity_id: self.entity_id.map(str::to_owned),
+            entity_name: self.entity_name.map(str::to_owned),
+            message: self.message.to_owned(),
+            severity: self.severity,
+            metadata: self.metadata.to_map()?,
+            occurred_at: self.occurred_at,
+        })
+    }
+}
+
+/// A forward-only MessagePack reader over a payload, using `rmp` for the
+/// values it knows and skipping metadata without recursion.
+struct Parser<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Parser<'a> {
+    fn peek_nil(&self) -> bool {
+        self.rest.first() == Some(&0xc0)
+    }
+
+    fn array_len(&mut self) -> Result<u32, String> {
+        rmp::decode::read_array_len(&mut self.rest)
+            .map_err(|e| format!("bad payload: not an array ({e})"))
+    }
+
+    fn str(&mut self, field: &str) -> Result<&'a str, String> {
+        let (s, rest) = rmp::decode::read_str_from_slice(self.rest)
+            .map_err(|e| format!("bad payload: {field} is not a string ({e})"))?;
+        self.rest = rest;
+        Ok(s)
+    }
+
+    fn opt_str(&mut self, field: &str) -> Result<Option<&'a str>, String> {
+        if self.peek_nil() {
+            self.rest = &self.rest[1..];
+            return Ok(None);
+        }
+        self.str(field).map(Some)
+    }
+
+    fn uint(&mut self, field: &str) -> Result<u64, String> {
+        rmp::decode::read_int(&mut self.rest)
+            .map_err(|e| format!("bad payload: {field} is not an integer ({e})"))
+    }
+
+    fn opt_int(&mut self, field: &str) -> Result<Option<i64>, String> {
+        if self.peek_nil() {
+            self.rest = &self.rest[1..];
+            return Ok(None);
+        }
+        rmp::decode::read_int(&mut self.rest)
+            .map(Some)
+            .map_err(|e| format!("bad payload: {field} is not an integer ({e})"))
+    }
+
+    /// The bytes of the next value, which must be a map.
+    fn map_value(&mut self, field: &str) -> Result<&'a [u8], String> {
+        match self.rest.first().map(|&b| Marker::from_u8(b)) {
+            Some(Marker::FixMap(_) | Marker::Map16 | Marker::Map32) => {}
+            _ => return Err(format!("bad payload: {field} is not a map")),
+        }
+        let len =
+            value_len(self.rest).ok_or_else(|| format!("bad payload: {field} is cut short"))?;
+        let (value, rest) = self.rest.split_at(len);
+        self.rest = rest;
+        Ok(value)
+    }
+}
+
+/// The length in bytes of the MessagePack value at the start of `bytes`, or
+/// `None` if it does not end within them. Iterative: nesting depth costs a
+/// counter, not stack.
+fn value_len(bytes: &[u8]) -> Option<usize> {
+    let mut at = 0usize;
+    // Values still to be read; containers add their elements.
+    let mut pending: u64 = 1;
+    let be = |from: usize, n: usize| -> Option<usize> {
+        let b = bytes.get(from..from.checked_add(n)?)?;
+        Some(b.iter().fold(0usize, |acc, &x| (acc << 8) | usize::from(x)))
+    };
+    while pending > 0 {
+        pending -= 1;
+        let marker = Marker::from_u8(*bytes.get(at)?);
+        at += 1;
+        // (fixed bytes after the marker, width of a length field, elements per count)
+        let (fixed, len_width, per): (usize, usize, u64) = match marker {
+            Marker::FixPos(_) | Marker::FixNeg(_) | Marker::Null | Marker::True | Marker::False => {
+                (0, 0, 0)
+            }
+            Marker::U8 | Marker::I8 => (1, 0, 0),
+            Marker::U16 | Marker::I16 => (2, 0, 0),
+            Marker::U32 | Marker::I32 | Marker::F32 => (4, 0, 0),
+            Marker::U64 | Marker::I64 | Marker::F64 => (8, 0, 0),
+            Marker::FixStr(n) => (usize::from(n), 0, 0),
+            Marker::Str8 | Marker::Bin8 => (0, 1, 0),
+            Marker::Str16 | Marker::Bin16 => (0, 2, 0),
+            Marker::Str32 | Marker::Bin32 => (0, 4, 0),
+            Marker::FixExt1 => (2, 0, 0),
+            Marker::FixExt2 => (3, 0, 0),
+            Marker::FixExt4 => (5, 0, 0),
+            Marker::FixExt8 => (9, 0, 0),
+            Marker::FixExt16 => (17, 0, 0),
+            Marker::Ext8 => (1, 1, 0),
+            Marker::Ext16 => (1, 2, 0),
+            Marker::Ext32 => (1, 4, 0),
+            Marker::FixArray(n) => {
+                pending += u64::from(n);
+                (0, 0, 0)
+            }
+            Marker::FixMap(n) => {
+                pending += 2 * u64::from(n);
+                (0, 0, 0)
+            }
+            Marker::Array16 => (0, 2, 1),
+            Marker::Array32 => (0, 4, 1),
+            Marker::Map16 => (0, 2, 2),
+            Marker::Map32 => (0, 4, 2),
+            Marker::Reserved => return None,
+        };
+        if len_width > 0 {
+            let n = be(at, len_width)?;
+            at += len_width;
+            if per > 0 {
+                pending = pending.checked_add(per * n as u64)?;
+            } else {
+                // Ext's type byte comes after its length.
+                at = at.checked_add(fixed)?.checked_add(n)?;
+                if at > bytes.len() {
+                    return None;
+                }
+                continue;
+            }
+        }
+        at = at.checked_add(fixed)?;
+        if at > bytes.len() {
+            return None;
+        }
+        // Every element takes at least one byte: a count beyond what is
+        // left cannot end within the input.
+        if pending > (bytes.len() - at) as u64 {
+            return None;
+        }
+    }
+    Some(at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::NewRecord;
+    use serde_json::json;
+
+    fn payload(r: &NewRecord) -> Vec<u8> {
+        r.encode_payload().expect("valid record")
+    }
+
+    fn full() -> NewRecord {
+        let mut r = NewRecord::new("entity", "entity.updated", "Renamed the scene");
+        r.actor = Some("alice".into());
+        r.entity_type = Some("scene".into());
+        r.entity_id = Some("scene-7".into());
+        r.entity_name = Some("Evening ☾".into());
+        r.severity = Severity::Warning;
+        r.occurred_at = Some(-5);
+        let Value::Object(m) = json!({
+            "n": 1, "neg": -300, "big": u64::MAX, "f": 1.5, "s": "x".repeat(300),
+            "nested": {"a": [1, "two", null, true, {"b": false}]}, "empty": {}
+        }) else {
+            unreachable!()
+        };
+        r.metadata = m;
+        r
+    }
+
+    #[test]
+    fn view_matches_the_owned_decode() {
+        for r in [full(), NewRecord::new("auth", "auth.login", "hi")] {
+            let bytes = payload(&r);
+            let view = RecordView::parse(7, 9, &bytes).expect("parse");
+            let owned = Record::decode_with_serde(7, 9, &bytes).expect("decode");
+            assert_eq!(view.to_record().expect("to_record"), owned);
+            assert_eq!(
+                serde_json::to_value(view.metadata).expect("transcode"),
+                Value::Object(owned.metadata.clone())
+            );
+            assert_eq!(view.metadata.is_empty(), owned.metadata.is_empty());
+        }
+    }
+
+    #[test]
+    fn value_len_measures_every_kind() {
+        let v = json!([null, true, 1, -1, 200, -200, 70000, -70000, 5_000_000_000u64,
+            -5_000_000_000i64, 0.5, "s", "x".repeat(40), "y".repeat(300), "z".repeat(70000),
+            {"k": [1, 2, {"deep": []}]}]);
+        let bytes = rmp_serde::to_vec(&v).expect("encode");
+        assert_eq!(value_len(&bytes), Some(bytes.len()));
+        let mut longer = bytes.clone();
+        longer.extend_from_slice(&[1, 2, 3]);
+        assert_eq!(value_len(&longer), Some(bytes.len()));
+        for cut in 0..bytes.len() {
+            assert_eq!(value_len(&bytes[..cut]), None, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn value_len_refuses_huge_counts_fast() {
+        // An array32 claiming 4 billion elements in 5 bytes.
+        assert_eq!(value_len(&[0xdd, 0xff, 0xff, 0xff, 0xff]), None);
+        assert_eq!(value_len(&[0xdf, 0xff, 0xff, 0xff, 0xff, 1]), None);
+        assert_eq!(value_len(&[0xc1]), None);
+    }
+
+    #[test]
+    fn every_truncation_and_flip_is_an_error_or_a_faithful_parse() {
+        let bytes = payload(&full());
+        for cut in 0..bytes.len() {
+            assert!(
+                RecordView::parse(1, 1, &bytes[..cut]).is_err(),
+                "cut at {cut}"
+            );
+        }
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x40;
+            // Must not panic; when both decoders accept, they agree.
+            if let (Ok(v), Ok(r)) = (
+                RecordView::parse(1, 1, &b),
+                Record::decode_with_serde(1, 1, &b),
+            ) {
+                assert_eq!(v.to_record().ok(), Some(r));
+            }
+        }
+    }
+}
