@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::record::Record;
+use crate::record_view::{RawMetadata, RecordView};
 
 /// `2026-11-25T20:01:02.123456Z`: RFC 3339, UTC, always six fractional digits.
 pub fn format_ts(us: i64) -> String {
@@ -39,7 +40,8 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-/// A record as the API returns it (field order as in API.md).
+/// A record as the API returns it (field order as in API.md), from an
+/// owned [`Record`] or a [`RecordView`] read in place.
 #[derive(Debug, Serialize)]
 pub struct RecordJson<'a> {
     id: u64,
@@ -52,8 +54,16 @@ pub struct RecordJson<'a> {
     entity_name: Option<&'a str>,
     message: &'a str,
     severity: &'static str,
-    metadata: &'a Map<String, Value>,
+    metadata: MetadataOut<'a>,
     occurred_at: Option<String>,
+}
+
+/// Metadata decoded or still encoded; both serialize as the same object.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum MetadataOut<'a> {
+    Map(&'a Map<String, Value>),
+    Raw(RawMetadata<'a>),
 }
 
 impl<'a> From<&'a Record> for RecordJson<'a> {
@@ -69,8 +79,27 @@ impl<'a> From<&'a Record> for RecordJson<'a> {
             entity_name: r.entity_name.as_deref(),
             message: &r.message,
             severity: r.severity.as_str(),
-            metadata: &r.metadata,
+            metadata: MetadataOut::Map(&r.metadata),
             occurred_at: r.occurred_at.map(format_ts),
+        }
+    }
+}
+
+impl<'a> From<RecordView<'a>> for RecordJson<'a> {
+    fn from(v: RecordView<'a>) -> Self {
+        RecordJson {
+            id: v.id,
+            ts: format_ts(v.ts),
+            category: v.category,
+            action: v.action,
+            actor: v.actor,
+            entity_type: v.entity_type,
+            entity_id: v.entity_id,
+            entity_name: v.entity_name,
+            message: v.message,
+            severity: v.severity.as_str(),
+            metadata: MetadataOut::Raw(v.metadata),
+            occurred_at: v.occurred_at.map(format_ts),
         }
     }
 }
@@ -107,21 +136,55 @@ pub fn csv_safe(cell: &str) -> Cow<'_, str> {
 
 /// The CSV cells of a record, in [`CSV_COLUMNS`] order, formula-safe; null
 /// is an empty cell and metadata is its JSON text.
-pub fn csv_cells(r: &Record) -> [String; 11] {
-    let opt = |v: &Option<String>| v.as_deref().map(csv_safe).unwrap_or_default().into_owned();
+pub fn csv_cells(r: &Record) -> [Cow<'_, str>; 11] {
     let meta = serde_json::to_string(&r.metadata).unwrap_or_default();
+    csv_row(
+        RecordView {
+            id: r.id,
+            ts: r.ts,
+            category: &r.category,
+            action: &r.action,
+            actor: &r.actor,
+            entity_type: r.entity_type.as_deref(),
+            entity_id: r.entity_id.as_deref(),
+            entity_name: r.entity_name.as_deref(),
+            message: &r.message,
+            severity: r.severity,
+            metadata: RawMetadata::EMPTY,
+            occurred_at: r.occurred_at,
+        },
+        meta,
+    )
+}
+
+/// [`csv_cells`] of a record read in place.
+pub fn csv_cells_of_view<'a>(v: &RecordView<'a>) -> [Cow<'a, str>; 11] {
+    let meta = serde_json::to_string(&v.metadata).unwrap_or_default();
+    csv_row(*v, meta)
+}
+
+/// The row, with the metadata's JSON text given (the view's own metadata is
+/// not read).
+fn csv_row<'a>(v: RecordView<'a>, meta_json: String) -> [Cow<'a, str>; 11] {
+    fn opt(s: Option<&str>) -> Cow<'_, str> {
+        s.map(csv_safe).unwrap_or_default()
+    }
+    let meta = match csv_safe(&meta_json) {
+        Cow::Borrowed(_) => meta_json,
+        Cow::Owned(o) => o,
+    };
     [
-        r.id.to_string(),
-        format_ts(r.ts),
-        csv_safe(&r.category).into_owned(),
-        csv_safe(&r.action).into_owned(),
-        csv_safe(&r.actor).into_owned(),
-        opt(&r.entity_type),
-        opt(&r.entity_id),
-        opt(&r.entity_name),
-        csv_safe(&r.message).into_owned(),
-        r.severity.as_str().to_string(),
-        csv_safe(&meta).into_owned(),
+        v.id.to_string().into(),
+        format_ts(v.ts).into(),
+        csv_safe(v.category),
+        csv_safe(v.action),
+        csv_safe(v.actor),
+        opt(v.entity_type),
+        opt(v.entity_id),
+        opt(v.entity_name),
+        csv_safe(v.message),
+        v.severity.as_str().into(),
+        meta.into(),
     ]
 }
 
@@ -157,5 +220,30 @@ mod tests {
         for ok in ["hello", "a=b", "1-2", " x", ""] {
             assert_eq!(csv_safe(ok), ok);
         }
+    }
+
+    #[test]
+    fn views_and_owned_records_write_the_same_text() {
+        use crate::record::{NewRecord, Severity};
+        let mut r = NewRecord::new("entity", "entity.updated", "=cmd|' /C calc'!A0");
+        r.actor = Some("@alice".into());
+        r.entity_name = Some("Kitchen \"lamp\"\n".into());
+        r.severity = Severity::Error;
+        r.occurred_at = Some(1_767_225_600_000_001);
+        let serde_json::Value::Object(m) =
+            serde_json::json!({"z": 1, "a": [1.5, "=x", null], "nested": {"k": "v"}})
+        else {
+            unreachable!()
+        };
+        r.metadata = m;
+        let payload = r.encode_payload().expect("valid");
+        let owned = Record::decode(42, 1_767_225_600_000_000, &payload).expect("decode");
+        let view = RecordView::parse(42, 1_767_225_600_000_000, &payload).expect("parse");
+        assert_eq!(
+            serde_json::to_string(&RecordJson::from(&owned)).expect("owned json"),
+            serde_json::to_string(&RecordJson::from(view)).expect("view json"),
+        );
+        assert_eq!(csv_cells(&owned), csv_cells_of_view(&view));
+        assert!(csv_cells_of_view(&view)[8].starts_with('\''));
     }
 }

@@ -58,8 +58,8 @@ pub use log::{
     MAX_BATCH_RECORDS, MISSING_MARKER_SUFFIX, QUARANTINE_DIR,
 };
 pub use query::{
-    Bucket, Cursor, FacetCount, Order, Page, PageBuf, Query, Scan, Selection, DEFAULT_LIMIT,
-    MAX_BUCKETS, MAX_LIMIT,
+    Bucket, Cursor, FacetCount, Order, Page, PageBuf, Query, Scan, ScanPages, Selection,
+    DEFAULT_LIMIT, MAX_BUCKETS, MAX_LIMIT,
 };
 pub use record::{
     is_secret_key, redacted, NewRecord, Record, Severity, ValidationError, MAX_MESSAGE_LEN,

@@ -52,6 +52,9 @@ pub struct RecordView<'a> {
 pub struct RawMetadata<'a>(&'a [u8]);
 
 impl<'a> RawMetadata<'a> {
+    /// `{}`.
+    pub const EMPTY: RawMetadata<'static> = RawMetadata(&[0x80]);
+
     /// The MessagePack bytes.
     pub fn as_bytes(&self) -> &'a [u8] {
         self.0

@@ -76,7 +76,7 @@ pub fn dump(dir: &Path, f: &Filters, format: DumpFormat) -> anyhow::Result<Outco
             let mut w = csv::Writer::from_writer(&mut out);
             w.write_record(CSV_COLUMNS)?;
             for r in records {
-                w.write_record(csv_cells(&r?))?;
+                w.write_record(csv_cells(&r?).iter().map(|c| c.as_bytes()))?;
             }
             w.flush()?;
         }

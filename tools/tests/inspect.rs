@@ -876,7 +876,10 @@ fn dump_filters_print_exactly_what_the_engine_query_returns() {
             want.iter().map(|r| r.id).collect::<Vec<_>>(),
             "{flags:?}"
         );
-        let expect: Vec<Vec<String>> = want.iter().map(|r| csv_cells(r).to_vec()).collect();
+        let expect: Vec<Vec<String>> = want
+            .iter()
+            .map(|r| csv_cells(r).iter().map(|c| c.to_string()).collect())
+            .collect();
         assert_eq!(rows, expect, "{flags:?}");
     }
 }

@@ -460,6 +460,15 @@ impl Log {
     /// records appended after it passes their position are not included.
     pub fn scan(&self, selection: Selection, order: Order) -> Scan {
         Scan {
+            pages: self.scan_pages(selection, order),
+            buf: Vec::new().into_iter(),
+        }
+    }
+
+    /// [`Log::scan`] as the pages of [`MAX_LIMIT`] records it reads, not
+    /// decoded (see [`Log::query_buf`]): for exports that write records out.
+    pub fn scan_pages(&self, selection: Selection, order: Order) -> ScanPages {
+        ScanPages {
             log: self.clone(),
             query: Query {
                 selection,
@@ -467,7 +476,6 @@ impl Log {
                 limit: MAX_LIMIT,
                 cursor: None,
             },
-            buf: Vec::new().into_iter(),
             done: false,
         }
     }
@@ -613,13 +621,41 @@ impl Log {
     }
 }
 
+/// Iterator over the pages of a scan (see [`Log::scan_pages`]).
+#[derive(Debug)]
+pub struct ScanPages {
+    log: Log,
+    query: Query,
+    done: bool,
+}
+
+impl Iterator for ScanPages {
+    type Item = Result<PageBuf>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.log.query_buf(&self.query) {
+            Ok(page) => {
+                self.done = page.next_cursor.is_none();
+                self.query.cursor = page.next_cursor;
+                // An empty last page ends the walk without a visit.
+                (!page.is_empty()).then_some(Ok(page))
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
 /// Iterator over every record a selection matches (see [`Log::scan`]).
 #[derive(Debug)]
 pub struct Scan {
-    log: Log,
-    query: Query,
+    pages: ScanPages,
     buf: std::vec::IntoIter<Record>,
-    done: bool,
 }
 
 impl Iterator for Scan {
@@ -630,19 +666,15 @@ impl Iterator for Scan {
             if let Some(r) = self.buf.next() {
                 return Some(Ok(r));
             }
-            if self.done {
-                return None;
-            }
-            match self.log.query(&self.query) {
-                Ok(page) => {
-                    self.done = page.next_cursor.is_none();
-                    self.query.cursor = page.next_cursor;
-                    self.buf = page.items.into_iter();
-                }
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(e));
-                }
+            match self.pages.next()? {
+                Ok(page) => match page.into_page() {
+                    Ok(p) => self.buf = p.items.into_iter(),
+                    Err(e) => {
+                        self.pages.done = true;
+                        return Some(Err(e));
+                    }
+                },
+                Err(e) => return Some(Err(e)),
             }
         }
     }

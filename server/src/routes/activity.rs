@@ -3,8 +3,8 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use actlog_engine::export::{csv_cells, CSV_COLUMNS};
-use actlog_engine::{Field, Query, DEFAULT_LIMIT};
+use actlog_engine::export::{csv_cells_of_view, CSV_COLUMNS};
+use actlog_engine::{Field, Query, RecordView, DEFAULT_LIMIT};
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
@@ -51,7 +51,7 @@ pub async fn list(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     caller.require(Role::Reader)?;
     let p = params::parse(raw.as_deref().unwrap_or(""))?;
     let q = Query {
@@ -62,13 +62,37 @@ pub async fn list(
     };
     let log = app.log().clone();
     let started = Instant::now();
-    let page = blocking(move || log.query(&q)).await?;
+    // The page's records go from their stored bytes straight into the JSON
+    // body, without an owned record in between.
+    let body = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ApiError> {
+        let page = log.query_buf(&q)?;
+        let mut out = Vec::with_capacity(256 + 512 * page.len());
+        out.extend_from_slice(b"{\"items\":[");
+        for (i, v) in page.views().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            let v = v?;
+            serde_json::to_writer(&mut out, &RecordOut::from(v)).map_err(|e| {
+                ApiError::internal(format!("record {} cannot be written: {e}", v.id))
+            })?;
+        }
+        out.extend_from_slice(b"],\"next_cursor\":");
+        match &page.next_cursor {
+            Some(c) => {
+                out.push(b'"');
+                out.extend_from_slice(encode_cursor(c).as_bytes());
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        out.push(b'}');
+        Ok(out)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("worker failed: {e}")))??;
     app.metrics.query_latency.observe(started.elapsed());
-    let items: Vec<RecordOut<'_>> = page.items.iter().map(RecordOut::from).collect();
-    Ok(Json(json!({
-        "items": items,
-        "next_cursor": page.next_cursor.as_ref().map(encode_cursor),
-    })))
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// `GET /api/v1/activity/{id}`
@@ -213,34 +237,43 @@ fn write_export(
     sink: &mut ChunkSink,
 ) -> std::io::Result<()> {
     use std::io::Write as _;
-    let records = log
-        .scan(selection, order)
-        .map(|item| item.map_err(|e| std::io::Error::other(e.to_string())));
+    // Pages are read undecoded and each record is written from its stored
+    // bytes (see `Log::scan_pages`).
+    let each = |f: &mut dyn FnMut(RecordView<'_>) -> std::io::Result<()>| {
+        for page in log.scan_pages(selection, order) {
+            let page = page.map_err(|e| std::io::Error::other(e.to_string()))?;
+            for v in page.views() {
+                f(v.map_err(|e| std::io::Error::other(e.to_string()))?)?;
+            }
+        }
+        Ok::<(), std::io::Error>(())
+    };
     match format {
         Format::Csv => {
             let mut w = csv::Writer::from_writer(&mut *sink);
             w.write_record(CSV_COLUMNS)?;
-            for r in records {
-                w.write_record(csv_cells(&r?))?;
-            }
+            each(&mut |v| {
+                w.write_record(csv_cells_of_view(&v).iter().map(|c| c.as_bytes()))
+                    .map_err(std::io::Error::from)
+            })?;
             w.flush()?;
         }
         Format::Json => {
             sink.write_all(b"[")?;
-            for (i, r) in records.enumerate() {
-                if i > 0 {
+            let mut first = true;
+            each(&mut |v| {
+                if !first {
                     sink.write_all(b",")?;
                 }
-                serde_json::to_writer(&mut *sink, &RecordOut::from(&r?))?;
-            }
+                first = false;
+                serde_json::to_writer(&mut *sink, &RecordOut::from(v)).map_err(Into::into)
+            })?;
             sink.write_all(b"]")?;
         }
-        Format::Ndjson => {
-            for r in records {
-                serde_json::to_writer(&mut *sink, &RecordOut::from(&r?))?;
-                sink.write_all(b"\n")?;
-            }
-        }
+        Format::Ndjson => each(&mut |v| {
+            serde_json::to_writer(&mut *sink, &RecordOut::from(v))?;
+            sink.write_all(b"\n")
+        })?,
     }
     sink.flush()
 }

@@ -87,21 +87,22 @@ pub async fn stream(
                     cursor: Some(Cursor::after(&selection, Order::Asc, last)),
                 };
                 let log = log.clone();
-                let page = match tokio::task::spawn_blocking(move || log.query(&q)).await {
+                let page = match tokio::task::spawn_blocking(move || log.query_buf(&q)).await {
                     Ok(Ok(page)) => page,
                     _ => return,
                 };
                 let more = page.next_cursor.is_some();
-                for r in &page.items {
-                    let data = serde_json::to_string(&RecordOut::from(r)).unwrap_or_default();
+                for i in 0..page.len() {
+                    let Ok(v) = page.view(i) else { return };
+                    let data = serde_json::to_string(&RecordOut::from(v)).unwrap_or_default();
                     let ev = Event::default()
-                        .id(r.id.to_string())
+                        .id(v.id.to_string())
                         .event("activity")
                         .data(data);
+                    last = v.id;
                     if tx.send(Ok(ev)).await.is_err() {
                         return; // client gone
                     }
-                    last = r.id;
                 }
                 if !more {
                     break;
