@@ -43,10 +43,17 @@ pub struct QueryCase {
 }
 
 impl QueryCase {
-    /// Runs the query once; returns how many items (records or values) it returned.
+    /// Runs the query once; returns how many items (records or values) it
+    /// returned. A page is read as the server reads it: `Log::query_buf`,
+    /// then every returned record parsed in place (`RecordView`).
     pub fn run(&self, log: &Log) -> usize {
         match &self.kind {
-            CaseKind::Page(q) => log.query(q).expect("page query").items.len(),
+            CaseKind::Page(q) => log
+                .query_buf(q)
+                .expect("page query")
+                .views()
+                .map(|v| std::hint::black_box(v.expect("stored record").message.len()))
+                .count(),
             CaseKind::Facets {
                 field,
                 selection,
@@ -55,6 +62,15 @@ impl QueryCase {
                 .facets(*field, selection, "", *limit)
                 .expect("facets query")
                 .len(),
+        }
+    }
+
+    /// [`QueryCase::run`], but pages are decoded into owned `Record`s
+    /// (`Log::query`), the API for callers that keep records.
+    pub fn run_owned(&self, log: &Log) -> usize {
+        match &self.kind {
+            CaseKind::Page(q) => log.query(q).expect("page query").items.len(),
+            CaseKind::Facets { .. } => self.run(log),
         }
     }
 }

@@ -421,8 +421,8 @@ impl Log {
             None => None,
         };
         let snap = self.inner.snapshot()?;
-        let mut page = PageBuf::default();
-        let mut ids = Vec::with_capacity(q.limit.min(64));
+        let mut page = PageBuf::with_capacity(q.limit);
+        let mut ids = Vec::with_capacity(q.limit);
         let mut more = false;
         for seg in readers(&snap, q.order) {
             let range = local_range(&seg, &snap, &q.selection)?;

@@ -26,6 +26,16 @@ pub struct PageBuf {
 }
 
 impl PageBuf {
+    /// An empty page with room for `records` typical records.
+    pub(crate) fn with_capacity(records: usize) -> PageBuf {
+        PageBuf {
+            bytes: Vec::with_capacity(records * 256),
+            slots: Vec::with_capacity(records),
+            files: Vec::with_capacity(2),
+            next_cursor: None,
+        }
+    }
+
     /// Records on the page.
     pub fn len(&self) -> usize {
         self.slots.len()
