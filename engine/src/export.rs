@@ -12,6 +12,44 @@ use crate::record_view::{RawMetadata, RecordView};
 
 /// `2026-11-25T20:01:02.123456Z`: RFC 3339, UTC, always six fractional digits.
 pub fn format_ts(us: i64) -> String {
+    match ts_text(us) {
+        Some(b) => b.iter().map(|&c| char::from(c)).collect(),
+        None => format_ts_any_year(us),
+    }
+}
+
+/// Length of [`format_ts`]'s text for years 0000–9999.
+const TS_LEN: usize = 27;
+
+/// [`format_ts`] without allocating or going through `fmt`, for years
+/// 0000–9999 (every `ts` a clock can give); `None` outside them.
+fn ts_text(us: i64) -> Option<[u8; TS_LEN]> {
+    let secs = us.div_euclid(1_000_000);
+    let micros = us.rem_euclid(1_000_000) as u32;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400) as u32;
+    let (y, m, d) = civil_from_days(days);
+    let y = u32::try_from(y).ok().filter(|y| *y <= 9999)?;
+    let mut b = *b"0000-00-00T00:00:00.000000Z";
+    for (range, value) in [
+        (0..4, y),
+        (5..7, m),
+        (8..10, d),
+        (11..13, rem / 3600),
+        (14..16, rem % 3600 / 60),
+        (17..19, rem % 60),
+        (20..26, micros),
+    ] {
+        let mut v = value;
+        for c in b[range].iter_mut().rev() {
+            *c = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    }
+    Some(b)
+}
+
+fn format_ts_any_year(us: i64) -> String {
     let secs = us.div_euclid(1_000_000);
     let micros = us.rem_euclid(1_000_000);
     let days = secs.div_euclid(86_400);
@@ -23,6 +61,20 @@ pub fn format_ts(us: i64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// A time that serializes as [`format_ts`]'s text.
+#[derive(Debug, Clone, Copy)]
+struct Ts(i64);
+
+impl Serialize for Ts {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match ts_text(self.0) {
+            Some(b) => serializer
+                .serialize_str(std::str::from_utf8(&b).map_err(serde::ser::Error::custom)?),
+            None => serializer.serialize_str(&format_ts_any_year(self.0)),
+        }
+    }
 }
 
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian
@@ -45,7 +97,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[derive(Debug, Serialize)]
 pub struct RecordJson<'a> {
     id: u64,
-    ts: String,
+    ts: Ts,
     category: &'a str,
     action: &'a str,
     actor: &'a str,
@@ -55,7 +107,7 @@ pub struct RecordJson<'a> {
     message: &'a str,
     severity: &'static str,
     metadata: MetadataOut<'a>,
-    occurred_at: Option<String>,
+    occurred_at: Option<Ts>,
 }
 
 /// Metadata decoded or still encoded; both serialize as the same object.
@@ -70,7 +122,7 @@ impl<'a> From<&'a Record> for RecordJson<'a> {
     fn from(r: &'a Record) -> Self {
         RecordJson {
             id: r.id,
-            ts: format_ts(r.ts),
+            ts: Ts(r.ts),
             category: &r.category,
             action: &r.action,
             actor: &r.actor,
@@ -80,7 +132,7 @@ impl<'a> From<&'a Record> for RecordJson<'a> {
             message: &r.message,
             severity: r.severity.as_str(),
             metadata: MetadataOut::Map(&r.metadata),
-            occurred_at: r.occurred_at.map(format_ts),
+            occurred_at: r.occurred_at.map(Ts),
         }
     }
 }
@@ -89,7 +141,7 @@ impl<'a> From<RecordView<'a>> for RecordJson<'a> {
     fn from(v: RecordView<'a>) -> Self {
         RecordJson {
             id: v.id,
-            ts: format_ts(v.ts),
+            ts: Ts(v.ts),
             category: v.category,
             action: v.action,
             actor: v.actor,
@@ -99,7 +151,7 @@ impl<'a> From<RecordView<'a>> for RecordJson<'a> {
             message: v.message,
             severity: v.severity.as_str(),
             metadata: MetadataOut::Raw(v.metadata),
-            occurred_at: v.occurred_at.map(format_ts),
+            occurred_at: v.occurred_at.map(Ts),
         }
     }
 }
@@ -191,6 +243,26 @@ fn csv_row<'a>(v: RecordView<'a>, meta_json: String) -> [Cow<'a, str>; 11] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fast_and_general_formatting_agree() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Years 0000..=9999 and beyond on both sides.
+            let us = (x as i64) % 400_000_000_000_000_000;
+            match ts_text(us) {
+                Some(b) => assert_eq!(b.as_slice(), format_ts_any_year(us).as_bytes(), "{us}"),
+                None => {
+                    assert!(!(0..=9999).contains(&civil_from_days(us.div_euclid(86_400_000_000)).0))
+                }
+            }
+            assert_eq!(format_ts(us), format_ts_any_year(us));
+        }
+        assert!(format_ts(i64::MIN).len() > TS_LEN);
+    }
 
     #[test]
     fn formats_utc_microseconds() {

@@ -209,6 +209,16 @@ struct ChunkSink {
     tx: tokio::sync::mpsc::Sender<Result<Vec<u8>, std::io::Error>>,
 }
 
+impl ChunkSink {
+    /// Hands the buffer over once it holds a chunk.
+    fn flush_if_full(&mut self) -> std::io::Result<()> {
+        if self.buf.len() >= CHUNK {
+            std::io::Write::flush(self)?;
+        }
+        Ok(())
+    }
+}
+
 impl std::io::Write for ChunkSink {
     fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
         self.buf.extend_from_slice(data);
@@ -258,21 +268,25 @@ fn write_export(
             })?;
             w.flush()?;
         }
+        // JSON goes straight into the sink's buffer (a `Vec`, whose writes
+        // inline), not through `io::Write` call by call.
         Format::Json => {
-            sink.write_all(b"[")?;
+            sink.buf.push(b'[');
             let mut first = true;
             each(&mut |v| {
                 if !first {
-                    sink.write_all(b",")?;
+                    sink.buf.push(b',');
                 }
                 first = false;
-                serde_json::to_writer(&mut *sink, &RecordOut::from(v)).map_err(Into::into)
+                serde_json::to_writer(&mut sink.buf, &RecordOut::from(v))?;
+                sink.flush_if_full()
             })?;
-            sink.write_all(b"]")?;
+            sink.buf.push(b']');
         }
         Format::Ndjson => each(&mut |v| {
-            serde_json::to_writer(&mut *sink, &RecordOut::from(v))?;
-            sink.write_all(b"\n")
+            serde_json::to_writer(&mut sink.buf, &RecordOut::from(v))?;
+            sink.buf.push(b'\n');
+            sink.flush_if_full()
         })?,
     }
     sink.flush()
