@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actlog_engine::{Clock, Config, Direction, Error, Log, NewRecord, Severity};
+use actlog_engine::{
+    Clock, Config, Direction, Error, Log, NewRecord, Order, Query, Selection, Severity,
+};
 
 fn rec(n: u64) -> NewRecord {
     let mut r = NewRecord::new(
@@ -332,6 +334,22 @@ fn damage_in_a_sealed_segment_is_a_hard_error_never_skipped() {
         results.last().expect("items").is_err(),
         "iteration stops at the damage"
     );
+    // Scans (positioned reads) and pages (the map) report it the same way.
+    for err in [
+        log.scan(Selection::default(), Order::Asc)
+            .find_map(Result::err)
+            .expect("the scan reports the damage"),
+        log.query(&Query {
+            order: Order::Asc,
+            ..Query::default()
+        })
+        .expect_err("the page reports the damage"),
+    ] {
+        assert!(
+            matches!(&err, Error::Corruption { file, offset, .. } if file == &first.path && *offset <= 100),
+            "{err}"
+        );
+    }
     drop(log);
 
     // A damaged footer on a segment with newer ones behind it: refuse to open.

@@ -540,6 +540,15 @@ fn in_place_pages_match_owned_records_dense_and_sparse() {
                 expect.reverse();
             }
             assert_eq!(seen, expect, "{sel:?} {order:?}");
+            // Scans read sealed segments with positioned reads, not the map.
+            let scanned: Vec<_> = log
+                .scan(sel.clone(), order)
+                .map(|r| r.expect("scan"))
+                .collect();
+            assert_eq!(scanned.iter().map(|r| r.id).collect::<Vec<_>>(), expect);
+            for r in scanned.iter().step_by(17) {
+                assert_eq!(Some(r), log.get(r.id).expect("get").as_ref());
+            }
         }
     }
 }

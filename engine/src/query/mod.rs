@@ -22,7 +22,7 @@ use crate::index::{Field, Word, WORD_CODE};
 use crate::log::{Log, Snapshot};
 use crate::record::Record;
 pub use page::PageBuf;
-use segment::SegmentReader;
+use segment::{ReadVia, SegmentReader};
 
 /// Largest page.
 pub const MAX_LIMIT: usize = 1000;
@@ -406,6 +406,10 @@ impl Log {
     /// one buffer, to be parsed in place by [`PageBuf::views`]. Servers that
     /// write records straight out use this and build no owned record.
     pub fn query_buf(&self, q: &Query) -> Result<PageBuf> {
+        self.query_via(q, ReadVia::Map)
+    }
+
+    fn query_via(&self, q: &Query, via: ReadVia) -> Result<PageBuf> {
         check_limit(q.limit)?;
         let fp = q.selection.fingerprint();
         let last_id = match &q.cursor {
@@ -439,7 +443,7 @@ impl Log {
                 }
                 ids.push(seg.base_id() + u64::from(local));
             }
-            seg.read_into(&ids, &mut page)?;
+            seg.read_into(&ids, &mut page, via)?;
             if more {
                 break;
             }
@@ -636,7 +640,9 @@ impl Iterator for ScanPages {
         if self.done {
             return None;
         }
-        match self.log.query_buf(&self.query) {
+        // Scans read sealed segments with positioned reads, so an export
+        // of the whole log does not leave it all mapped in this process.
+        match self.log.query_via(&self.query, ReadVia::File) {
             Ok(page) => {
                 self.done = page.next_cursor.is_none();
                 self.query.cursor = page.next_cursor;

@@ -12,6 +12,17 @@ use crate::query::page::PageBuf;
 use crate::segment::active::ActiveSegment;
 use crate::view::Sealed;
 
+/// How a page reads sealed segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadVia {
+    /// Through the shared map: no syscall; the pages stay mapped (and
+    /// resident) in this process. For interactive pages.
+    Map,
+    /// Positioned reads of the file: a syscall per run of frames, but the
+    /// process's resident set does not grow with the log. For scans.
+    File,
+}
+
 /// A segment, clipped to what a snapshot may see.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum SegmentReader<'a> {
@@ -60,13 +71,17 @@ impl SegmentReader<'_> {
 
     /// Appends the CRC-checked payloads of records `ids` (all in this
     /// segment, all visible) to `page`, in that order.
-    pub(crate) fn read_into(&self, ids: &[u64], page: &mut PageBuf) -> Result<()> {
+    pub(crate) fn read_into(&self, ids: &[u64], page: &mut PageBuf, via: ReadVia) -> Result<()> {
         if ids.is_empty() {
             return Ok(());
         }
         page.files
             .push((page.slots.len(), self.path().to_path_buf()));
         match self {
+            SegmentReader::Sealed(s) if via == ReadVia::File => {
+                s.seg
+                    .read_payloads_via_file(ids, &mut page.bytes, &mut page.slots)
+            }
             SegmentReader::Sealed(s) => {
                 s.seg
                     .read_payloads_into(ids, &mut page.bytes, &mut page.slots)

@@ -40,12 +40,6 @@ impl ActiveTable {
     }
 }
 
-/// Largest span read in one call by [`ActiveSegment::read_payloads_into`].
-const MAX_SPAN: u64 = 1 << 20;
-/// Largest gap of unwanted bytes [`ActiveSegment::read_payloads_into`]
-/// reads through rather than issuing another positioned read.
-const MAX_GAP: u64 = 4096;
-
 /// The active segment as readers see it.
 #[derive(Debug)]
 pub struct ActiveSegment {
@@ -115,9 +109,8 @@ impl ActiveSegment {
     }
 
     /// Appends the CRC-checked payloads of durable records `ids` (in page
-    /// order, ascending or descending) to `buf`, one slot each in `slots`.
-    /// Records within [`MAX_GAP`] of each other come from one positioned
-    /// read, straight into `buf` (the gap bytes stay there unused).
+    /// order, ascending or descending) to `buf`, one slot each in `slots`
+    /// (positioned reads; see `segment::read_runs`).
     pub(crate) fn read_payloads_into(
         &self,
         ids: &[u64],
@@ -138,51 +131,7 @@ impl ActiveSegment {
                 })
                 .collect::<Result<Vec<_>>>()?
         };
-        let mut i = 0;
-        while i < ids.len() {
-            // The run ids[i..j] is read in one call.
-            let (mut lo, mut hi) = ranges[i];
-            let mut j = i + 1;
-            while let Some(&(a, b)) = ranges.get(j) {
-                let (nlo, nhi) = (lo.min(a), hi.max(b));
-                let gap = if a >= hi {
-                    a - hi
-                } else {
-                    lo.saturating_sub(b)
-                };
-                if gap > MAX_GAP || nhi - nlo > MAX_SPAN {
-                    break;
-                }
-                (lo, hi) = (nlo, nhi);
-                j += 1;
-            }
-            let base = buf.len();
-            buf.resize(base + (hi - lo) as usize, 0);
-            self.file
-                .read_exact_at(&mut buf[base..], lo)
-                .map_err(Error::io("read", &self.path))?;
-            for (&id, &(a, b)) in ids[i..j].iter().zip(&ranges[i..j]) {
-                let at = base + (a - lo) as usize;
-                let f = frame::decode(&buf[at..base + (b - lo) as usize])
-                    .map_err(|e| Error::corruption(&self.path, a, e.to_string()))?;
-                if f.header.id != id {
-                    return Err(Error::corruption(
-                        &self.path,
-                        a,
-                        format!("frame holds id {} where id {id} belongs", f.header.id),
-                    ));
-                }
-                let start = at + HEADER_LEN;
-                slots.push(FrameSlot {
-                    id,
-                    ts: f.header.ts,
-                    payload: start..start + f.payload.len(),
-                    offset: a,
-                });
-            }
-            i = j;
-        }
-        Ok(())
+        super::read_runs(&self.file, &self.path, ids, &ranges, buf, slots)
     }
 
     /// Reads record `id`; the caller guarantees `id` is durable and in this segment.

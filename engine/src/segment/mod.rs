@@ -18,10 +18,13 @@ pub(crate) mod active;
 pub(crate) mod footer;
 pub(crate) mod sealed;
 
+use std::fs::File;
 use std::ops::Range;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::frame::{self, HEADER_LEN};
 
 /// Where one CRC-checked frame's payload was copied to (see `PageBuf`).
 #[derive(Debug, Clone)]
@@ -34,6 +37,71 @@ pub(crate) struct FrameSlot {
     pub payload: Range<usize>,
     /// The frame's offset in its file (for error messages).
     pub offset: u64,
+}
+
+/// Largest span [`read_runs`] reads in one call.
+const MAX_SPAN: u64 = 1 << 20;
+/// Largest gap of unwanted bytes [`read_runs`] reads through rather than
+/// issuing another positioned read.
+const MAX_GAP: u64 = 4096;
+
+/// Reads the frames of records `ids` at byte `ranges` of `file` (in page
+/// order, ascending or descending), checks each frame's CRC and id, and
+/// appends the payloads to `buf` with one slot each in `slots`. Frames
+/// within [`MAX_GAP`] of each other come from one positioned read straight
+/// into `buf` (the gap bytes stay there unused).
+pub(crate) fn read_runs(
+    file: &File,
+    path: &Path,
+    ids: &[u64],
+    ranges: &[(u64, u64)],
+    buf: &mut Vec<u8>,
+    slots: &mut Vec<FrameSlot>,
+) -> Result<()> {
+    let mut i = 0;
+    while i < ids.len() {
+        // The run ids[i..j] is read in one call.
+        let (mut lo, mut hi) = ranges[i];
+        let mut j = i + 1;
+        while let Some(&(a, b)) = ranges.get(j) {
+            let (nlo, nhi) = (lo.min(a), hi.max(b));
+            let gap = if a >= hi {
+                a - hi
+            } else {
+                lo.saturating_sub(b)
+            };
+            if gap > MAX_GAP || nhi - nlo > MAX_SPAN {
+                break;
+            }
+            (lo, hi) = (nlo, nhi);
+            j += 1;
+        }
+        let base = buf.len();
+        buf.resize(base + (hi - lo) as usize, 0);
+        file.read_exact_at(&mut buf[base..], lo)
+            .map_err(Error::io("read", path))?;
+        for (&id, &(a, b)) in ids[i..j].iter().zip(&ranges[i..j]) {
+            let at = base + (a - lo) as usize;
+            let f = frame::decode(&buf[at..base + (b - lo) as usize])
+                .map_err(|e| Error::corruption(path, a, e.to_string()))?;
+            if f.header.id != id {
+                return Err(Error::corruption(
+                    path,
+                    a,
+                    format!("frame holds id {} where id {id} belongs", f.header.id),
+                ));
+            }
+            let start = at + HEADER_LEN;
+            slots.push(FrameSlot {
+                id,
+                ts: f.header.ts,
+                payload: start..start + f.payload.len(),
+                offset: a,
+            });
+        }
+        i = j;
+    }
+    Ok(())
 }
 
 /// First 8 bytes of every segment file.

@@ -20,6 +20,9 @@ pub struct SealedSegment {
     header: SegmentHeader,
     footer: Footer,
     map: Mmap,
+    /// The same file, for positioned reads that should not pull pages into
+    /// this process's mapped memory (scans).
+    file: File,
 }
 
 /// Maps `file` read-only.
@@ -49,6 +52,7 @@ impl SealedSegment {
             header,
             footer,
             map,
+            file,
         }))
     }
 
@@ -148,6 +152,40 @@ impl SealedSegment {
             });
         }
         Ok(())
+    }
+
+    /// [`SealedSegment::read_payloads_into`] through positioned reads of the
+    /// file instead of the map: for long scans (exports), whose pages would
+    /// otherwise all stay in the process's resident set as mapped file
+    /// pages. Only the offset table is read through the map.
+    pub(crate) fn read_payloads_via_file(
+        &self,
+        ids: &[u64],
+        buf: &mut Vec<u8>,
+        slots: &mut Vec<FrameSlot>,
+    ) -> Result<()> {
+        let data_end = self.table_start() as u64;
+        let ranges = ids
+            .iter()
+            .map(|&id| {
+                let local = id - self.base_id();
+                let start = self.frame_offset(local) as u64;
+                let end = if local + 1 < self.count() {
+                    self.frame_offset(local + 1) as u64
+                } else {
+                    data_end
+                };
+                if start < SEGMENT_HEADER_LEN as u64 || start >= end || end > data_end {
+                    return Err(Error::corruption(
+                        &self.path,
+                        (self.table_start() + 4 * local as usize) as u64,
+                        format!("offset table entry for id {id} is out of order ({start}..{end})"),
+                    ));
+                }
+                Ok((start, end))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        super::read_runs(&self.file, &self.path, ids, &ranges, buf, slots)
     }
 
     /// Reads and decodes one record, `id` in `[base_id, end_id)`.
