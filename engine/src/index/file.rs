@@ -19,11 +19,12 @@ use std::fs::File;
 use std::io::Read;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use fst::{IntoStreamer, Streamer};
 use memmap2::Mmap;
 use roaring::RoaringBitmap;
+use rustc_hash::FxHashMap;
 
 use super::active::ActiveIndex;
 use super::terms::{TermSource, Terms};
@@ -130,7 +131,17 @@ pub struct SealedIndex {
     postings: Range<usize>,
     ts: Range<usize>,
     count: u32,
+    /// Keys of small fields, by field code, cached on first use (see
+    /// [`SealedIndex::for_prefix`]). The index never changes, so neither do they.
+    field_keys: RwLock<FxHashMap<u8, Option<Arc<[FieldKey]>>>>,
 }
+
+/// One cached key: the term, its cardinality and its postings offset.
+type FieldKey = (Box<[u8]>, u32, u64);
+
+/// Most keys of one field a segment's cache holds; a field with more (words,
+/// entity ids) is streamed from the fst every time instead.
+const FIELD_CACHE_MAX_KEYS: usize = 1024;
 
 impl std::fmt::Debug for SealedIndex {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -217,6 +228,7 @@ impl SealedIndex {
             postings: fst_len..fst_len + post_len,
             ts: fst_len + post_len..body_len,
             count: n,
+            field_keys: RwLock::default(),
         })
     }
 
@@ -302,6 +314,18 @@ impl SealedIndex {
         prefix: &[u8],
         mut f: impl FnMut(&[u8], u64, &dyn Fn() -> Result<RoaringBitmap>) -> Result<()>,
     ) -> Result<()> {
+        // Facets walk a small field's keys in every segment on every call:
+        // serve them from the cache rather than stream the fst (~0.5 µs a key).
+        if let Some(keys) = prefix.first().and_then(|&code| self.field_keys(code)) {
+            let start = keys.partition_point(|(k, _, _)| &**k < prefix);
+            for (key, card, off) in keys[start..]
+                .iter()
+                .take_while(|(k, _, _)| k.starts_with(prefix))
+            {
+                f(key, u64::from(*card), &|| self.decode_bitmap(*off))?;
+            }
+            return Ok(());
+        }
         let mut stream = match successor(prefix) {
             Some(end) => self.fst.range().ge(prefix).lt(end).into_stream(),
             None => self.fst.range().ge(prefix).into_stream(),
@@ -311,6 +335,42 @@ impl SealedIndex {
             f(key, u64::from(card), &|| self.decode_bitmap(off))?;
         }
         Ok(())
+    }
+
+    /// The keys with field code `code`, in order, if there are at most
+    /// [`FIELD_CACHE_MAX_KEYS`] of them (looked up once per segment and code).
+    fn field_keys(&self, code: u8) -> Option<Arc<[FieldKey]>> {
+        if let Some(cached) = self
+            .field_keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&code)
+        {
+            return cached.clone();
+        }
+        let mut stream = match code.checked_add(1) {
+            Some(end) => self.fst.range().ge([code]).lt([end]).into_stream(),
+            None => self.fst.range().ge([code]).into_stream(),
+        };
+        let mut keys = Vec::new();
+        let mut small = true;
+        while let Some((key, off)) = stream.next() {
+            if keys.len() == FIELD_CACHE_MAX_KEYS {
+                small = false;
+                break;
+            }
+            // A damaged entry is not cached; the uncached path reports it.
+            let Ok((card, _)) = self.entry(off) else {
+                return None;
+            };
+            keys.push((Box::from(key), card, off));
+        }
+        let keys: Option<Arc<[FieldKey]>> = small.then(|| keys.into());
+        self.field_keys
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(code, keys.clone());
+        keys
     }
 
     /// Number of sparse ts samples.

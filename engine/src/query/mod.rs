@@ -12,7 +12,7 @@
 pub(crate) mod page;
 pub(crate) mod segment;
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::ops::Range;
 
 use roaring::RoaringBitmap;
@@ -526,9 +526,11 @@ impl Log {
         field: Field,
         selection: &Selection,
         prefix: &str,
-    ) -> Result<HashMap<String, u64>> {
+    ) -> Result<Vec<(String, u64)>> {
         let snap = self.inner.snapshot()?;
-        let mut counts: HashMap<String, u64> = HashMap::new();
+        // Keyed by the raw term, so that a value seen in many segments is
+        // allocated once.
+        let mut counts: FxHashMap<Vec<u8>, u64> = FxHashMap::default();
         let key_prefix = field.key(prefix);
         for seg in readers(&snap, Order::Asc) {
             let range = local_range(&seg, &snap, selection)?;
@@ -544,13 +546,20 @@ impl Log {
                     (Some(m), _) => m.intersection_len(&load()?),
                 };
                 if n > 0 {
-                    let value = String::from_utf8_lossy(&key[1..]).into_owned();
-                    *counts.entry(value).or_default() += n;
+                    match counts.get_mut(key) {
+                        Some(c) => *c += n,
+                        None => {
+                            counts.insert(key.to_vec(), n);
+                        }
+                    }
                 }
                 Ok(())
             })?;
         }
-        Ok(counts)
+        Ok(counts
+            .into_iter()
+            .map(|(key, n)| (String::from_utf8_lossy(&key[1..]).into_owned(), n))
+            .collect())
     }
 
     /// Counts of matching records per `bucket_us`-wide bucket, buckets aligned
