@@ -552,3 +552,55 @@ fn in_place_pages_match_owned_records_dense_and_sparse() {
         }
     }
 }
+
+/// Facets and prefix completion agree whether a sealed segment serves a
+/// field's keys from its cache (few values) or streams them from the term
+/// dictionary (more than the cache holds), and on repeated calls.
+#[test]
+fn facets_agree_for_few_and_many_distinct_values() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), Config::default()).expect("open");
+    let batch: Vec<_> = (0..3000u64)
+        .map(|i| {
+            let mut r = rec(i);
+            // 1500 distinct entity ids (beyond the cache), 3 actors (within it).
+            r.entity_id = Some(format!("e{:04}", i % 1500));
+            r
+        })
+        .collect();
+    log.append(&batch).expect("append");
+    log.roll().expect("seal");
+    log.append(&batch[..10])
+        .expect("append to the new active segment");
+    for _ in 0..2 {
+        let ids = log
+            .facets(Field::EntityId, &Selection::default(), "e01", 1000)
+            .expect("facets");
+        assert_eq!(ids.len(), 100, "e0100..=e0199");
+        assert!(ids.iter().all(|f| f.count == 2), "{ids:?}");
+        // e0000..=e0009 occur twice sealed and once in the active segment.
+        let first = log
+            .facets(Field::EntityId, &Selection::default(), "e000", 1000)
+            .expect("facets");
+        assert_eq!(first.len(), 10);
+        assert!(first.iter().all(|f| f.count == 3), "{first:?}");
+        let actors = log
+            .facets(Field::Actor, &Selection::default(), "", 10)
+            .expect("facets");
+        let total: u64 = actors.iter().map(|f| f.count).sum();
+        assert_eq!(total, 3010);
+        assert_eq!(actors[0].value, "alice");
+        assert_eq!(actors[0].count, 1000 + 4);
+        let kt = log
+            .facets(Field::Actor, &Selection::default(), "Kit", 10)
+            .expect("prefix facets");
+        assert_eq!(kt.len(), 1);
+        assert_eq!(kt[0].value, "Kitchen Tablet");
+        assert_eq!(
+            log.distinct_values(Field::EntityId, "e149", 100)
+                .expect("distinct")
+                .len(),
+            10
+        );
+    }
+}
