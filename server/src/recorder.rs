@@ -19,6 +19,8 @@ use std::time::Instant;
 
 use actlog_engine::{Log, NewRecord, Record};
 
+use crate::combine::Combiner;
+
 use crate::bus::{Bus, BusMessage};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -54,6 +56,8 @@ struct Inner {
     /// Every append holds it shared; a clear holds it exclusively, so the
     /// record announcing the clear is the first one after it.
     gate: RwLock<()>,
+    /// Ingest requests waiting to be appended together.
+    combiner: Combiner,
 }
 
 impl Recorder {
@@ -67,6 +71,7 @@ impl Recorder {
             enabled: AtomicBool::new(enabled),
             queue: tx,
             gate: RwLock::new(()),
+            combiner: Combiner::default(),
         });
         let worker = Arc::downgrade(&inner);
         std::thread::Builder::new()
@@ -110,12 +115,20 @@ impl Recorder {
         Ok(records.iter().map(|r| r.id).collect())
     }
 
+    /// Appends through the [`Combiner`]: concurrent requests share one
+    /// engine batch and one fsync.
     async fn append(&self, batch: Vec<NewRecord>) -> Result<Vec<Record>, ApiError> {
-        let inner = self.inner.clone();
         let started = Instant::now();
-        let records = tokio::task::spawn_blocking(move || inner.append_records(&batch))
-            .await
-            .map_err(|e| ApiError::internal(format!("append task failed: {e}")))??;
+        let (reply, start_worker) = self.inner.combiner.submit(batch);
+        if start_worker {
+            let inner = self.inner.clone();
+            tokio::task::spawn_blocking(move || {
+                inner.combiner.work(|b| inner.append_records(b));
+            });
+        }
+        let records = reply.await.map_err(|_| {
+            ApiError::internal("the append worker stopped; the record was not saved")
+        })??;
         self.inner.metrics.append_latency.observe(started.elapsed());
         self.inner.publish(&records);
         Ok(records)
