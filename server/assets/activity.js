@@ -1,0 +1,399 @@
+// The Activity tab: filters (kept in the URL), the records table with
+// endless scroll by cursor, live rows over Server-Sent Events with pause,
+// the detail drawer and export links.
+
+import { get } from "./api.js";
+import * as bus from "./bus.js";
+import { completion } from "./completion.js";
+import { h, replace, statusBlock } from "./dom.js";
+import { openDrawer, closeDrawer } from "./drawer.js";
+import {
+  FIELDS, RANGES, SEVERITIES, apiQuery, emptyFilters, fromSearch, isFiltered, sameFilters, toSearch,
+} from "./filters.js";
+import { fromLocalInput, num, timeElement, toLocalInput } from "./format.js";
+
+const PAGE = 50;
+const COMPLETED = [["actor", "Actor", "Who did it"], ["action", "Action", "e.g. scene.activated"], ["entity_id", "Entity", "Entity id"]];
+const FIELD_LABEL = { category: "Category", severity: "Severity", actor: "Actor", action: "Action", entity_type: "Entity type", entity_id: "Entity" };
+
+/** A category's chip colour: a stable pick from six (CSS `cat-0`..`cat-5`). */
+export function categoryClass(cat) {
+  let n = 0;
+  for (const c of cat) n = (n * 31 + c.charCodeAt(0)) >>> 0;
+  return `chip cat cat-${n % 6}`;
+}
+
+/** One table row for `r`. */
+function row(r, onOpen) {
+  const entity = r.entity_name || r.entity_id;
+  const open = h("button", { type: "button", class: "row-open", onclick: (ev) => { ev.stopPropagation(); onOpen(r, ev.currentTarget); } }, r.message);
+  const tr = h("tr", { class: `sev-${r.severity}`, dataset: { id: String(r.id) } },
+    h("td", { class: "c-time" }, timeElement(r.ts)),
+    h("td", { class: "c-cat" }, h("span", { class: categoryClass(r.category) }, r.category)),
+    h("td", { class: "c-actor" }, r.actor ?? "—"),
+    h("td", { class: "c-entity", title: [r.entity_type, r.entity_id].filter(Boolean).join(": ") || null }, entity ?? "—"),
+    h("td", { class: "c-msg" }, open,
+      h("span", { class: "narrow-meta" }, h("span", { class: categoryClass(r.category) }, r.category),
+        " ", r.actor ?? "", entity ? ` · ${entity}` : "", r.severity !== "info" ? h("span", { class: `sev sev-${r.severity}` }, ` · ${r.severity}`) : null)),
+    h("td", { class: "c-sev" }, h("span", { class: `sev sev-${r.severity}` }, r.severity)));
+  tr.addEventListener("click", () => onOpen(r, open));
+  return tr;
+}
+
+export function mountActivity(root) {
+  let filters = fromSearch(location.search);
+  let cursor = null;
+  let loading = false;
+  let generation = 0;
+  let controller = null;
+  let newestId = 0;
+  const shown = new Set();
+  let paused = false;
+  let source = null;
+  let retryTimer = null;
+  let unseen = 0;
+
+  // --- filter controls -------------------------------------------------
+  const q = h("input", { id: "f-q", type: "search", name: "q", placeholder: "Words; proj* matches a prefix", enterkeyhint: "search" });
+  const range = h("select", { id: "f-range", name: "range" }, RANGES.map(([v, label]) => h("option", { value: v }, label)));
+  const since = h("input", { id: "f-since", type: "datetime-local", name: "since" });
+  const until = h("input", { id: "f-until", type: "datetime-local", name: "until" });
+  const custom = h("div", { class: "custom-range", hidden: true },
+    h("label", { for: "f-since" }, "From"), since, h("label", { for: "f-until" }, "To"), until,
+    h("button", { type: "button", onclick: applyCustom }, "Apply range"));
+  const catChips = h("div", { class: "chip-row", role: "group", "aria-labelledby": "cat-legend" });
+  const sevChips = h("div", { class: "chip-row", role: "group", "aria-labelledby": "sev-legend" });
+  const active = h("ul", { class: "active-filters", "aria-label": "Active filters" });
+  const clearAll = h("button", { type: "button", class: "link-button", onclick: () => setFilters(emptyFilters()) }, "Clear all filters");
+
+  const form = h("form", { class: "filters", role: "search", "aria-label": "Filter activity" },
+    h("div", { class: "filter-line" },
+      h("div", { class: "field grow" }, h("label", { for: "f-q" }, "Search"), h("div", { class: "inline" }, q, h("button", { type: "submit" }, "Search"))),
+      h("div", { class: "field" }, h("label", { for: "f-range" }, "Time range"), range)),
+    custom,
+    h("div", { class: "filter-line" },
+      h("div", { class: "field" }, h("span", { id: "cat-legend", class: "legend" }, "Category"), catChips),
+      h("div", { class: "field" }, h("span", { id: "sev-legend", class: "legend" }, "Severity"), sevChips)),
+    h("div", { class: "filter-line" }, COMPLETED.map(([field, label, placeholder]) => completion({
+      field, label, placeholder,
+      context: () => apiQuery(filters, { except: field }),
+      onPick: (v) => {
+        if (filters[field].includes(v)) return;
+        setFilters({ ...filters, [field]: [...filters[field], v] });
+      },
+    }))),
+    h("div", { class: "filter-line active-line" }, active, clearAll));
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    if (q.value.trim() !== filters.q) setFilters({ ...filters, q: q.value.trim() });
+  });
+  range.addEventListener("change", () => {
+    if (range.value === "custom") {
+      custom.hidden = false;
+      since.focus();
+      return;
+    }
+    setFilters({ ...filters, range: range.value, since: "", until: "" });
+  });
+  function applyCustom() {
+    setFilters({ ...filters, range: "custom", since: fromLocalInput(since.value), until: fromLocalInput(until.value) });
+  }
+
+  // --- toolbar ----------------------------------------------------------
+  const liveState = h("span", { class: "live-state", role: "status", "aria-live": "polite" });
+  const pause = h("button", { type: "button", class: "pause", "aria-pressed": "false", onclick: togglePause }, "Pause");
+  const count = h("span", { class: "count", role: "status" });
+  const exportLink = (format, label) => h("a", {
+    class: "button", href: "#", download: true,
+    onclick: (ev) => { ev.currentTarget.href = exportHref(format); },
+  }, label);
+  const csv = exportLink("csv", "Export CSV");
+  const json = exportLink("json", "Export JSON");
+  const toolbar = h("div", { class: "toolbar" },
+    h("div", { class: "live" }, liveState, pause), count,
+    h("div", { class: "exports", role: "group", "aria-label": "Export the filtered records" }, csv, json));
+  const newPill = h("button", {
+    type: "button", class: "new-pill", hidden: true,
+    onclick: () => { window.scrollTo({ top: 0 }); hideUnseen(); },
+  });
+
+  // --- table --------------------------------------------------------------
+  const tbody = h("tbody");
+  const table = h("table", { class: "records" },
+    h("caption", { class: "visually-hidden" }, "Activity records, newest first. Choose a message to see all details."),
+    h("thead", {}, h("tr", {},
+      h("th", { scope: "col", class: "c-time" }, "Time"),
+      h("th", { scope: "col", class: "c-cat" }, "Category"),
+      h("th", { scope: "col", class: "c-actor" }, "Actor"),
+      h("th", { scope: "col", class: "c-entity" }, "Entity"),
+      h("th", { scope: "col", class: "c-msg" }, "Message"),
+      h("th", { scope: "col", class: "c-sev" }, "Severity"))),
+    tbody);
+  const stateArea = h("div", { class: "state-area" });
+  const more = h("button", { type: "button", class: "load-more", hidden: true, onclick: () => loadMore() }, "Load older records");
+
+  replace(root, h("h1", { class: "visually-hidden" }, "Activity"), form, toolbar, newPill,
+    h("div", { class: "table-wrap" }, table), stateArea, more);
+
+  const observer = new IntersectionObserver((entries) => {
+    if (entries.some((e) => e.isIntersecting)) loadMore();
+  }, { rootMargin: "600px 0px" });
+  observer.observe(more);
+
+  function exportHref(format) {
+    const p = apiQuery(filters);
+    p.set("format", format);
+    return `/api/v1/activity/export?${p}`;
+  }
+
+  // --- rendering the filter state ----------------------------------------
+  function renderControls() {
+    q.value = filters.q;
+    range.value = filters.range;
+    custom.hidden = filters.range !== "custom";
+    since.value = filters.since ? toLocalInput(filters.since) : "";
+    until.value = filters.until ? toLocalInput(filters.until) : "";
+    replace(sevChips, SEVERITIES.map((s) => chip("severity", s, null, `sev-chip sev-${s}`)));
+    const items = [];
+    for (const k of FIELDS) {
+      if (k === "category" || k === "severity") continue;
+      for (const v of filters[k]) {
+        items.push(h("li", { class: "chip active-chip" }, h("span", {}, `${FIELD_LABEL[k]}: `, h("strong", {}, v)),
+          h("button", {
+            type: "button", class: "chip-remove", "aria-label": `Remove ${FIELD_LABEL[k].toLowerCase()} filter ${v}`,
+            onclick: () => setFilters({ ...filters, [k]: filters[k].filter((x) => x !== v) }),
+          }, "×")));
+      }
+    }
+    replace(active, items);
+    clearAll.hidden = !isFiltered(filters);
+  }
+
+  function chip(field, value, count, cls = "") {
+    const on = filters[field].includes(value);
+    return h("button", {
+      type: "button", class: `chip toggle ${cls}`, "aria-pressed": String(on),
+      onclick: () => setFilters({ ...filters, [field]: on ? filters[field].filter((x) => x !== value) : [...filters[field], value] }),
+    }, value, count === null ? null : h("span", { class: "chip-count", "aria-label": `${count} records` }, num(count)));
+  }
+
+  async function loadCategories(gen) {
+    try {
+      const p = apiQuery(filters, { except: "category" });
+      p.set("limit", "12");
+      const data = await get("/activity/facets/category", p);
+      if (gen !== generation) return;
+      const values = data.values.map((v) => [v.value, v.count]);
+      // Selected categories stay visible even when outside the top values.
+      for (const c of filters.category) if (!values.some(([v]) => v === c)) values.push([c, 0]);
+      replace(catChips, values.length ? values.map(([v, n]) => chip("category", v, n, categoryClass(v))) : h("span", { class: "muted" }, "No categories yet"));
+    } catch (e) {
+      if (gen === generation) replace(catChips, h("span", { class: "muted" }, `Categories unavailable: ${e.message}`));
+    }
+  }
+
+  function setFilters(next) {
+    if (sameFilters(next, filters)) return;
+    filters = next;
+    history.pushState(null, "", `/?${toSearch(filters)}`.replace(/\?$/, ""));
+    reload();
+  }
+
+  // --- loading -----------------------------------------------------------------
+  function reload() {
+    generation += 1;
+    const gen = generation;
+    if (controller) controller.abort();
+    controller = new AbortController();
+    closeStream();
+    cursor = null;
+    newestId = 0;
+    shown.clear();
+    hideUnseen();
+    tbody.replaceChildren();
+    table.setAttribute("aria-busy", "true");
+    more.hidden = true;
+    renderControls();
+    loadCategories(gen);
+    replace(stateArea, statusBlock("loading", "Loading activity…"));
+    count.textContent = "";
+    fetchPage(gen, null);
+  }
+
+  async function fetchPage(gen, after) {
+    loading = true;
+    const p = apiQuery(filters);
+    p.set("limit", String(PAGE));
+    if (after) p.set("cursor", after);
+    let data;
+    try {
+      data = await get("/activity", p, controller.signal);
+    } catch (e) {
+      if (e.name === "AbortError" || gen !== generation) return;
+      loading = false;
+      table.removeAttribute("aria-busy");
+      replace(stateArea, statusBlock("error", `Could not load activity: ${e.message}`,
+        h("button", { type: "button", onclick: () => (after ? loadMore() : reload()) }, "Try again")));
+      return;
+    }
+    if (gen !== generation) return;
+    loading = false;
+    table.removeAttribute("aria-busy");
+    const frag = document.createDocumentFragment();
+    for (const r of data.items) {
+      if (shown.has(r.id)) continue;
+      shown.add(r.id);
+      newestId = Math.max(newestId, r.id);
+      frag.append(row(r, openDrawer));
+    }
+    tbody.append(frag);
+    cursor = data.next_cursor;
+    more.hidden = !cursor;
+    if (shown.size === 0) {
+      replace(stateArea, statusBlock("empty", isFiltered(filters) ? "No activity matches these filters." : "No activity recorded yet.",
+        isFiltered(filters) ? h("button", { type: "button", onclick: () => setFilters(emptyFilters()) }, "Clear all filters") : null));
+    } else {
+      replace(stateArea, cursor ? null : h("p", { class: "end muted" }, "That is everything that matches."));
+    }
+    updateCount();
+    if (!after) openStream(gen);
+    // A short first page on a tall screen: keep filling while the end is in view.
+    if (cursor) requestAnimationFrame(() => {
+      const rect = more.getBoundingClientRect();
+      if (rect.top < window.innerHeight + 600) loadMore();
+    });
+  }
+
+  function loadMore() {
+    if (loading || !cursor) return;
+    fetchPage(generation, cursor);
+  }
+
+  function updateCount() {
+    count.textContent = shown.size === 0 ? "" : `${num(shown.size)} shown${cursor ? ", more below" : ""}`;
+  }
+
+  // --- live --------------------------------------------------------------------
+  function setLive(state, text) {
+    liveState.className = `live-state live-${state}`;
+    liveState.textContent = text;
+  }
+
+  function openStream(gen) {
+    closeStream();
+    if (paused) {
+      setLive("paused", "Paused");
+      return;
+    }
+    if (filters.range === "custom" && filters.until && new Date(filters.until) <= new Date()) {
+      setLive("off", "Not live: the range ends in the past");
+      return;
+    }
+    const p = apiQuery(filters);
+    p.set("after_id", String(newestId));
+    setLive("connecting", "Connecting…");
+    const es = new EventSource(`/api/v1/activity/stream?${p}`);
+    source = es;
+    es.addEventListener("open", () => { if (source === es) setLive("on", "Live"); });
+    es.addEventListener("activity", (ev) => {
+      if (source !== es || gen !== generation) return;
+      try {
+        insertLive(JSON.parse(ev.data));
+      } catch {
+        // a malformed event is skipped
+      }
+    });
+    es.addEventListener("error", async () => {
+      if (source !== es) return;
+      if (es.readyState === EventSource.CONNECTING) {
+        setLive("connecting", "Reconnecting…");
+        return;
+      }
+      // Closed for good (e.g. 401): check the session, then try again.
+      closeStream();
+      setLive("off", "Offline — retrying");
+      try {
+        await get("/activity/stats");
+      } catch {
+        // a 401 has signed the app out; a network error retries below
+      }
+      if (gen === generation && !paused) retryTimer = setTimeout(() => openStream(gen), 3000);
+    });
+  }
+
+  function closeStream() {
+    clearTimeout(retryTimer);
+    if (source) source.close();
+    source = null;
+  }
+
+  function togglePause() {
+    paused = !paused;
+    pause.setAttribute("aria-pressed", String(paused));
+    pause.textContent = paused ? "Resume" : "Pause";
+    if (paused) {
+      closeStream();
+      setLive("paused", "Paused — new records are not shown");
+    } else {
+      openStream(generation); // resumes after the newest shown id: nothing missed
+    }
+  }
+
+  function insertLive(r) {
+    if (shown.has(r.id)) return;
+    shown.add(r.id);
+    newestId = Math.max(newestId, r.id);
+    if (shown.size === 1) replace(stateArea);
+    const tr = row(r, openDrawer);
+    tr.classList.add("is-new");
+    tr.addEventListener("animationend", () => tr.classList.remove("is-new"), { once: true });
+    // Keep what the reader looks at in place: if the page is scrolled, the
+    // rows inserted above are compensated by scrolling the same distance.
+    const reading = window.scrollY > 0;
+    const anchor = reading ? firstVisibleRow() : null;
+    const before = anchor ? anchor.getBoundingClientRect().top : 0;
+    tbody.prepend(tr);
+    if (anchor) {
+      window.scrollBy(0, anchor.getBoundingClientRect().top - before);
+      unseen += 1;
+      newPill.textContent = `${unseen} new ${unseen === 1 ? "record" : "records"} above`;
+      newPill.hidden = false;
+    }
+    updateCount();
+  }
+
+  function firstVisibleRow() {
+    for (const tr of tbody.rows) if (tr.getBoundingClientRect().bottom > 0) return tr;
+    return null;
+  }
+
+  function hideUnseen() {
+    unseen = 0;
+    newPill.hidden = true;
+  }
+
+  const onScroll = () => { if (window.scrollY === 0 && unseen) hideUnseen(); };
+  window.addEventListener("scroll", onScroll, { passive: true });
+  const offCleared = bus.on("activity_cleared", () => reload());
+
+  reload();
+
+  return {
+    /** The URL changed (back/forward): show its filters. */
+    update() {
+      const next = fromSearch(location.search);
+      if (sameFilters(next, filters)) return;
+      filters = next;
+      closeDrawer();
+      reload();
+    },
+    unmount() {
+      generation += 1;
+      if (controller) controller.abort();
+      closeStream();
+      observer.disconnect();
+      window.removeEventListener("scroll", onScroll);
+      offCleared();
+    },
+  };
+}

@@ -1,0 +1,76 @@
+// The detail drawer: every field of one record and its metadata as a tree,
+// in a modal <dialog> (focus stays inside; Escape closes).
+
+import { h, replace } from "./dom.js";
+import { absoluteTimeElement } from "./format.js";
+
+let dialog = null;
+let body = null;
+let title = null;
+let returnFocus = null;
+
+function ensure() {
+  if (dialog) return;
+  title = h("h2", { id: "drawer-title" });
+  body = h("div", { class: "drawer-body" });
+  const close = h("button", { type: "button", class: "drawer-close", "aria-label": "Close details", onclick: () => dialog.close() }, "×");
+  dialog = h("dialog", { class: "drawer", "aria-labelledby": "drawer-title" },
+    h("div", { class: "drawer-head" }, title, close), body);
+  dialog.addEventListener("close", () => {
+    if (returnFocus && returnFocus.isConnected) returnFocus.focus();
+  });
+  // A click on the backdrop closes.
+  dialog.addEventListener("click", (ev) => {
+    if (ev.target === dialog) dialog.close();
+  });
+  document.body.append(dialog);
+}
+
+const FIELDS = [
+  ["id", "Id"], ["ts", "Recorded"], ["occurred_at", "Occurred"], ["category", "Category"],
+  ["action", "Action"], ["severity", "Severity"], ["actor", "Actor"], ["entity_type", "Entity type"],
+  ["entity_id", "Entity id"], ["entity_name", "Entity name"], ["message", "Message"],
+];
+
+/** Opens the drawer for `record`; focus returns to `from` on close. */
+export function openDrawer(record, from) {
+  ensure();
+  returnFocus = from || document.activeElement;
+  title.textContent = `Record ${record.id}`;
+  const dl = h("dl", { class: "fields" });
+  for (const [k, label] of FIELDS) {
+    const v = record[k];
+    let dd;
+    if (v === null || v === undefined) dd = h("dd", { class: "null" }, "—");
+    else if (k === "ts" || k === "occurred_at") dd = h("dd", {}, absoluteTimeElement(v));
+    else dd = h("dd", { class: k === "severity" ? `sev sev-${v}` : null }, String(v));
+    dl.append(h("dt", {}, label), dd);
+  }
+  const meta = record.metadata || {};
+  replace(body, dl, h("h3", {}, "Metadata"),
+    Object.keys(meta).length === 0 ? h("p", { class: "null" }, "No metadata.") : tree(meta));
+  if (!dialog.open) dialog.showModal();
+}
+
+export function closeDrawer() {
+  if (dialog && dialog.open) dialog.close();
+}
+
+/** A JSON value as nested lists; objects and arrays fold. */
+function tree(value) {
+  const entries = Array.isArray(value) ? value.map((v, i) => [String(i), v]) : Object.entries(value);
+  return h("ul", { class: "tree" }, entries.map(([k, v]) => {
+    const key = h("span", { class: "tree-key" }, k);
+    if (v !== null && typeof v === "object") {
+      const n = Array.isArray(v) ? `[${v.length}]` : `{${Object.keys(v).length}}`;
+      return h("li", {}, h("details", { open: true }, h("summary", {}, key, " ", h("span", { class: "tree-size" }, n)), tree(v)));
+    }
+    return h("li", {}, key, ": ", leaf(v));
+  }));
+}
+
+function leaf(v) {
+  if (v === null) return h("span", { class: "tree-null" }, "null");
+  if (typeof v === "string") return h("span", { class: "tree-string" }, JSON.stringify(v));
+  return h("span", { class: `tree-${typeof v}` }, String(v));
+}
