@@ -174,7 +174,7 @@ export function mountActivity(root) {
     return h("button", {
       type: "button", class: `chip toggle ${cls}`, "aria-pressed": String(on),
       onclick: () => setFilters({ ...filters, [field]: on ? filters[field].filter((x) => x !== value) : [...filters[field], value] }),
-    }, value, count === null ? null : h("span", { class: "chip-count", "aria-label": `${count} records` }, num(count)));
+    }, value, count === null ? null : h("span", { class: "chip-count" }, num(count)));
   }
 
   async function loadCategories(gen) {
