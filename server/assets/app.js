@@ -64,6 +64,18 @@ nav.addEventListener("click", (ev) => {
 });
 window.addEventListener("popstate", route);
 
+// Links inside the app to one of its views stay in the page.
+main.addEventListener("click", (ev) => {
+  const a = ev.target.closest("a[href]");
+  if (!a || a.hasAttribute("download") || ev.ctrlKey || ev.metaKey || ev.shiftKey || ev.button !== 0) return;
+  const href = a.getAttribute("href");
+  if (href !== "/" && !href.startsWith("/?")) return;
+  ev.preventDefault();
+  history.pushState(null, "", href);
+  route();
+  window.scrollTo(0, 0);
+});
+
 signOut.addEventListener("click", async () => {
   try {
     await api("DELETE", "/session");

@@ -9,10 +9,11 @@ import { openDrawer } from "./drawer.js";
 import { timeElement } from "./format.js";
 import { categoryClass } from "./activity.js";
 
+// [id, label, bucket, bucket length ms, buckets shown]
 const SPANS = [
-  ["24h", "24 hours", "1h", 86400e3],
-  ["7d", "7 days", "6h", 7 * 86400e3],
-  ["30d", "30 days", "1d", 30 * 86400e3],
+  ["24h", "24 hours", "1h", 3600e3, 24],
+  ["7d", "7 days", "6h", 6 * 3600e3, 28],
+  ["30d", "30 days", "1d", 86400e3, 30],
 ];
 
 export function mountDashboard(root) {
@@ -70,9 +71,12 @@ export function mountDashboard(root) {
   }
 
   async function loadAggregates() {
-    const since = new Date(Date.now() - span[3]);
-    const [, label, bucket] = span;
-    const hist = new URLSearchParams({ bucket, since: since.toISOString() });
+    // Whole buckets (aligned to the epoch, as the server aligns them), the
+    // last one the current, partial one.
+    const [, label, bucket, ms, n] = span;
+    const end = (Math.floor(Date.now() / ms) + 1) * ms;
+    const since = new Date(end - n * ms);
+    const hist = new URLSearchParams({ bucket, since: since.toISOString(), until: new Date(end).toISOString() });
     const facet = new URLSearchParams({ since: since.toISOString(), limit: "8" });
     const box = (el, p, render, what) => p.then((d) => { if (alive) replace(el, render(d)); })
       .catch((e) => { if (alive) replace(el, statusBlock("error", `Could not load ${what}: ${e.message}`, h("button", { type: "button", onclick: loadAggregates }, "Try again"))); });
