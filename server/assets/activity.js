@@ -66,6 +66,22 @@ export function mountActivity(root) {
   const active = h("ul", { class: "active-filters", "aria-label": "Active filters" });
   const clearAll = h("button", { type: "button", class: "link-button", onclick: () => setFilters(emptyFilters()) }, "Clear all filters");
 
+  // Actor, action and entity fold away on a phone unless one is in use.
+  const moreFilters = h("details", { class: "more-filters" }, h("summary", {}, "Actor, action, entity"),
+    h("div", { class: "filter-line" }, COMPLETED.map(([field, label, placeholder]) => completion({
+      field, label, placeholder,
+      context: () => apiQuery(filters, { except: field }),
+      onPick: (v) => {
+        if (filters[field].includes(v)) return;
+        setFilters({ ...filters, [field]: [...filters[field], v] });
+      },
+    }))));
+  const narrow = matchMedia("(max-width: 760px)");
+  const onNarrow = () => { if (!narrow.matches) moreFilters.open = true; };
+  narrow.addEventListener("change", onNarrow);
+  moreFilters.open = !narrow.matches
+    || COMPLETED.some(([field]) => filters[field].length > 0);
+
   const form = h("form", { class: "filters", role: "search", "aria-label": "Filter activity" },
     h("div", { class: "filter-line" },
       h("div", { class: "field grow" }, h("label", { for: "f-q" }, "Search"), h("div", { class: "inline" }, q, h("button", { type: "submit" }, "Search"))),
@@ -74,14 +90,7 @@ export function mountActivity(root) {
     h("div", { class: "filter-line" },
       h("div", { class: "field" }, h("span", { id: "cat-legend", class: "legend" }, "Category"), catChips),
       h("div", { class: "field" }, h("span", { id: "sev-legend", class: "legend" }, "Severity"), sevChips)),
-    h("div", { class: "filter-line" }, COMPLETED.map(([field, label, placeholder]) => completion({
-      field, label, placeholder,
-      context: () => apiQuery(filters, { except: field }),
-      onPick: (v) => {
-        if (filters[field].includes(v)) return;
-        setFilters({ ...filters, [field]: [...filters[field], v] });
-      },
-    }))),
+    moreFilters,
     h("div", { class: "filter-line active-line" }, active, clearAll));
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
@@ -393,6 +402,7 @@ export function mountActivity(root) {
       closeStream();
       observer.disconnect();
       window.removeEventListener("scroll", onScroll);
+      narrow.removeEventListener("change", onNarrow);
       offCleared();
     },
   };

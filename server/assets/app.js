@@ -123,34 +123,22 @@ async function sessionAlive() {
 async function start() {
   endingSession = false;
   replace(main, statusBlock("loading", "Loading…"));
-  let canRead;
-  try {
-    await get("/activity/stats");
-    canRead = true;
-  } catch (e) {
+  // Both probes at once: reading needs reader, settings need admin.
+  const [read, admin] = await Promise.allSettled([get("/activity/stats"), get("/activity/settings")]);
+  if (read.status === "rejected") {
+    const e = read.reason;
     if (e.status === 401) {
       toSignIn(null);
-      return;
-    }
-    if (e.status === 403) {
-      canRead = false;
+    } else if (e.status === 403) {
+      await api("DELETE", "/session").catch(() => {});
+      toSignIn("That key can only send events (writer role). Sign in with a reader or admin key to view activity.");
     } else {
       replace(main, statusBlock("error", `The server did not answer: ${e.message}`,
         h("button", { type: "button", onclick: start }, "Try again")));
-      return;
     }
-  }
-  if (!canRead) {
-    await api("DELETE", "/session").catch(() => {});
-    toSignIn("That key can only send events (writer role). Sign in with a reader or admin key to view activity.");
     return;
   }
-  try {
-    await get("/activity/settings");
-    role = "admin";
-  } catch {
-    role = "reader";
-  }
+  role = admin.status === "fulfilled" ? "admin" : "reader";
   signedIn = true;
   nav.hidden = false;
   signOut.hidden = false;

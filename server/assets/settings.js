@@ -169,7 +169,7 @@ export function mountSettings(root, { role }) {
     h("h2", { id: "keys-h" }, "API keys"), tokenBox, keysBox, keyForm);
 
   replace(root, h("h1", {}, "Settings"),
-    h("div", { class: "settings-grid" }, recSection, retForm, statsSection, keysSection, clearForm));
+    h("div", { class: "settings-grid" }, recSection, retForm, statsSection, clearForm, keysSection));
 
   // --- loading -------------------------------------------------------------------
   function showSettings(s) {
