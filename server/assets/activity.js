@@ -49,8 +49,11 @@ export function mountActivity(root) {
   let newestId = 0;
   const shown = new Set();
   let paused = false;
-  let source = null;
-  let retryTimer = null;
+  let newestTs = "";
+  let ready = false; // the first page of this generation is shown
+  let catching = false;
+  let again = false;
+  let waiting = 0; // records announced while paused
   let unseen = 0;
 
   // --- filter controls -------------------------------------------------
@@ -214,9 +217,11 @@ export function mountActivity(root) {
     const gen = generation;
     if (controller) controller.abort();
     controller = new AbortController();
-    closeStream();
     cursor = null;
+    ready = false;
+    waiting = 0;
     newestId = 0;
+    newestTs = "";
     shown.clear();
     hideUnseen();
     tbody.replaceChildren();
@@ -252,7 +257,10 @@ export function mountActivity(root) {
     for (const r of data.items) {
       if (shown.has(r.id)) continue;
       shown.add(r.id);
-      newestId = Math.max(newestId, r.id);
+      if (r.id > newestId) {
+        newestId = r.id;
+        newestTs = r.ts;
+      }
       frag.append(row(r, openDrawer));
     }
     tbody.append(frag);
@@ -265,7 +273,11 @@ export function mountActivity(root) {
       replace(stateArea, cursor ? null : h("p", { class: "end muted" }, "That is everything that matches."));
     }
     updateCount();
-    if (!after) openStream(gen);
+    if (!after) {
+      ready = true;
+      showLiveState();
+      catchUp(gen); // whatever arrived while the page loaded
+    }
     // A short first page on a tall screen: keep filling while the end is in view.
     if (cursor) requestAnimationFrame(() => {
       const rect = more.getBoundingClientRect();
@@ -283,75 +295,87 @@ export function mountActivity(root) {
   }
 
   // --- live --------------------------------------------------------------------
+  // The bus (one WebSocket per tab, shared with the other views) only wakes
+  // the table up; the rows themselves are read from the log with the table's
+  // filters, starting at the newest row shown. So a row is never missed or
+  // doubled — across pause/resume, a dropped connection, or a burst — and a
+  // tab holds no second long-lived connection (an EventSource per tab would
+  // use up the browser's six connections per host after a few tabs).
   function setLive(state, text) {
     liveState.className = `live-state live-${state}`;
     liveState.textContent = text;
   }
 
-  function openStream(gen) {
-    closeStream();
-    if (paused) {
-      setLive("paused", "Paused");
-      return;
-    }
-    if (filters.range === "custom" && filters.until && new Date(filters.until) <= new Date()) {
-      setLive("off", "Not live: the range ends in the past");
-      return;
-    }
-    const p = apiQuery(filters);
-    p.set("after_id", String(newestId));
-    setLive("connecting", "Connecting…");
-    const es = new EventSource(`/api/v1/activity/stream?${p}`);
-    source = es;
-    es.addEventListener("open", () => { if (source === es) setLive("on", "Live"); });
-    es.addEventListener("activity", (ev) => {
-      if (source !== es || gen !== generation) return;
-      try {
-        insertLive(JSON.parse(ev.data));
-      } catch {
-        // a malformed event is skipped
-      }
-    });
-    es.addEventListener("error", async () => {
-      if (source !== es) return;
-      if (es.readyState === EventSource.CONNECTING) {
-        setLive("connecting", "Reconnecting…");
-        return;
-      }
-      // Closed for good (e.g. 401): check the session, then try again.
-      closeStream();
-      setLive("off", "Offline — retrying");
-      try {
-        await get("/activity/stats");
-      } catch {
-        // a 401 has signed the app out; a network error retries below
-      }
-      if (gen === generation && !paused) retryTimer = setTimeout(() => openStream(gen), 3000);
-    });
+  function liveEnded() {
+    return filters.range === "custom" && filters.until !== "" && new Date(filters.until) <= new Date();
   }
 
-  function closeStream() {
-    clearTimeout(retryTimer);
-    if (source) source.close();
-    source = null;
+  function showLiveState() {
+    if (paused) {
+      const n = waiting === 0 ? "" : ` (${exactOnly() ? "" : "up to "}${num(waiting)} new)`;
+      setLive("paused", `Paused — new records are not shown${n}`);
+    }
+    else if (liveEnded()) setLive("off", "Not live: the range ends in the past");
+    else if (bus.connected()) setLive("on", "Live");
+    else setLive("connecting", "Connecting…");
+  }
+
+  /** Whether mayMatch is the whole filter (no words, no time range). */
+  const exactOnly = () => filters.q === "" && filters.range === "";
+
+  /** Whether `r` can match: the exact-match fields are checked here, the rest by the server. */
+  function mayMatch(r) {
+    return FIELDS.every((k) => filters[k].length === 0 || filters[k].includes(r[k]));
+  }
+
+  /** Reads the rows newer than the newest shown, page by page, and inserts them. */
+  async function catchUp(gen) {
+    if (gen !== generation || !ready || paused || liveEnded()) return;
+    if (catching) {
+      again = true;
+      return;
+    }
+    catching = true;
+    try {
+      do {
+        again = false;
+        const p = apiQuery(filters);
+        // ids grow with ts, so every newer row has ts >= the newest shown.
+        if (newestTs && (!p.has("since") || p.get("since") < newestTs)) p.set("since", newestTs);
+        p.set("order", "asc");
+        p.set("limit", "1000");
+        let next = null;
+        do {
+          if (next) p.set("cursor", next);
+          const data = await get("/activity", p);
+          if (gen !== generation || paused) return;
+          for (const r of data.items) if (r.id > newestId) insertLive(r);
+          next = data.next_cursor;
+        } while (next);
+      } while (again);
+      showLiveState();
+    } catch {
+      // A 401 has signed the app out; otherwise the next wake-up retries.
+      if (gen === generation) setLive("off", "Live updates failed; retrying on the next record");
+    } finally {
+      catching = false;
+    }
   }
 
   function togglePause() {
     paused = !paused;
+    waiting = 0;
     pause.setAttribute("aria-pressed", String(paused));
     pause.textContent = paused ? "Resume" : "Pause";
-    if (paused) {
-      closeStream();
-      setLive("paused", "Paused — new records are not shown");
-    } else {
-      openStream(generation); // resumes after the newest shown id: nothing missed
-    }
+    showLiveState();
+    if (!paused) catchUp(generation); // everything since the newest shown row
   }
 
   function insertLive(r) {
     if (shown.has(r.id)) return;
     shown.add(r.id);
-    newestId = Math.max(newestId, r.id);
+    newestId = r.id;
+    newestTs = r.ts;
     if (shown.size === 1) replace(stateArea);
     const tr = row(r, openDrawer);
     tr.classList.add("is-new");
@@ -384,6 +408,19 @@ export function mountActivity(root) {
   const onScroll = () => { if (window.scrollY === 0 && unseen) hideUnseen(); };
   window.addEventListener("scroll", onScroll, { passive: true });
   const offCleared = bus.on("activity_cleared", () => reload());
+  const offLogged = bus.on("activity_logged", (r) => {
+    if (r.id <= newestId || !mayMatch(r)) return;
+    if (paused) {
+      waiting += 1;
+      showLiveState();
+    } else {
+      catchUp(generation);
+    }
+  });
+  const offBus = bus.onState((up) => {
+    showLiveState();
+    if (up) catchUp(generation); // missed while disconnected
+  });
 
   reload();
 
@@ -399,11 +436,12 @@ export function mountActivity(root) {
     unmount() {
       generation += 1;
       if (controller) controller.abort();
-      closeStream();
       observer.disconnect();
       window.removeEventListener("scroll", onScroll);
       narrow.removeEventListener("change", onNarrow);
       offCleared();
+      offLogged();
+      offBus();
     },
   };
 }

@@ -217,17 +217,16 @@ describe("Activity", () => {
     await page.getByRole("button", { name: "Pause" }).click();
     await page.locator(".live-state", { hasText: "Paused" }).waitFor();
     assert.equal(await page.getByRole("button", { name: "Resume" }).getAttribute("aria-pressed"), "true");
-    const [id] = await server.ingest({ category: "scene", action: "scene.activated", message: "Movie Night activated while paused" });
-    // A probe stream in the same page proves the record was delivered to
-    // live streams; the paused table must still not show it.
-    const seen = await page.evaluate((after) => new Promise((resolve) => {
-      const es = new EventSource(`/api/v1/activity/stream?after_id=${after}`);
-      es.addEventListener("activity", (ev) => { es.close(); resolve(JSON.parse(ev.data).id); });
-    }), id - 1);
-    assert.equal(seen, id);
-    assert.equal(await page.locator(`tr[data-id="${id}"]`).count(), 0, "a paused table shows no new row");
+    const ids = await server.ingest([1, 2, 3].map((i) => ({ category: "scene", action: "scene.activated", message: `Movie Night activated while paused ${i}` })));
+    // The paused table counts what the bus announced, and shows none of it.
+    await page.locator(".live-state", { hasText: "Paused — new records are not shown (3 new)" }).waitFor({ timeout: 2000 });
+    for (const id of ids) assert.equal(await page.locator(`tr[data-id="${id}"]`).count(), 0, "a paused table shows no new row");
+    const top = (await rowIds(page))[0];
     await page.getByRole("button", { name: "Resume" }).click();
-    await page.locator(`tr[data-id="${id}"]`).waitFor({ timeout: 2000 });
+    await page.locator(`tr[data-id="${ids[2]}"]`).waitFor({ timeout: 2000 });
+    const now = await rowIds(page);
+    assert.deepEqual(now.slice(0, 4), [...ids].reverse().concat(top), "all three, newest first, right above the old top row");
+    assert.equal(new Set(now).size, now.length);
     await page.locator(".live-state", { hasText: "Live" }).waitFor();
   });
 
