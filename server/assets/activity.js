@@ -1,5 +1,5 @@
 // The Activity tab: filters (kept in the URL), the records table with
-// endless scroll by cursor, live rows over Server-Sent Events with pause,
+// endless scroll by cursor, live rows (woken by the bus) with pause,
 // the detail drawer and export links.
 
 import { get } from "./api.js";
@@ -44,6 +44,7 @@ export function mountActivity(root) {
   let filters = fromSearch(location.search);
   let cursor = null;
   let loading = false;
+  let stalled = false; // a page failed: load more only when asked
   let generation = 0;
   let controller = null;
   let newestId = 0;
@@ -148,7 +149,7 @@ export function mountActivity(root) {
     h("div", { class: "table-wrap" }, table), stateArea, more);
 
   const observer = new IntersectionObserver((entries) => {
-    if (entries.some((e) => e.isIntersecting)) loadMore();
+    if (entries.some((e) => e.isIntersecting) && !stalled) loadMore();
   }, { rootMargin: "600px 0px" });
   observer.observe(more);
 
@@ -218,6 +219,7 @@ export function mountActivity(root) {
     if (controller) controller.abort();
     controller = new AbortController();
     cursor = null;
+    stalled = false;
     ready = false;
     waiting = 0;
     newestId = 0;
@@ -245,6 +247,7 @@ export function mountActivity(root) {
     } catch (e) {
       if (e.name === "AbortError" || gen !== generation) return;
       loading = false;
+      stalled = true;
       table.removeAttribute("aria-busy");
       replace(stateArea, statusBlock("error", `Could not load activity: ${e.message}`,
         h("button", { type: "button", onclick: () => (after ? loadMore() : reload()) }, "Try again")));
@@ -281,12 +284,13 @@ export function mountActivity(root) {
     // A short first page on a tall screen: keep filling while the end is in view.
     if (cursor) requestAnimationFrame(() => {
       const rect = more.getBoundingClientRect();
-      if (rect.top < window.innerHeight + 600) loadMore();
+      if (rect.top < window.innerHeight + 600 && !stalled) loadMore();
     });
   }
 
   function loadMore() {
     if (loading || !cursor) return;
+    stalled = false;
     fetchPage(generation, cursor);
   }
 
