@@ -99,7 +99,10 @@ describe("Settings", () => {
     await page.getByRole("button", { name: "Create key" }).click();
     const token = await page.getByLabel("Key for “wall-display” (reader)").inputValue();
     assert.match(token, /^actlog_/);
-    await page.getByRole("button", { name: "Copy" }).waitFor();
+    await page.context().grantPermissions(["clipboard-read", "clipboard-write"], { origin: server.base });
+    await page.getByRole("button", { name: "Copy" }).click();
+    await page.getByText("Copied.").waitFor();
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), token);
     await page.getByText("This is the only time the key is shown.").waitFor();
     assert.equal((await server.call("GET", "/activity?limit=1", undefined, token)).status, 200);
     const row = page.locator("table.keys-table tbody tr", { hasText: "wall-display" });
