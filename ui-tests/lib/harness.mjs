@@ -24,10 +24,14 @@ function binary() {
   return bin;
 }
 
-/** Starts `actlog serve`; resolves once it prints its address. */
-export async function startServer({ demo = false, env = {} } = {}) {
-  const dir = mkdtempSync(join(tmpdir(), "actlog-ui-"));
-  const args = ["serve", "--data", join(dir, "data"), "--listen", "127.0.0.1:0"];
+/**
+ * Starts `actlog serve`; resolves once it prints its address. `restartOf`
+ * (a stopped server) reuses its data directory and port.
+ */
+export async function startServer({ demo = false, env = {}, restartOf = null } = {}) {
+  const dir = restartOf ? restartOf.dir : mkdtempSync(join(tmpdir(), "actlog-ui-"));
+  const listen = restartOf ? new URL(restartOf.base).host : "127.0.0.1:0";
+  const args = ["serve", "--data", join(dir, "data"), "--listen", listen];
   if (demo) args.push("--demo");
   const child = spawn(binary(), args, {
     env: { PATH: process.env.PATH, ACTLOG_ADMIN_TOKEN: ADMIN, ACTLOG_LOG: "warn", ...env },
@@ -72,13 +76,14 @@ export async function startServer({ demo = false, env = {} } = {}) {
       if (r.status !== 200) throw new Error(`GET ${path}: ${r.status} ${r.text}`);
       return r.body;
     },
-    async stop() {
-      if (child.exitCode === null) {
+    /** SIGKILLs the server; removes its data unless `keep`. */
+    async stop({ keep = false } = {}) {
+      if (child.exitCode === null && child.signalCode === null) {
         const exited = new Promise((res) => child.once("exit", res));
         child.kill("SIGKILL");
         await exited;
       }
-      rmSync(dir, { recursive: true, force: true });
+      if (!keep) rmSync(dir, { recursive: true, force: true });
     },
   };
   return server;

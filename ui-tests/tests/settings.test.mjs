@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { eventually, launchBrowser, newPage, seedEvents, signIn, startServer } from "../lib/harness.mjs";
+import { ADMIN, eventually, launchBrowser, newPage, seedEvents, signIn, startServer } from "../lib/harness.mjs";
 
 describe("Settings", () => {
   let server;
@@ -157,7 +157,24 @@ describe("Settings", () => {
     await writer.context().close();
   });
 
+  test("a server restart ends the session: the page says so and signs in again", async () => {
+    const other = await newPage(browser);
+    await signIn(other, server, undefined, "/?view=dashboard");
+    await other.locator(".bus-state", { hasText: "Connected" }).waitFor();
+    await server.stop({ keep: true });
+    await other.locator(".bus-state", { hasText: "Disconnected" }).waitFor();
+    server = await startServer({ restartOf: server });
+    await other.getByText("Your session ended").waitFor({ timeout: 15_000 });
+    await other.getByLabel("API key").fill(ADMIN);
+    await other.getByRole("button", { name: "Sign in" }).click();
+    await other.locator("#nav").waitFor();
+    assert.equal(await other.locator("nav a[aria-current=page]").textContent(), "Dashboard", "back where it was");
+    await other.locator("svg.chart").waitFor();
+    await other.context().close();
+  });
+
   test("sign out returns to sign-in and the session no longer works", async () => {
+    await signIn(page, server, undefined, "/?view=settings");
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.getByText("You signed out.").waitFor();
     const status = await page.evaluate(async () => (await fetch("/api/v1/activity/stats")).status);
