@@ -2,11 +2,11 @@
 // endless scroll by cursor, live rows (woken by the bus) with pause,
 // the detail drawer and export links.
 
-import { get } from "./api.js";
+import { ApiError, get } from "./api.js";
 import * as bus from "./bus.js";
 import { completion } from "./completion.js";
 import { h, replace, statusBlock } from "./dom.js";
-import { openDrawer, closeDrawer } from "./drawer.js";
+import { closeDrawer, drawerOpen, openDrawer, openDrawerMessage } from "./drawer.js";
 import {
   FIELDS, RANGES, SEVERITIES, apiQuery, emptyFilters, fromSearch, isFiltered, sameFilters, toSearch,
 } from "./filters.js";
@@ -205,6 +205,50 @@ export function mountActivity(root) {
     }
   }
 
+  // --- the drawer, in the URL as `id=` (shareable; back closes it) ---------
+  const idInUrl = () => {
+    const v = new URLSearchParams(location.search).get("id");
+    return v && /^\d+$/.test(v) ? Number(v) : null;
+  };
+
+  function urlWithId(id) {
+    const p = toSearch(filters);
+    if (id !== null) p.set("id", String(id));
+    return `/?${p}`.replace(/\?$/, "");
+  }
+
+  // Closing by the user: drop `id=` — by going back if opening pushed it.
+  function drawerClosed() {
+    if (idInUrl() === null) return;
+    if (history.state && history.state.drawer) history.back();
+    else history.replaceState(null, "", urlWithId(null));
+  }
+
+  function showRecord(r, from) {
+    if (idInUrl() !== r.id) history.pushState({ drawer: true }, "", urlWithId(r.id));
+    openDrawer(r, from, { onClose: drawerClosed });
+  }
+
+  /** Opens the drawer for the URL's `id=` (from a link, reload or forward). */
+  async function syncDrawer() {
+    const id = idInUrl();
+    if (id === null) {
+      closeDrawer();
+      return;
+    }
+    openDrawerMessage(`Record ${id}`, "Loading…", { onClose: drawerClosed });
+    try {
+      const r = await get(`/activity/${id}`);
+      if (idInUrl() === id) openDrawer(r, null, { onClose: drawerClosed });
+    } catch (e) {
+      if (idInUrl() !== id) return;
+      const text = e instanceof ApiError && e.status === 404
+        ? `Record ${id} does not exist (any more): retention or a clear may have removed it.`
+        : `Could not load record ${id}: ${e.message}`;
+      openDrawerMessage(`Record ${id}`, text, { onClose: drawerClosed });
+    }
+  }
+
   function setFilters(next) {
     if (sameFilters(next, filters)) return;
     filters = next;
@@ -230,6 +274,9 @@ export function mountActivity(root) {
     table.setAttribute("aria-busy", "true");
     more.hidden = true;
     renderControls();
+    // Kept current for "copy link"; refreshed on click for presets relative to now.
+    csv.href = exportHref("csv");
+    json.href = exportHref("json");
     loadCategories(gen);
     replace(stateArea, statusBlock("loading", "Loading activity…"));
     count.textContent = "";
@@ -238,6 +285,10 @@ export function mountActivity(root) {
 
   async function fetchPage(gen, after) {
     loading = true;
+    if (after) {
+      more.textContent = "Loading older records…";
+      more.setAttribute("aria-disabled", "true");
+    }
     const p = apiQuery(filters);
     p.set("limit", String(PAGE));
     if (after) p.set("cursor", after);
@@ -248,6 +299,8 @@ export function mountActivity(root) {
       if (e.name === "AbortError" || gen !== generation) return;
       loading = false;
       stalled = true;
+      more.textContent = "Load older records";
+      more.removeAttribute("aria-disabled");
       table.removeAttribute("aria-busy");
       replace(stateArea, statusBlock("error", `Could not load activity: ${e.message}`,
         h("button", { type: "button", onclick: () => (after ? loadMore() : reload()) }, "Try again")));
@@ -255,6 +308,8 @@ export function mountActivity(root) {
     }
     if (gen !== generation) return;
     loading = false;
+    more.textContent = "Load older records";
+    more.removeAttribute("aria-disabled");
     table.removeAttribute("aria-busy");
     const frag = document.createDocumentFragment();
     for (const r of data.items) {
@@ -264,7 +319,7 @@ export function mountActivity(root) {
         newestId = r.id;
         newestTs = r.ts;
       }
-      frag.append(row(r, openDrawer));
+      frag.append(row(r, showRecord));
     }
     tbody.append(frag);
     cursor = data.next_cursor;
@@ -381,7 +436,7 @@ export function mountActivity(root) {
     newestId = r.id;
     newestTs = r.ts;
     if (shown.size === 1) replace(stateArea);
-    const tr = row(r, openDrawer);
+    const tr = row(r, showRecord);
     tr.classList.add("is-new");
     tr.addEventListener("animationend", () => tr.classList.remove("is-new"), { once: true });
     // Keep what the reader looks at in place: if the page is scrolled, the
@@ -427,15 +482,18 @@ export function mountActivity(root) {
   });
 
   reload();
+  syncDrawer();
 
   return {
-    /** The URL changed (back/forward): show its filters. */
+    /** The URL changed (back/forward): show its filters and drawer. */
     update() {
       const next = fromSearch(location.search);
-      if (sameFilters(next, filters)) return;
-      filters = next;
-      closeDrawer();
-      reload();
+      if (!sameFilters(next, filters)) {
+        filters = next;
+        reload();
+      }
+      const id = idInUrl();
+      if (id === null ? drawerOpen() : !drawerOpen() || document.getElementById("drawer-title").textContent !== `Record ${id}`) syncDrawer();
     },
     unmount() {
       generation += 1;

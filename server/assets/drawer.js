@@ -8,6 +8,7 @@ let dialog = null;
 let body = null;
 let title = null;
 let returnFocus = null;
+let onClosed = null;
 
 function ensure() {
   if (dialog) return;
@@ -18,6 +19,9 @@ function ensure() {
     h("div", { class: "drawer-head" }, title, close), body);
   dialog.addEventListener("close", () => {
     if (returnFocus && returnFocus.isConnected) returnFocus.focus();
+    const fn = onClosed;
+    onClosed = null;
+    if (fn) fn();
   });
   // A click on the backdrop closes.
   dialog.addEventListener("click", (ev) => {
@@ -32,10 +36,24 @@ const FIELDS = [
   ["entity_id", "Entity id"], ["entity_name", "Entity name"], ["message", "Message"],
 ];
 
-/** Opens the drawer for `record`; focus returns to `from` on close. */
-export function openDrawer(record, from) {
+/** Opens the drawer with a title and a message (loading, not found, error). */
+export function openDrawerMessage(heading, text, { from, onClose } = {}) {
   ensure();
-  returnFocus = from || document.activeElement;
+  returnFocus = from || (dialog.open ? returnFocus : document.activeElement);
+  onClosed = onClose || null;
+  title.textContent = heading;
+  replace(body, h("p", { class: "drawer-message", role: "status" }, text));
+  if (!dialog.open) dialog.showModal();
+}
+
+/**
+ * Opens the drawer for `record`; focus returns to `from` on close, then
+ * `onClose()` runs (not when the drawer is closed by code: closeDrawer).
+ */
+export function openDrawer(record, from, { onClose } = {}) {
+  ensure();
+  returnFocus = from || (dialog.open ? returnFocus : document.activeElement);
+  onClosed = onClose || null;
   title.textContent = `Record ${record.id}`;
   const dl = h("dl", { class: "fields" });
   for (const [k, label] of FIELDS) {
@@ -53,8 +71,11 @@ export function openDrawer(record, from) {
 }
 
 export function closeDrawer() {
+  onClosed = null;
   if (dialog && dialog.open) dialog.close();
 }
+
+export const drawerOpen = () => dialog !== null && dialog.open;
 
 /** A JSON value as nested lists; objects and arrays fold. */
 function tree(value) {

@@ -95,6 +95,32 @@ describe("Activity", () => {
     assert.equal(await page.evaluate(() => document.activeElement.className), "row-open", "focus returns to the row");
   });
 
+  test("the open record is in the URL: back closes it, forward and a link open it", async () => {
+    const id = seeded[110];
+    await page.locator(`tr[data-id="${id}"] .row-open`).click();
+    await page.waitForURL(new RegExp(`\\?id=${id}$`));
+    const drawer = page.getByRole("dialog", { name: `Record ${id}` });
+    await drawer.waitFor();
+    await page.goBack();
+    await drawer.waitFor({ state: "hidden" });
+    assert.equal(new URL(page.url()).search, "");
+    await page.goForward();
+    await drawer.getByText(seedEvents(130)[110].message).waitFor();
+    await page.keyboard.press("Escape");
+    await drawer.waitFor({ state: "hidden" });
+    await page.waitForURL((u) => u.search === "");
+    // A shared link, also to a record that is gone.
+    await page.goto(`${server.base}/?category=device&id=${seeded[4]}`);
+    await page.getByRole("dialog", { name: `Record ${seeded[4]}` }).getByText(seedEvents(130)[4].message).waitFor();
+    await page.keyboard.press("Escape");
+    await page.waitForURL(/\?category=device$/);
+    await page.goto(`${server.base}/?id=999999`);
+    await page.getByRole("dialog", { name: "Record 999999" }).getByText("does not exist (any more)").waitFor();
+    await page.keyboard.press("Escape");
+    await page.waitForURL((u) => u.search === "");
+    await page.locator("table.records tbody tr").first().waitFor();
+  });
+
   test("times are relative, with the local time and offset and UTC on hover", async () => {
     const t = page.locator("table.records tbody td.c-time time").first();
     assert.match(await t.textContent(), /just now|s ago|min ago/);
