@@ -224,9 +224,15 @@ export function mountActivity(root) {
     else history.replaceState(null, "", urlWithId(null));
   }
 
+  // "show only" in the drawer narrows the current filters to that value; the
+  // drawer's history entry becomes the narrowed view.
+  function narrowTo(field, value) {
+    setFilters({ ...filters, [field]: [value] }, { replace: true });
+  }
+
   function showRecord(r, from) {
     if (idInUrl() !== r.id) history.pushState({ drawer: true }, "", urlWithId(r.id));
-    openDrawer(r, from, { onClose: drawerClosed });
+    openDrawer(r, from, { onClose: drawerClosed, onFilter: narrowTo });
   }
 
   /** Opens the drawer for the URL's `id=` (from a link, reload or forward). */
@@ -239,7 +245,7 @@ export function mountActivity(root) {
     openDrawerMessage(`Record ${id}`, "Loading…", { onClose: drawerClosed });
     try {
       const r = await get(`/activity/${id}`);
-      if (idInUrl() === id) openDrawer(r, null, { onClose: drawerClosed });
+      if (idInUrl() === id) openDrawer(r, null, { onClose: drawerClosed, onFilter: narrowTo });
     } catch (e) {
       if (idInUrl() !== id) return;
       const text = e instanceof ApiError && e.status === 404
@@ -249,10 +255,12 @@ export function mountActivity(root) {
     }
   }
 
-  function setFilters(next) {
+  function setFilters(next, { replace: replaceEntry = false } = {}) {
+    const url = `/?${toSearch(next)}`.replace(/\?$/, "");
+    if (replaceEntry) history.replaceState(null, "", url);
     if (sameFilters(next, filters)) return;
     filters = next;
-    history.pushState(null, "", `/?${toSearch(filters)}`.replace(/\?$/, ""));
+    if (!replaceEntry) history.pushState(null, "", url);
     reload();
   }
 

@@ -36,6 +36,9 @@ const FIELDS = [
   ["entity_id", "Entity id"], ["entity_name", "Entity name"], ["message", "Message"],
 ];
 
+/** Fields the Activity filters can narrow to from the drawer. */
+const FILTERABLE = ["category", "action", "severity", "actor", "entity_type", "entity_id"];
+
 /** Opens the drawer with a title and a message (loading, not found, error). */
 export function openDrawerMessage(heading, text, { from, onClose } = {}) {
   ensure();
@@ -50,7 +53,7 @@ export function openDrawerMessage(heading, text, { from, onClose } = {}) {
  * Opens the drawer for `record`; focus returns to `from` on close, then
  * `onClose()` runs (not when the drawer is closed by code: closeDrawer).
  */
-export function openDrawer(record, from, { onClose } = {}) {
+export function openDrawer(record, from, { onClose, onFilter } = {}) {
   ensure();
   returnFocus = from || (dialog.open ? returnFocus : document.activeElement);
   onClosed = onClose || null;
@@ -58,10 +61,17 @@ export function openDrawer(record, from, { onClose } = {}) {
   const dl = h("dl", { class: "fields" });
   for (const [k, label] of FIELDS) {
     const v = record[k];
-    let dd;
-    if (v === null || v === undefined) dd = h("dd", { class: "null" }, "—");
-    else if (k === "ts" || k === "occurred_at") dd = h("dd", {}, absoluteTimeElement(v));
-    else dd = h("dd", { class: k === "severity" ? `sev sev-${v}` : null }, String(v));
+    let value;
+    if (v === null || v === undefined) value = h("span", { class: "field-value null" }, "—");
+    else if (k === "ts" || k === "occurred_at") value = h("span", { class: "field-value" }, absoluteTimeElement(v));
+    else value = h("span", { class: k === "severity" ? `field-value sev sev-${v}` : "field-value" }, String(v));
+    const dd = h("dd", {}, value);
+    if (onFilter && FILTERABLE.includes(k) && v !== null && v !== undefined) {
+      dd.append(" ", h("button", {
+        type: "button", class: "link-button filter-by", "aria-label": `Show only ${label.toLowerCase()} ${v}`,
+        onclick: () => { closeDrawer(); onFilter(k, String(v)); },
+      }, "show only"));
+    }
     dl.append(h("dt", {}, label), dd);
   }
   const meta = record.metadata || {};

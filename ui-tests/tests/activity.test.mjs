@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { after, before, describe, test } from "node:test";
+import { after, afterEach, before, describe, test } from "node:test";
 import { ADMIN, column, eventually, launchBrowser, newPage, rowIds, seedEvents, signIn, startServer } from "../lib/harness.mjs";
 
 const XSS = "<img src=x onerror=alert(1)>";
@@ -25,6 +25,11 @@ describe("Activity", () => {
       message: XSS, metadata: { html: "<svg onload=alert(3)>", deep: { list: [1, { k: "<i>x</i>" }] } },
     });
     page = await newPage(browser);
+  });
+
+  // A failed test must not leave a modal open over the next ones.
+  afterEach(async () => {
+    if (page && (await page.locator("dialog[open]").count()) > 0) await page.keyboard.press("Escape");
   });
 
   after(async () => {
@@ -76,7 +81,7 @@ describe("Activity", () => {
     const rec = await server.json(`/activity/${id}`);
     const terms = await drawer.locator("dl.fields dt").allTextContents();
     assert.deepEqual(terms, ["Id", "Recorded", "Occurred", "Category", "Action", "Severity", "Actor", "Entity type", "Entity id", "Entity name", "Message"]);
-    const values = await drawer.locator("dl.fields dd").allTextContents();
+    const values = await drawer.locator("dl.fields dd .field-value").allTextContents();
     assert.equal(values[0], String(id));
     assert.equal(values[3], rec.category);
     assert.equal(values[10], rec.message);
@@ -113,6 +118,16 @@ describe("Activity", () => {
     await page.goto(`${server.base}/?category=device&id=${seeded[4]}`);
     await page.getByRole("dialog", { name: `Record ${seeded[4]}` }).getByText(seedEvents(130)[4].message).waitFor();
     await page.keyboard.press("Escape");
+    await page.waitForURL(/\?category=device$/);
+    // "show only" narrows the view to a value of the record.
+    await page.goto(`${server.base}/?category=device`);
+    await page.locator(`tr[data-id="${seeded[4]}"] .row-open`).click();
+    const actor = seedEvents(130)[4].actor;
+    await page.getByRole("dialog").getByRole("button", { name: `Show only actor ${actor}` }).click();
+    await page.waitForURL(new RegExp(`\\?category=device&actor=${actor}$`));
+    await eventually(async () => (await column(page, "c-actor")).every((a) => a === actor), `only ${actor}`);
+    assert.equal(await page.getByRole("dialog").isVisible(), false);
+    await page.goBack();
     await page.waitForURL(/\?category=device$/);
     await page.goto(`${server.base}/?id=999999`);
     await page.getByRole("dialog", { name: "Record 999999" }).getByText("does not exist (any more)").waitFor();
