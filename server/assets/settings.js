@@ -26,7 +26,9 @@ export function mountSettings(root, { role }) {
   let dirty = false;
 
   // --- recording --------------------------------------------------------
-  const recording = h("input", { id: "s-enabled", type: "checkbox", role: "switch", "aria-describedby": "s-enabled-help" });
+  // Disabled until the settings are loaded: a PUT carries both halves, so
+  // saving one without knowing the other would overwrite it.
+  const recording = h("input", { id: "s-enabled", type: "checkbox", role: "switch", disabled: true, "aria-describedby": "s-enabled-help" });
   const recStatus = h("p", { class: "form-status", role: "status" });
   const recSection = h("section", { class: "card", "aria-labelledby": "rec-h" },
     h("h2", { id: "rec-h" }, "Recording"),
@@ -53,6 +55,7 @@ export function mountSettings(root, { role }) {
   const daysErr = h("p", { id: "s-days-err", class: "field-error" });
   const entriesErr = h("p", { id: "s-entries-err", class: "field-error" });
   const retStatus = h("p", { class: "form-status", role: "status" });
+  const retSave = h("button", { type: "submit", class: "primary", disabled: true }, "Save retention");
   const retForm = h("form", { class: "card", "aria-labelledby": "ret-h", novalidate: true },
     h("h2", { id: "ret-h" }, "Retention"),
     h("p", { class: "help" }, "Older records are removed when either bound is exceeded. Leave a box empty for no bound."),
@@ -60,10 +63,11 @@ export function mountSettings(root, { role }) {
       h("p", { id: "s-days-help", class: "help" }, "1 to 36500."), daysErr),
     h("div", { class: "field" }, h("label", { for: "s-entries" }, "Keep at most (records)"), maxEntries,
       h("p", { id: "s-entries-help", class: "help" }, "At least 1."), entriesErr),
-    h("button", { type: "submit", class: "primary" }, "Save retention"), retStatus);
+    retSave, retStatus);
   for (const el of [maxDays, maxEntries]) el.addEventListener("input", () => { dirty = true; });
   retForm.addEventListener("submit", async (ev) => {
     ev.preventDefault();
+    if (!settings) return;
     for (const [el, err] of [[maxDays, daysErr], [maxEntries, entriesErr]]) {
       err.textContent = "";
       el.removeAttribute("aria-invalid");
@@ -174,6 +178,8 @@ export function mountSettings(root, { role }) {
   // --- loading -------------------------------------------------------------------
   function showSettings(s) {
     settings = s;
+    recording.disabled = false;
+    retSave.disabled = false;
     recording.checked = s.enabled;
     if (!dirty) {
       maxDays.value = s.retention.max_days ?? "";
@@ -207,7 +213,8 @@ export function mountSettings(root, { role }) {
     } catch (e) {
       if (alive) {
         recStatus.className = "form-status error";
-        recStatus.textContent = `Could not load the settings: ${e.message}`;
+        replace(recStatus, `Could not load the settings: ${e.message} `,
+          h("button", { type: "button", onclick: () => { replace(recStatus); recStatus.className = "form-status"; loadSettings(); } }, "Try again"));
       }
     }
   }

@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { launchBrowser, newPage, seedEvents, signIn, startServer } from "../lib/harness.mjs";
+import { eventually, launchBrowser, newPage, seedEvents, signIn, startServer } from "../lib/harness.mjs";
 
 const FAIL = { status: 503, contentType: "application/json", body: JSON.stringify({ error: { code: "unavailable", message: "The log is unavailable (test)." } }) };
 
@@ -84,6 +84,19 @@ describe("States", () => {
     }
     await page.locator("dl.stats").waitFor();
     await page.locator("table.keys-table").waitFor();
+  });
+
+  test("Settings: until the settings load, nothing can overwrite them", async () => {
+    await page.route((u) => u.pathname === "/api/v1/activity/settings", (route) => route.fulfill(FAIL));
+    await page.getByRole("link", { name: "Activity" }).click();
+    await page.getByRole("link", { name: "Settings" }).click();
+    await page.getByText("Could not load the settings: The log is unavailable (test).").waitFor();
+    assert.equal(await page.getByRole("switch", { name: "Record activity" }).isDisabled(), true);
+    assert.equal(await page.getByRole("button", { name: "Save retention" }).isDisabled(), true);
+    await page.unrouteAll();
+    await page.locator(".form-status").getByRole("button", { name: "Try again" }).click();
+    await eventually(async () => !(await page.getByRole("switch", { name: "Record activity" }).isDisabled()), "the switch enabled");
+    assert.equal(await page.getByRole("button", { name: "Save retention" }).isDisabled(), false);
   });
 
   test("the server gone: sign-in and the app say it could not be reached", async () => {
