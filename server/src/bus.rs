@@ -80,3 +80,31 @@ impl Bus {
         self.tx.receiver_count() > 0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::MESSAGE_TYPES;
+
+    /// The web UI's list (`assets/bus.js`, `BUS_MESSAGE_TYPES`) is the
+    /// server's allowlist, in the same order.
+    #[test]
+    fn ui_bus_types_match_the_allowlist() {
+        let js = include_str!("../assets/bus.js");
+        let start = js
+            .find("export const BUS_MESSAGE_TYPES = [")
+            .expect("bus.js declares BUS_MESSAGE_TYPES");
+        let list = &js[start..];
+        let list = &list[list.find('[').expect("[") + 1..list.find(']').expect("]")];
+        let ui: Vec<&str> = list
+            .split(',')
+            .map(|s| s.trim().trim_matches('"'))
+            .filter(|s| !s.is_empty())
+            .collect();
+        assert_eq!(ui, MESSAGE_TYPES);
+        assert_eq!(
+            js.matches("BUS_MESSAGE_TYPES = ").count(),
+            1,
+            "one list in the UI"
+        );
+    }
+}

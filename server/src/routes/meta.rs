@@ -47,18 +47,34 @@ pub async fn openapi() -> Json<Value> {
     Json(crate::openapi::document())
 }
 
-/// The embedded web UI files: (name, content type, bytes).
+/// `(name, content type, bytes)` of one embedded JavaScript module.
+macro_rules! js {
+    ($name:literal) => {
+        (
+            $name,
+            "text/javascript; charset=utf-8",
+            include_str!(concat!("../../assets/", $name)),
+        )
+    };
+}
+
+/// The embedded web UI files: (name, content type, bytes). Every file in
+/// `server/assets/` except `index.html` must be listed (tested).
 pub const ASSETS: &[(&str, &str, &str)] = &[
-    (
-        "app.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../assets/app.js"),
-    ),
-    (
-        "bus.js",
-        "text/javascript; charset=utf-8",
-        include_str!("../../assets/bus.js"),
-    ),
+    js!("app.js"),
+    js!("api.js"),
+    js!("bus.js"),
+    js!("dom.js"),
+    js!("format.js"),
+    js!("filters.js"),
+    js!("completion.js"),
+    js!("drawer.js"),
+    js!("confirm.js"),
+    js!("signin.js"),
+    js!("activity.js"),
+    js!("chart.js"),
+    js!("dashboard.js"),
+    js!("settings.js"),
     (
         "app.css",
         "text/css; charset=utf-8",
@@ -81,7 +97,14 @@ pub async fn index() -> Response {
 /// `GET /assets/{file}`
 pub async fn asset(Path(file): Path<String>) -> Response {
     match ASSETS.iter().find(|(name, _, _)| *name == file) {
-        Some((_, ctype, body)) => ([(header::CONTENT_TYPE, *ctype)], *body).into_response(),
+        Some((_, ctype, body)) => (
+            [
+                (header::CONTENT_TYPE, *ctype),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            *body,
+        )
+            .into_response(),
         None => ApiError::not_found(format!("no asset `{file}`")).into_response(),
     }
 }
@@ -91,4 +114,62 @@ pub async fn not_found() -> Response {
     let mut r = ApiError::not_found("no such endpoint; see /api/v1/openapi.json").into_response();
     *r.status_mut() = StatusCode::NOT_FOUND;
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ASSETS;
+
+    const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets");
+
+    /// A module added to `assets/` but not to `ASSETS` would 404 in the
+    /// browser; one listed but deleted would not compile.
+    #[test]
+    fn every_asset_file_is_embedded() {
+        let mut on_disk: Vec<String> = std::fs::read_dir(DIR)
+            .expect("assets dir")
+            .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+            .filter(|n| n != "index.html")
+            .collect();
+        on_disk.sort();
+        let mut listed: Vec<String> = ASSETS.iter().map(|(n, _, _)| n.to_string()).collect();
+        listed.sort();
+        assert_eq!(listed, on_disk, "ASSETS must list every file in {DIR}");
+    }
+
+    /// The UI's own half of "user data is rendered as text": no script parses
+    /// HTML, and the page carries nothing inline that the CSP would have to allow.
+    #[test]
+    fn ui_never_parses_html_and_has_nothing_inline() {
+        for (name, _, body) in ASSETS {
+            if !name.ends_with(".js") {
+                continue;
+            }
+            for banned in [
+                "innerHTML",
+                "outerHTML",
+                "insertAdjacentHTML",
+                "document.write",
+                "eval(",
+                "new Function",
+            ] {
+                assert!(!body.contains(banned), "{name} uses {banned}");
+            }
+        }
+        let index = include_str!("../../assets/index.html");
+        assert!(!index.contains("<style"), "inline <style> in index.html");
+        assert!(
+            !index.contains(" style="),
+            "inline style attribute in index.html"
+        );
+        for (i, _) in index.match_indices("<script") {
+            let tag = &index[i..i + index[i..].find('>').expect("tag end")];
+            assert!(tag.contains(" src="), "inline script in index.html: {tag}");
+        }
+        let handler = index.split(" on").skip(1).find(|rest| {
+            let name: String = rest.chars().take_while(char::is_ascii_lowercase).collect();
+            !name.is_empty() && rest[name.len()..].starts_with('=')
+        });
+        assert!(handler.is_none(), "inline event handler in index.html");
+    }
 }
