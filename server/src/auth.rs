@@ -42,8 +42,14 @@ impl Principal {
 pub enum Caller {
     /// No credentials were sent.
     Anonymous,
-    /// Credentials were sent but are unknown, revoked or expired.
+    /// A bearer token was sent but is unknown or revoked (recorded as
+    /// `auth.key_rejected`).
     Rejected,
+    /// A session cookie was sent but its session is gone (expired, signed
+    /// out, the server restarted, or its key revoked). Answered 401 like
+    /// [`Caller::Rejected`] but not recorded: a browser coming back with an
+    /// old cookie is not someone trying a key.
+    StaleSession,
     /// A valid key.
     Key(Principal),
 }
@@ -122,7 +128,7 @@ pub fn identify(headers: &HeaderMap, keys: &KeyStore, sessions: &Sessions) -> Ca
     if let Some(sid) = session_cookie(headers) {
         return match sessions.lookup(&sid).and_then(|kid| keys.get(&kid)) {
             Some(key) => Caller::Key(Principal { key }),
-            None => Caller::Rejected,
+            None => Caller::StaleSession,
         };
     }
     Caller::Anonymous

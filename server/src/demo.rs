@@ -114,6 +114,8 @@ fn event(rng: &mut Rng) -> NewRecord {
         } else {
             let mut r = NewRecord::new("auth", "auth.login_failed", "Failed web sign-in");
             r.severity = Severity::Warning;
+            // As the server's own failure records carry (API.md).
+            r.metadata.insert("count".into(), json!(1 + rng.below(3)));
             r
         };
         r.metadata.insert("source".into(), json!(rng.pick(IPS)));

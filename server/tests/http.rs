@@ -895,6 +895,16 @@ async fn rejected_keys_are_coalesced_per_source() {
             .await
             .assert_error(401, "unauthorized", None, None);
     }
+    // A stale web session (expired, signed out, server restarted): 401, but
+    // it is a browser coming back, not someone trying a key.
+    for _ in 0..3 {
+        s.send(
+            s.request(Method::GET, "/api/v1/activity", None)
+                .header("cookie", "actlog_session=no-such-session"),
+        )
+        .await
+        .assert_error(401, "unauthorized", None, None);
+    }
     let (id, _) = s.create_key("sentinel-0", "reader").await;
     s.wait_records(&format!("entity_id={id}"), 1).await;
     assert!(s
