@@ -202,11 +202,9 @@ pub fn count(conn: &Connection) -> rusqlite::Result<u64> {
 
 /// `(min id, min ts)` of the table, if it holds anything.
 pub fn oldest(conn: &Connection) -> rusqlite::Result<Option<(u64, i64)>> {
-    conn.query_row(
-        "SELECT id, ts FROM events ORDER BY id LIMIT 1",
-        [],
-        |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)?)),
-    )
+    conn.query_row("SELECT id, ts FROM events ORDER BY id LIMIT 1", [], |r| {
+        Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)?))
+    })
     .optional()
 }
 
@@ -217,6 +215,28 @@ pub enum TextSearch {
     Fts5,
     /// `LIKE '%word%'` on the three text columns (substring semantics).
     Like,
+}
+
+/// How a page is ordered in SQL. Both give the same rows, because `ts`
+/// never decreases with `id`; which one is faster depends on the plan SQLite
+/// picks (`ts` lets a `(field, ts)` index deliver the order without a sort,
+/// `id` lets it walk the table backwards), so the runner tries both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderBy {
+    /// `ORDER BY id`: keyset pagination by id, as the design says.
+    Id,
+    /// `ORDER BY ts, id` with the same `id` cursor condition.
+    TsId,
+}
+
+impl OrderBy {
+    /// Short label for reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderBy::Id => "ORDER BY id",
+            OrderBy::TsId => "ORDER BY ts, id",
+        }
+    }
 }
 
 /// One row as SQLite returns it: every column owned, metadata as its JSON text.
@@ -379,6 +399,7 @@ impl SqlQuery {
         after: Option<u64>,
         limit: usize,
         text: TextSearch,
+        order_by: OrderBy,
     ) -> SqlQuery {
         let (cmp, dir) = match order {
             Order::Desc => ("id < ?", "DESC"),
@@ -391,7 +412,14 @@ impl SqlQuery {
         let (clause, mut params) = where_clause(sel, text, &extra);
         params.push(Value::Integer(limit as i64));
         SqlQuery {
-            sql: format!("SELECT {COLUMNS} FROM events{clause} ORDER BY id {dir} LIMIT ?"),
+            sql: match order_by {
+                OrderBy::Id => {
+                    format!("SELECT {COLUMNS} FROM events{clause} ORDER BY id {dir} LIMIT ?")
+                }
+                OrderBy::TsId => format!(
+                    "SELECT {COLUMNS} FROM events{clause} ORDER BY ts {dir}, id {dir} LIMIT ?"
+                ),
+            },
             params,
         }
     }
@@ -431,7 +459,9 @@ impl SqlQuery {
     /// The query plan SQLite picks (one line per step), for the report.
     pub fn plan(&self, conn: &Connection) -> rusqlite::Result<Vec<String>> {
         let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {}", self.sql))?;
-        let rows = stmt.query_map(params_from_iter(self.params.iter()), |r| r.get::<_, String>(3))?;
+        let rows = stmt.query_map(params_from_iter(self.params.iter()), |r| {
+            r.get::<_, String>(3)
+        })?;
         rows.collect()
     }
 }
@@ -461,7 +491,12 @@ pub fn write_ndjson(w: &mut impl Write, r: &SqlRow) -> io::Result<()> {
             None => w.write_all(b"null"),
         }
     }
-    write!(w, "{{\"id\":{},\"ts\":\"{}\",\"category\":", r.id, format_ts(r.ts))?;
+    write!(
+        w,
+        "{{\"id\":{},\"ts\":\"{}\",\"category\":",
+        r.id,
+        format_ts(r.ts)
+    )?;
     s(w, &r.category)?;
     w.write_all(b",\"action\":")?;
     s(w, &r.action)?;

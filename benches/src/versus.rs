@@ -25,7 +25,7 @@ use actlog_engine::{now_us, Clock, Config, Log, NewRecord, Order, Retention, DAY
 use rusqlite::Connection;
 
 use crate::query_set::{CaseKind, QueryCase, QuerySet};
-use crate::sqlite_design::{self, ExportFormat, SqlQuery, TextSearch};
+use crate::sqlite_design::{self, ExportFormat, OrderBy, SqlQuery, TextSearch};
 use crate::workload::{copy_log, for_each_batch};
 
 /// Records per durable batch in the bulk ingest.
@@ -230,8 +230,10 @@ pub struct SideQuery {
     pub id: String,
     /// The actlog case.
     pub actlog: QueryCase,
-    /// The same question in SQL.
-    pub sql: SqlQuery,
+    /// The same question in SQL, in each shape worth trying (a page: ordered
+    /// by `id` and by `ts, id`), with a label for each; the first is the
+    /// design's own.
+    pub sql: Vec<(&'static str, SqlQuery)>,
     /// How SQLite answers words in it.
     pub text: TextSearch,
     /// A count query (facets) rather than a page.
@@ -252,20 +254,28 @@ impl SideQuery {
             for text in variants {
                 let (sql, counts) = match &case.kind {
                     CaseKind::Page(q) => (
-                        SqlQuery::page(
-                            &q.selection,
-                            q.order,
-                            q.cursor.map(|c| c.last_id()),
-                            q.limit,
-                            text,
-                        ),
+                        [OrderBy::Id, OrderBy::TsId]
+                            .into_iter()
+                            .map(|by| {
+                                let after = q.cursor.map(|c| c.last_id());
+                                let sql =
+                                    SqlQuery::page(&q.selection, q.order, after, q.limit, text, by);
+                                (by.as_str(), sql)
+                            })
+                            .collect(),
                         false,
                     ),
                     CaseKind::Facets {
                         field,
                         selection,
                         limit,
-                    } => (SqlQuery::facets(*field, selection, *limit, text), true),
+                    } => (
+                        vec![(
+                            "GROUP BY",
+                            SqlQuery::facets(*field, selection, *limit, text),
+                        )],
+                        true,
+                    ),
                 };
                 let id = match text {
                     TextSearch::Fts5 => case.id.to_string(),
@@ -283,12 +293,13 @@ impl SideQuery {
         out
     }
 
-    /// Runs the SQL form once; returns how many rows (records or values) it gave.
-    pub fn run_sqlite(&self, conn: &Connection) -> usize {
+    /// Runs SQL shape `variant` once; returns how many rows (records or values) it gave.
+    pub fn run_sqlite(&self, conn: &Connection, variant: usize) -> usize {
+        let sql = &self.sql[variant].1;
         if self.counts {
-            self.sql.counts(conn).expect("facet query").len()
+            sql.counts(conn).expect("facet query").len()
         } else {
-            self.sql.rows(conn).expect("page query").len()
+            sql.rows(conn).expect("page query").len()
         }
     }
 }
@@ -393,4 +404,33 @@ pub fn p50_p99(mut v: Vec<Duration>) -> (Duration, Duration) {
     v.sort_unstable();
     let at = |q: f64| v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1];
     (at(0.50), at(0.99))
+}
+
+/// The prepared SQLite database of the first `n` events (seed
+/// [`crate::workload::SEED`]) under [`crate::workload::scratch_root`],
+/// built with [`ingest_sqlite`] if missing or not holding exactly `n` rows;
+/// the criterion suite's counterpart of [`crate::workload::prepared_log`].
+pub fn prepared_sqlite(n: u64) -> std::path::PathBuf {
+    let path = crate::workload::scratch_root().join(format!("sqlite-{n}.db"));
+    let holds = |p: &Path| -> Option<u64> {
+        if !p.exists() {
+            return None;
+        }
+        let conn = sqlite_design::open(p, BUSY_TIMEOUT_MS).ok()?;
+        sqlite_design::count(&conn).ok()
+    };
+    if holds(&path) == Some(n) {
+        return path;
+    }
+    remove_db(&path);
+    let partial = path.with_extension("partial.db");
+    remove_db(&partial);
+    let events = crate::workload::events_file(n, crate::workload::SEED);
+    eprintln!("loading {n} events into {} ...", path.display());
+    let out = ingest_sqlite(&partial, &events, n);
+    assert_eq!(out.records, n, "{} holds a wrong count", events.display());
+    fs::rename(&partial, &path).expect("rename the prepared database into place");
+    remove_db(&partial);
+    eprintln!("loaded in {:.1} s", out.store_time.as_secs_f64());
+    path
 }
