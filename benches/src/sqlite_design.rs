@@ -227,6 +227,10 @@ pub enum OrderBy {
     Id,
     /// `ORDER BY ts, id` with the same `id` cursor condition.
     TsId,
+    /// For word queries answered by FTS5: `events_fts JOIN events`, ordered
+    /// (and the cursor applied) on `events_fts.rowid`, so FTS5 walks its
+    /// matches in id order and stops after the page; without words, as `Id`.
+    FtsRowid,
 }
 
 impl OrderBy {
@@ -235,6 +239,7 @@ impl OrderBy {
         match self {
             OrderBy::Id => "ORDER BY id",
             OrderBy::TsId => "ORDER BY ts, id",
+            OrderBy::FtsRowid => "FTS5 join, ORDER BY rowid",
         }
     }
 }
@@ -327,11 +332,15 @@ fn like_escape(s: &str) -> String {
 
 /// A `WHERE` clause and its parameters.
 /// `extra` conditions are appended, each with its parameter if it takes one.
+/// With `fts_join`, the statement reads `events_fts JOIN events e`: columns
+/// are qualified and words become a plain `events_fts MATCH ?`.
 fn where_clause(
     sel: &Selection,
     text: TextSearch,
     extra: &[(String, Option<Value>)],
+    fts_join: bool,
 ) -> (String, Vec<Value>) {
+    let q = if fts_join { "e." } else { "" };
     let mut conds: Vec<String> = Vec::new();
     let mut params: Vec<Value> = Vec::new();
     for (field, values) in &sel.filters {
@@ -339,19 +348,23 @@ fn where_clause(
             continue;
         }
         let marks = vec!["?"; values.len()].join(", ");
-        conds.push(format!("{} IN ({marks})", column_of(*field)));
+        conds.push(format!("{q}{} IN ({marks})", column_of(*field)));
         params.extend(values.iter().map(|v| Value::Text(v.clone())));
     }
     if let Some(s) = sel.since {
-        conds.push("ts >= ?".into());
+        conds.push(format!("{q}ts >= ?"));
         params.push(Value::Integer(s));
     }
     if let Some(u) = sel.until {
-        conds.push("ts < ?".into());
+        conds.push(format!("{q}ts < ?"));
         params.push(Value::Integer(u));
     }
     if !sel.words.is_empty() {
         match text {
+            TextSearch::Fts5 if fts_join => {
+                conds.push("events_fts MATCH ?".into());
+                params.push(Value::Text(fts_match(sel)));
+            }
             TextSearch::Fts5 => {
                 conds.push("id IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ?)".into());
                 params.push(Value::Text(fts_match(sel)));
@@ -401,24 +414,33 @@ impl SqlQuery {
         text: TextSearch,
         order_by: OrderBy,
     ) -> SqlQuery {
+        let fts_join = order_by == OrderBy::FtsRowid && !sel.words.is_empty();
+        let key = if fts_join { "events_fts.rowid" } else { "id" };
         let (cmp, dir) = match order {
-            Order::Desc => ("id < ?", "DESC"),
-            Order::Asc => ("id > ?", "ASC"),
+            Order::Desc => ("<", "DESC"),
+            Order::Asc => (">", "ASC"),
         };
         let extra: Vec<(String, Option<Value>)> = after
-            .map(|id| (cmp.to_string(), Some(Value::Integer(id as i64))))
+            .map(|id| (format!("{key} {cmp} ?"), Some(Value::Integer(id as i64))))
             .into_iter()
             .collect();
-        let (clause, mut params) = where_clause(sel, text, &extra);
+        let (clause, mut params) = where_clause(sel, text, &extra, fts_join);
         params.push(Value::Integer(limit as i64));
+        let e_columns = COLUMNS
+            .split(", ")
+            .map(|c| format!("e.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         SqlQuery {
             sql: match order_by {
-                OrderBy::Id => {
-                    format!("SELECT {COLUMNS} FROM events{clause} ORDER BY id {dir} LIMIT ?")
-                }
                 OrderBy::TsId => format!(
                     "SELECT {COLUMNS} FROM events{clause} ORDER BY ts {dir}, id {dir} LIMIT ?"
                 ),
+                _ if fts_join => format!(
+                    "SELECT {e_columns} FROM events_fts JOIN events e ON e.id = events_fts.rowid\
+                     {clause} ORDER BY events_fts.rowid {dir} LIMIT ?"
+                ),
+                _ => format!("SELECT {COLUMNS} FROM events{clause} ORDER BY id {dir} LIMIT ?"),
             },
             params,
         }
@@ -429,7 +451,7 @@ impl SqlQuery {
     pub fn facets(field: Field, sel: &Selection, limit: usize, text: TextSearch) -> SqlQuery {
         let col = column_of(field);
         let extra = [(format!("{col} IS NOT NULL"), None)];
-        let (clause, mut params) = where_clause(sel, text, &extra);
+        let (clause, mut params) = where_clause(sel, text, &extra, false);
         params.push(Value::Integer(limit as i64));
         SqlQuery {
             sql: format!(

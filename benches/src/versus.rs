@@ -231,8 +231,8 @@ pub struct SideQuery {
     /// The actlog case.
     pub actlog: QueryCase,
     /// The same question in SQL, in each shape worth trying (a page: ordered
-    /// by `id` and by `ts, id`), with a label for each; the first is the
-    /// design's own.
+    /// by `id` and by `ts, id`, and a word query also as an FTS5 join in
+    /// rowid order), with a label for each; the first is the design's own.
     pub sql: Vec<(&'static str, SqlQuery)>,
     /// How SQLite answers words in it.
     pub text: TextSearch,
@@ -254,8 +254,12 @@ impl SideQuery {
             for text in variants {
                 let (sql, counts) = match &case.kind {
                     CaseKind::Page(q) => (
-                        [OrderBy::Id, OrderBy::TsId]
+                        [OrderBy::Id, OrderBy::TsId, OrderBy::FtsRowid]
                             .into_iter()
+                            .filter(|by| {
+                                *by != OrderBy::FtsRowid
+                                    || (text == TextSearch::Fts5 && !q.selection.words.is_empty())
+                            })
                             .map(|by| {
                                 let after = q.cursor.map(|c| c.last_id());
                                 let sql =

@@ -50,7 +50,7 @@ fn actlog_ids(log: &Log, q: &Query) -> (Vec<u64>, Option<u64>) {
 
 /// The page's ids from SQLite, the same whichever way the SQL orders it.
 fn sqlite_ids(conn: &Connection, q: &Query, after: Option<u64>, text: TextSearch) -> Vec<u64> {
-    let [by_id, by_ts] = [OrderBy::Id, OrderBy::TsId].map(|by| {
+    let [by_id, by_ts, fts] = [OrderBy::Id, OrderBy::TsId, OrderBy::FtsRowid].map(|by| {
         SqlQuery::page(&q.selection, q.order, after, q.limit, text, by)
             .rows(conn)
             .expect("sqlite query")
@@ -59,6 +59,7 @@ fn sqlite_ids(conn: &Connection, q: &Query, after: Option<u64>, text: TextSearch
             .collect::<Vec<u64>>()
     });
     assert_eq!(by_id, by_ts, "ORDER BY id and ORDER BY ts, id agree");
+    assert_eq!(by_id, fts, "the FTS5 join agrees");
     by_id
 }
 

@@ -167,6 +167,8 @@ fn child_serve(side: &str, path: &Path, picks: &str, iters: usize, opens: usize)
                 let page = log.query(&first_page).expect("first query");
                 opens_t.push(start.elapsed());
                 assert!(!page.items.is_empty());
+                // A clean shutdown, as a server's: it saves the active index.
+                log.close().expect("close");
             }
             let log = Log::open(path, Config::default()).expect("open");
             for c in &cases {
@@ -451,7 +453,9 @@ fn main() {
     // 3. Serving, each store in its own process, with the same picks.
     let picks = {
         let log = Log::open(&log_dir, Config::default()).expect("open the log");
-        Picks::find(&log)
+        let picks = Picks::find(&log);
+        log.close().expect("close the log");
+        picks
     };
     let serve = |side: &str, path: &Path| {
         eprintln!("serving: {side} ...");
