@@ -94,6 +94,17 @@ pub fn markdown(rows: &[Row]) -> String {
     s
 }
 
+/// The chart's label of an operation: its text up to the first ` (` or
+/// `, p50` (the details stay in the table).
+fn chart_label(operation: &str) -> &str {
+    let cut = [" (", ", p50"]
+        .iter()
+        .filter_map(|m| operation.find(m))
+        .min()
+        .unwrap_or(operation.len());
+    &operation[..cut]
+}
+
 fn escape_xml(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -154,7 +165,7 @@ pub fn svg(rows: &[Row], title: &str) -> String {
             None => "#9a9a9a",
         };
         let (x0, x1) = (x(1.0).min(x(adv)), x(1.0).max(x(adv)));
-        let label: String = r.operation.chars().take(72).collect();
+        let label: String = chart_label(&r.operation).chars().take(72).collect();
         let _ = writeln!(
             s,
             r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text><rect x="{x0:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{colour}"/><text x="{:.1}" y="{:.1}" fill="dimgray">{}</text>"#,
@@ -203,7 +214,7 @@ mod tests {
 
     fn row(adv: Option<f64>, target: Option<f64>) -> Row {
         Row {
-            operation: "op <x>".into(),
+            operation: "op <x> (details)".into(),
             actlog: "1".into(),
             sqlite: "2".into(),
             advantage: adv,
@@ -252,6 +263,13 @@ mod tests {
         assert_eq!(s.matches("<rect x=").count(), 2);
         assert!(s.contains("op &lt;x&gt;"));
         assert!(s.trim_end().ends_with("</svg>"));
+    }
+
+    #[test]
+    fn chart_labels_drop_the_details() {
+        assert_eq!(chart_label("`q`, p50 / p99 (SQLite plan: x)"), "`q`");
+        assert_eq!(chart_label("retention (500 records)"), "retention");
+        assert_eq!(chart_label("plain"), "plain");
     }
 
     #[test]
