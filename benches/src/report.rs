@@ -64,8 +64,10 @@ pub fn times(v: f64) -> String {
         format!("{v:.0}×")
     } else if v >= 1.0 {
         format!("{v:.1}×")
-    } else {
+    } else if v >= 0.01 {
         format!("{v:.2}×")
+    } else {
+        format!("{v:.3}×")
     }
 }
 
@@ -231,6 +233,7 @@ mod tests {
         assert_eq!(times(2500.0), "2,500×");
         assert_eq!(times(12.4), "12×");
         assert_eq!(times(0.5), "0.50×");
+        assert_eq!(times(0.001), "0.001×");
     }
 
     #[test]
