@@ -105,24 +105,83 @@ pub fn events_file(count: u64, seed: u64) -> PathBuf {
     if path.exists() {
         return path;
     }
-    let script = generator_path();
     let tmp = path.with_extension("jsonl.partial");
     eprintln!(
         "generating {count} events (seed {seed}) with {} ...",
-        script.display()
+        generator_path().display()
     );
     let start = Instant::now();
-    let out = File::create(&tmp).expect("create the events file");
+    generate_events(count, seed, &tmp);
+    fs::rename(&tmp, &path).expect("rename the events file into place");
+    eprintln!("generated in {:.1} s", start.elapsed().as_secs_f64());
+    path
+}
+
+/// Runs the generator for `(count, seed)` into `path` (overwritten).
+pub fn generate_events(count: u64, seed: u64, path: &Path) {
+    let out = File::create(path).expect("create the events file");
     let status = Command::new("python3")
-        .arg(&script)
+        .arg(generator_path())
         .args(["--count", &count.to_string(), "--seed", &seed.to_string()])
         .stdout(Stdio::from(out))
         .status()
         .expect("run python3 gen_events.py");
     assert!(status.success(), "gen_events.py failed: {status}");
-    fs::rename(&tmp, &path).expect("rename the events file into place");
-    eprintln!("generated in {:.1} s", start.elapsed().as_secs_f64());
-    path
+}
+
+/// Calls `f` with successive batches of at most `batch` parsed events of the
+/// events file at `path` (at most `limit` events in all). Parsing happens
+/// between calls, so a caller timing only `f` times only its store.
+pub fn for_each_batch(
+    path: &Path,
+    limit: u64,
+    batch: usize,
+    mut f: impl FnMut(&[(i64, NewRecord)]),
+) -> u64 {
+    let reader = BufReader::with_capacity(1 << 20, File::open(path).expect("open the events file"));
+    let mut buf: Vec<(i64, NewRecord)> = Vec::with_capacity(batch);
+    let mut n = 0u64;
+    for (i, line) in reader.lines().enumerate() {
+        if n == limit {
+            break;
+        }
+        let line = line.expect("read an events line");
+        let event = parse_event(&line).unwrap_or_else(|e| panic!("line {}: {e}", i + 1));
+        buf.push(event);
+        n += 1;
+        if buf.len() == batch {
+            f(&buf);
+            buf.clear();
+        }
+    }
+    if !buf.is_empty() {
+        f(&buf);
+    }
+    n
+}
+
+/// Where benchmarks write their own stores and scratch copies:
+/// `ACTLOG_BENCH_SCRATCH` or `target/bench-data` in this workspace (so
+/// pointing `ACTLOG_BENCH_DATA` at another checkout's cached events reads
+/// them without writing there). Panics on a tmpfs, like [`data_root`].
+pub fn scratch_root() -> PathBuf {
+    let dir = std::env::var_os("ACTLOG_BENCH_SCRATCH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../target/bench-data"))
+        });
+    fs::create_dir_all(&dir).expect("create the benchmark scratch directory");
+    let dir = dir
+        .canonicalize()
+        .expect("canonicalize the benchmark scratch directory");
+    if let Some((mount, fs_type)) = filesystem_of(&dir) {
+        assert!(
+            fs_type != "tmpfs" && fs_type != "ramfs",
+            "{} is on a {fs_type} ({mount}); point ACTLOG_BENCH_SCRATCH at a real disk",
+            dir.display()
+        );
+    }
+    dir
 }
 
 /// One generator line, as a client would POST it plus its `ts`.
@@ -180,7 +239,8 @@ pub fn log_dir(count: u64) -> PathBuf {
 
 /// Visible records in the log at `dir`, or `None` if it cannot be opened.
 fn records_in(dir: &Path) -> Option<u64> {
-    let log = Log::open(dir, Config::default()).ok()?;
+    // Read-only: checking a prepared log (maybe another checkout's) changes nothing.
+    let log = Log::open_read_only(dir, Config::default()).ok()?;
     let stats = log.stats().ok()?;
     Some(stats.entries)
 }
