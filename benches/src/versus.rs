@@ -20,7 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use actlog_engine::export::{csv_cells, RecordJson, CSV_COLUMNS};
+use actlog_engine::export::{csv_cells_of_view, RecordJson, CSV_COLUMNS};
+use actlog_engine::RecordView;
 use actlog_engine::{now_us, Clock, Config, Log, NewRecord, Order, Retention, DAY_US};
 use rusqlite::Connection;
 
@@ -194,29 +195,45 @@ impl Write for CountingSink {
 }
 
 /// Streams every record of `log`, oldest first, to `out` exactly as the
-/// server's export does (`Log::scan`, `csv_cells` / `RecordJson`); returns
-/// the records written.
+/// server's export does (`Log::scan_pages`, each record written from its
+/// stored bytes with `csv_cells_of_view` / `RecordJson`); returns the
+/// records written.
 pub fn export_actlog(log: &Log, format: ExportFormat, out: &mut impl Write) -> io::Result<u64> {
-    let records = log
-        .scan(actlog_engine::Selection::default(), Order::Asc)
-        .map(|item| item.map_err(|e| io::Error::other(e.to_string())));
     let mut n = 0u64;
+    let mut each = |f: &mut dyn FnMut(RecordView<'_>) -> io::Result<()>| -> io::Result<()> {
+        for page in log.scan_pages(actlog_engine::Selection::default(), Order::Asc) {
+            let page = page.map_err(|e| io::Error::other(e.to_string()))?;
+            for v in page.views() {
+                f(v.map_err(|e| io::Error::other(e.to_string()))?)?;
+                n += 1;
+            }
+        }
+        Ok(())
+    };
     match format {
         ExportFormat::Csv => {
             let mut w = csv::Writer::from_writer(&mut *out);
             w.write_record(CSV_COLUMNS)?;
-            for r in records {
-                w.write_record(csv_cells(&r?))?;
-                n += 1;
-            }
+            each(&mut |v| {
+                w.write_record(csv_cells_of_view(&v).iter().map(|c| c.as_bytes()))
+                    .map_err(io::Error::from)
+            })?;
             w.flush()?;
         }
         ExportFormat::Ndjson => {
-            for r in records {
-                serde_json::to_writer(&mut *out, &RecordJson::from(&r?))?;
-                out.write_all(b"\n")?;
-                n += 1;
-            }
+            // As the server: records serialize into a buffer handed over in
+            // 64 KiB chunks.
+            let mut buf = Vec::with_capacity(1 << 16);
+            each(&mut |v| {
+                serde_json::to_writer(&mut buf, &RecordJson::from(v))?;
+                buf.push(b'\n');
+                if buf.len() >= 1 << 16 {
+                    out.write_all(&buf)?;
+                    buf.clear();
+                }
+                Ok(())
+            })?;
+            out.write_all(&buf)?;
         }
     }
     out.flush()?;
