@@ -5,11 +5,10 @@
 //! by the writer before a record becomes visible, so a reader that has seen an
 //! id as durable always finds its offset.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{RwLock, RwLockReadGuard};
 
+use crate::env::FileHandle;
 use crate::error::{Error, Result};
 use crate::frame::{self, HEADER_LEN};
 use crate::index::active::ActiveIndex;
@@ -47,7 +46,7 @@ const MAX_SPAN: u64 = 1 << 20;
 pub struct ActiveSegment {
     path: PathBuf,
     base_id: u64,
-    file: File,
+    file: Box<dyn FileHandle>,
     table: RwLock<ActiveTable>,
     index: RwLock<ActiveIndex>,
 }
@@ -56,7 +55,7 @@ impl ActiveSegment {
     pub(crate) fn new(
         path: PathBuf,
         base_id: u64,
-        file: File,
+        file: Box<dyn FileHandle>,
         table: ActiveTable,
         index: ActiveIndex,
     ) -> Self {
@@ -92,8 +91,8 @@ impl ActiveSegment {
         self.base_id
     }
 
-    pub(crate) fn file(&self) -> &File {
-        &self.file
+    pub(crate) fn file(&self) -> &dyn FileHandle {
+        &*self.file
     }
 
     /// Read access to the offset/ts table.
