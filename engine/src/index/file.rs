@@ -263,18 +263,22 @@ impl SealedIndex {
 
     fn entry(&self, offset: u64) -> Result<(u32, &[u8])> {
         let post = &(*self.bytes).as_ref()[self.postings.clone()];
-        let at = offset as usize;
         let bad = || {
             Error::corruption(
                 &self.path,
-                (self.postings.start + at) as u64,
+                (self.postings.start as u64).saturating_add(offset),
                 "postings entry out of bounds",
             )
         };
-        let head = post.get(at..at + 8).ok_or_else(bad)?;
+        // The offset comes from the file: checked arithmetic, so that a
+        // huge one is an error, not an overflow (fuzz/regressions/decode_index).
+        let at = usize::try_from(offset).map_err(|_| bad())?;
+        let body = at.checked_add(8).ok_or_else(bad)?;
+        let head = post.get(at..body).ok_or_else(bad)?;
         let card = le_u32(&head[0..4]);
         let len = le_u32(&head[4..8]) as usize;
-        let bm = post.get(at + 8..at + 8 + len).ok_or_else(bad)?;
+        let end = body.checked_add(len).ok_or_else(bad)?;
+        let bm = post.get(body..end).ok_or_else(bad)?;
         Ok((card, bm))
     }
 
