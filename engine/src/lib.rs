@@ -35,6 +35,8 @@ mod error;
 pub mod export;
 pub mod frame;
 mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
 mod group_commit;
 pub mod index;
 pub mod inspect;
