@@ -1,6 +1,6 @@
 //! Fault injection through the filesystem seam (`actlog_engine::env::sim`):
 //! a scripted workload — appends of several batch sizes, rolls (segment seal
-//! + index file), retention (watermark + unlink), clear, and settings files
+//! and index file), retention (watermark and unlink), clear, and settings files
 //! written with `write_atomic` — runs on a simulated filesystem, and the
 //! sweep fails the N-th write-path operation for every N the workload
 //! makes, with each kind of fault (EIO, ENOSPC, a short write, a power cut).
