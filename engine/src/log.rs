@@ -777,6 +777,18 @@ fn recover_dir(dir: &Path, config: &Config, read_only: bool, epoch: u64) -> Resu
                     ));
             }
         }
+        if is_last && !read_only {
+            // The newest segment may hold bytes that a failed fsync never
+            // made durable (a handle recovered in place, or a process
+            // restarted without a reboot). Recovery is about to trust them
+            // and build on them (a new segment after its footer, appends
+            // after its frames): make them durable first.
+            match fs.open(&path, OpenMode::Read).and_then(|f| f.sync_all()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("fsync", &path)(e)),
+            }
+        }
         let opened = match SealedSegment::open_in(fs, &path) {
             // Unlinked since the listing (a dropped segment being reaped by
             // another handle): it lay below the watermark.

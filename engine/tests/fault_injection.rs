@@ -489,3 +489,43 @@ fn recover_brings_a_failed_handle_back_after_the_disk_frees_up() {
     let got: Vec<u64> = contents(&log).iter().map(|c| c.0).collect();
     assert_eq!(got, acked, "acknowledged after recover() means durable");
 }
+
+/// Regression, found by the `append_crash` fuzz target: a roll whose seal
+/// fsync failed left the segment's footer in the page cache only.
+/// `Log::recover` (or a process restart without a reboot) read it, trusted
+/// the segment as sealed and durably created the next one; after a power
+/// cut the footer was gone but the successor was not, and open refused the
+/// directory as corrupt. Recovery now fsyncs the newest segment before it
+/// builds on it.
+#[test]
+fn recovery_makes_the_newest_segment_durable_before_building_on_it() {
+    for restart_process in [false, true] {
+        let sim = SimFs::new();
+        let mut log = Log::open(data_dir(), config(&sim)).expect("open");
+        let mut acked = Vec::new();
+        for i in 0..3 {
+            acked.extend(log.append(&[rec(i)]).expect("append"));
+        }
+        sim.fail_nth(Some(Op::Sync), 1, Fault::Eio);
+        log.roll().expect_err("the seal's fsync fails");
+        assert!(log.is_failed());
+        if restart_process {
+            sim.power_off();
+            drop(log);
+            sim.restart(Image::All);
+            log = Log::open(data_dir(), config(&sim)).expect("restart");
+        } else {
+            log.recover().expect("recover").expect("was failed");
+        }
+        for i in 10..14 {
+            acked.extend(log.append(&[rec(i)]).expect("append after recovery"));
+        }
+        sim.power_off();
+        drop(log);
+        sim.restart(Image::DurableOnly);
+        let log = Log::open(data_dir(), config(&sim))
+            .unwrap_or_else(|e| panic!("restart_process={restart_process}: {e}"));
+        let got: Vec<u64> = contents(&log).iter().map(|c| c.0).collect();
+        assert_eq!(got, acked, "restart_process={restart_process}");
+    }
+}

@@ -135,7 +135,8 @@ struct State {
     dir_log: Vec<(PathBuf, DirOp)>,
     dirs: BTreeSet<PathBuf>,
     counts: BTreeMap<Op, u64>,
-    trigger: Option<Trigger>,
+    /// Armed faults; each counts on its own and fires once.
+    triggers: Vec<Trigger>,
     crash_point: Option<&'static str>,
     points_seen: BTreeSet<&'static str>,
     disk_full: bool,
@@ -237,20 +238,23 @@ impl State {
             return Err(dead());
         }
         *self.counts.entry(op).or_default() += 1;
-        if let Some(t) = &mut self.trigger {
+        let mut fired = None;
+        for t in &mut self.triggers {
             if t.kind.is_none_or(|k| k == op) {
                 t.seen += 1;
-                if t.seen >= t.nth {
-                    let fault = t.fault;
-                    self.trigger = None;
-                    self.injected += 1;
-                    if fault == Fault::PowerCut {
-                        self.dead = true;
-                        return Err(dead());
-                    }
-                    return Ok(Some(fault));
+                if t.seen >= t.nth && fired.is_none() {
+                    fired = Some(t.fault);
                 }
             }
+        }
+        self.triggers.retain(|t| t.seen < t.nth);
+        if let Some(fault) = fired {
+            self.injected += 1;
+            if fault == Fault::PowerCut {
+                self.dead = true;
+                return Err(dead());
+            }
+            return Ok(Some(fault));
         }
         if self.disk_full && matches!(op, Op::Write | Op::Create) {
             return Err(fault_error(Fault::Enospc));
@@ -290,9 +294,11 @@ impl SimFs {
     }
 
     /// Fails the `nth` (1-based, counted from now) operation of kind `kind`
-    /// (any kind when `None`) with `fault`. One shot.
+    /// (any kind when `None`) with `fault`. One shot; several may be armed
+    /// (when two fall on one operation, the first armed wins and the other
+    /// is spent).
     pub fn fail_nth(&self, kind: Option<Op>, nth: u64, fault: Fault) {
-        self.lock().trigger = Some(Trigger {
+        self.lock().triggers.push(Trigger {
             kind,
             nth: nth.max(1),
             seen: 0,
@@ -372,7 +378,7 @@ impl SimFs {
         st.durable = live.clone();
         st.live = live;
         st.dir_log.clear();
-        st.trigger = None;
+        st.triggers.clear();
         st.crash_point = None;
         st.dead = false;
         st.locks.clear();
