@@ -624,10 +624,11 @@ fn recover_in_place_never_acks_an_id_twice_under_concurrent_appends() {
         for round in 0..20 {
             sim.set_disk_full(round % 2 == 0);
             std::thread::yield_now();
-            if log.is_failed() && round % 2 == 1 {
-                if log.recover().expect("recover with space").is_some() {
-                    recoveries += 1;
-                }
+            if log.is_failed()
+                && round % 2 == 1
+                && log.recover().expect("recover with space").is_some()
+            {
+                recoveries += 1;
             }
         }
         sim.set_disk_full(false);
