@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::env::Fs;
 use crate::error::{Error, Result};
 
 /// Smallest accepted `segment_max_bytes` (tests use small segments to roll often).
@@ -31,6 +32,10 @@ pub struct Config {
     pub segment_max_age: Duration,
     /// Where `ts` comes from. Default: the system clock.
     pub clock: Clock,
+    /// The filesystem every file operation of the [`Log`](crate::Log) goes
+    /// through. Default: [`StdFs`](crate::env::StdFs), the real one; tests
+    /// and fuzz targets pass a [`SimFs`](crate::env::sim::SimFs).
+    pub fs: Fs,
 }
 
 impl Default for Config {
@@ -39,6 +44,7 @@ impl Default for Config {
             segment_max_bytes: 64 << 20,
             segment_max_age: Duration::from_secs(24 * 3600),
             clock: Clock::system(),
+            fs: Fs::default(),
         }
     }
 }

@@ -12,6 +12,12 @@
 //! every other waiter and every later call gets [`Error::PreviousIo`], and
 //! nothing is retried (after a failed fsync the kernel may already have
 //! dropped the dirty pages, so a retry could "succeed" without the data).
+//!
+//! [`crate::Log::recover`] may later replace the failed state with one
+//! rebuilt from disk ([`GroupCommit::reset`]). Each state has an epoch; a
+//! waiter whose records were staged under an older epoch gets
+//! `PreviousIo`, never an ack, even if its id is later reached by records of
+//! the new epoch.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -65,6 +71,8 @@ struct CommitState {
     leader: bool,
     /// A write or fsync failed; the handle is fail-stopped.
     failed: bool,
+    /// See the module docs.
+    epoch: u64,
 }
 
 /// The shared commit point. `visible` mirrors `durable` for lock-free readers.
@@ -82,6 +90,7 @@ impl GroupCommit {
                 durable,
                 leader: false,
                 failed: false,
+                epoch: 0,
             }),
             cv: Condvar::new(),
             visible: AtomicU64::new(durable),
@@ -97,12 +106,20 @@ impl GroupCommit {
         self.visible.load(Ordering::Acquire)
     }
 
-    /// Blocks until `id` is durable. `flush` writes and syncs everything staged
-    /// and returns the highest id it made durable; it runs on at most one
-    /// thread at a time.
-    pub(crate) fn wait_durable(&self, id: u64, flush: impl Fn() -> Result<u64>) -> Result<()> {
+    /// Blocks until `id`, staged under `epoch`, is durable. `flush` writes
+    /// and syncs everything staged and returns the highest id it made
+    /// durable; it runs on at most one thread at a time.
+    pub(crate) fn wait_durable(
+        &self,
+        id: u64,
+        epoch: u64,
+        flush: impl Fn() -> Result<u64>,
+    ) -> Result<()> {
         let mut st = self.lock();
         loop {
+            if st.epoch != epoch {
+                return Err(Error::PreviousIo);
+            }
             if st.durable >= id {
                 return Ok(());
             }
@@ -118,6 +135,11 @@ impl GroupCommit {
             let result = flush();
             st = self.lock();
             st.leader = false;
+            if st.epoch != epoch {
+                // Recovered meanwhile: what this flush did belongs to the past.
+                self.cv.notify_all();
+                return Err(Error::PreviousIo);
+            }
             match result {
                 Ok(durable) => self.publish_locked(&mut st, durable),
                 Err(e) => {
@@ -149,6 +171,19 @@ impl GroupCommit {
         let mut st = self.lock();
         st.failed = true;
         self.cv.notify_all();
+    }
+
+    /// Starts a new epoch after recovery: `durable` is what recovery found on
+    /// disk, and the handle takes appends again. Returns the new epoch.
+    /// Callers hold the write path's `io` and `state` locks.
+    pub(crate) fn reset(&self, durable: u64) -> u64 {
+        let mut st = self.lock();
+        st.epoch += 1;
+        st.failed = false;
+        st.durable = durable;
+        self.visible.store(durable, Ordering::Release);
+        self.cv.notify_all();
+        st.epoch
     }
 
     /// Whether the handle is fail-stopped.

@@ -140,7 +140,7 @@ fn examine(dir: &Path, full: bool, progress: &mut dyn FnMut(u64)) -> Result<DirS
         st.quarantined = q.filter_map(|e| e.ok().map(|e| e.path())).collect();
         st.quarantined.sort();
     }
-    match retention::read_watermark(dir) {
+    match retention::read_watermark(&crate::env::StdFs, dir) {
         Ok(w) => st.watermark = w,
         Err(e) => st
             .findings
@@ -189,7 +189,7 @@ fn examine(dir: &Path, full: bool, progress: &mut dyn FnMut(u64)) -> Result<DirS
         let Some(status) = status else { continue };
         if let Some(prev) = st.segments.last() {
             if prev.end_id() != status.base_id {
-                let known = crate::log::quarantined(dir, prev.end_id());
+                let known = crate::log::quarantined(&crate::env::StdFs, dir, prev.end_id());
                 st.findings.push(Finding {
                     file: status.path.clone(),
                     offset: 0,
@@ -246,7 +246,7 @@ fn examine_segment(dir: &Path, base: u64, is_last: bool, full: bool) -> Result<E
                 }
                 checked += bytes;
             }
-            let index = match SealedIndex::load(&seg) {
+            let index = match SealedIndex::load(&crate::env::StdFs, &seg) {
                 Ok(idx) => {
                     let check = if full {
                         idx.verify_against(&seg)

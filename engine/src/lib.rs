@@ -30,10 +30,13 @@
 
 pub mod backup;
 mod config;
+pub mod env;
 mod error;
 pub mod export;
 pub mod frame;
 mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
 mod group_commit;
 pub mod index;
 pub mod inspect;
@@ -49,7 +52,7 @@ mod writer;
 
 pub use config::{now_us, Clock, Config, MAX_SEGMENT_BYTES, MIN_SEGMENT_BYTES};
 pub use error::{Error, Result};
-pub use fsutil::write_atomic;
+pub use fsutil::{write_atomic, write_atomic_in};
 pub use group_commit::IoStats;
 pub use index::file::{index_path, IndexProblem, SealedIndex};
 pub use index::{parse_words, Field, Word};

@@ -1,14 +1,14 @@
 //! The public handle: open (with recovery), append, read, iterate, query,
 //! retention, clear, stats, close.
 
-use std::fs::{self, File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use crate::config::Config;
+use crate::env::{FileBytes, FileSystem, LockGuard, OpenMode};
 use crate::error::{Error, Result};
-use crate::fsutil;
+use crate::fsutil::{self, Durable};
 use crate::group_commit::{GroupCommit, IoCounters, IoStats};
 use crate::index::active::ActiveIndex;
 use crate::index::file::{self as index_file, IndexBytes, SealedIndex};
@@ -121,7 +121,7 @@ pub(crate) struct Inner {
     /// Opened with [`Log::open_read_only`]: no lock, no writes.
     read_only: bool,
     /// Held (flock) for the life of the handle; released when the last clone drops.
-    _lock: Option<File>,
+    _lock: Option<LockGuard>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -163,7 +163,12 @@ impl Inner {
                 st.crc.clone().finalize(),
             )
         };
-        let _ = fsutil::create_durable(&snapshot_path(active.path()), &bytes);
+        let _ = fsutil::create_durable(
+            &*self.config.fs,
+            &snapshot_path(active.path()),
+            &bytes,
+            Durable::Other,
+        );
     }
 
     pub(crate) fn view(&self) -> Arc<View> {
@@ -246,8 +251,9 @@ impl Log {
     fn open_mode(dir: &Path, config: Config, read_only: bool) -> Result<Log> {
         config.validate()?;
         let dir = dir.to_path_buf();
+        let fs = &*config.fs;
         let lock_file = if read_only {
-            if !dir.is_dir() {
+            if !fs.is_dir(&dir) {
                 return Err(Error::io("open", &dir)(std::io::Error::new(
                     std::io::ErrorKind::NotFound,
                     "no such data directory",
@@ -255,145 +261,17 @@ impl Log {
             }
             None
         } else {
-            create_dir_durable(&dir)?;
-            Some(lock_dir(&dir)?)
+            create_dir_durable(fs, &dir)?;
+            Some(lock_dir(fs, &dir)?)
         };
-        let mut report = RecoveryReport::default();
-
-        let (bases, temps) = list_dir(&dir)?;
-        if !read_only {
-            for tmp in temps {
-                fs::remove_file(&tmp).map_err(Error::io("remove", &tmp))?;
-                report.removed_temp_files.push(tmp);
-            }
-            if !report.removed_temp_files.is_empty() {
-                fsutil::sync_dir(&dir)?;
-            }
-        }
-        let low = retention::read_watermark(&dir)?;
-
-        let mut sealed: Vec<Arc<Sealed>> = Vec::new();
-        let mut active: Option<(Arc<ActiveSegment>, WriterState, u64)> = None;
-        let mut last_ts = i64::MIN;
-        let mut prev_end: Option<u64> = None;
-        for (i, &base) in bases.iter().enumerate() {
-            let path = segment_path(&dir, base);
-            let is_last = i + 1 == bases.len();
-            if let Some(end) = prev_end.filter(|&end| end != base) {
-                if base <= low {
-                    // The gap lies wholly below the watermark: nothing there is visible anyway.
-                } else if quarantined(&dir, end) {
-                    report.quarantined_gaps.push((end, base));
-                } else {
-                    return Err(Error::corruption(
-                        &path,
-                        0,
-                        format!(
-                            "id gap: the previous segment ends before id {end}, this one starts at {base}"
-                        ),
-                    ));
-                }
-            }
-            let opened = match SealedSegment::open(&path) {
-                // Unlinked since the listing (a dropped segment being reaped by
-                // another handle): it lay below the watermark.
-                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-                    continue
-                }
-                other => other?,
-            };
-            match opened {
-                Some(seg) => {
-                    check_base(&path, seg.header(), base)?;
-                    if seg.count() > 0 {
-                        last_ts = last_ts.max(seg.footer().last_ts);
-                    }
-                    prev_end = Some(seg.end_id());
-                    if seg.end_id() <= low && !is_last {
-                        // Retention or clear dropped it; a crash came before the unlink.
-                        if !read_only {
-                            remove_segment_files(&path)?;
-                            report.deleted_below_watermark.push(path);
-                        }
-                        continue;
-                    }
-                    if !read_only {
-                        // A snapshot of a segment since sealed is stale.
-                        let _ = fs::remove_file(snapshot_path(&path));
-                    }
-                    let index = open_index(&seg, &mut report, read_only)?;
-                    sealed.push(Arc::new(Sealed::new(seg, index)));
-                }
-                None if is_last => {
-                    let (seg, state, written) =
-                        recover_active(&path, base, &mut report, read_only)?;
-                    if let Some(&ts) = seg.table().ts.last() {
-                        last_ts = last_ts.max(ts);
-                    }
-                    active = Some((seg, state, written));
-                }
-                None => {
-                    return Err(Error::corruption(
-                        &path,
-                        0,
-                        "segment has no valid seal footer, but newer segments exist",
-                    ))
-                }
-            }
-        }
-        if !report.deleted_below_watermark.is_empty() {
-            fsutil::sync_dir(&dir)?;
-        }
-        let last_sealed_path = sealed.last().map(|s| s.seg.path().to_path_buf());
-        report.segments = bases.len() - report.deleted_below_watermark.len();
-
-        let (active, mut state, written) = match active {
-            Some(a) => a,
-            None => {
-                let base = prev_end.unwrap_or(1);
-                let header = SegmentHeader {
-                    base_id: base,
-                    created_us: config.clock.now(),
-                };
-                let path = segment_path(&dir, base);
-                let file = match (&last_sealed_path, read_only) {
-                    // Read-only: an empty stand-in; nothing is ever read from it.
-                    (Some(p), true) => File::open(p).map_err(Error::io("open", p))?,
-                    (None, true) => {
-                        return Err(Error::io("open", &dir)(std::io::Error::new(
-                            std::io::ErrorKind::NotFound,
-                            "no segment files: not an actlog data directory",
-                        )))
-                    }
-                    (_, false) => fsutil::create_durable(&path, &header.encode())?,
-                };
-                let seg = Arc::new(ActiveSegment::new(
-                    path,
-                    base,
-                    file,
-                    ActiveTable::default(),
-                    ActiveIndex::default(),
-                ));
-                report.created_active = !bases.is_empty() && !read_only;
-                let state = WriterState::fresh(seg.clone(), &header, last_ts);
-                (seg, state, SEGMENT_HEADER_LEN as u64)
-            }
-        };
-        if low > state.next_id {
-            return Err(Error::corruption(
-                dir.join(retention::WATERMARK_FILE),
-                16,
-                format!(
-                    "watermark {low} lies beyond the newest id {}",
-                    state.next_id - 1
-                ),
-            ));
-        }
-        state.last_ts = state.last_ts.max(last_ts);
+        let Recovered {
+            view,
+            state,
+            written,
+            low,
+            report,
+        } = recover_dir(&dir, &config, read_only, 0)?;
         let durable = state.next_id - 1;
-        let view = View { sealed, active };
-        report.records = (durable + 1).saturating_sub(low.max(view.first_id()));
-
         Ok(Log {
             inner: Arc::new(Inner {
                 dir,
@@ -412,6 +290,42 @@ impl Log {
                 _lock: lock_file,
             }),
         })
+    }
+
+    /// Brings a fail-stopped handle back: runs recovery on the directory as
+    /// it is now on disk (exactly what [`Log::open`] does: a torn tail is cut,
+    /// a half-finished roll completed, temp files removed, indexes rebuilt)
+    /// and swaps the result in, so that appends work again. Returns `None`
+    /// (and does nothing) when the handle is not failed.
+    ///
+    /// Safe against concurrent use: it holds the write path's locks, so no
+    /// append, roll, retention run or clear runs meanwhile; an append that
+    /// was staged before the failure never gets an ack afterwards, even if
+    /// its id is later reused (see `group_commit.rs`); readers keep the view
+    /// they had and see the recovered one from their next snapshot. If
+    /// recovery itself fails (the disk is still full), the handle stays
+    /// failed and the call can be repeated.
+    pub fn recover(&self) -> Result<Option<RecoveryReport>> {
+        let inner = &self.inner;
+        if inner.read_only {
+            return Err(Error::ReadOnly);
+        }
+        let _m = lock(&inner.maintenance);
+        let mut io = lock(&inner.io);
+        let mut st = lock(&inner.state);
+        if !st.failed && !inner.commit.failed() {
+            return Ok(None);
+        }
+        let epoch = st.epoch + 1;
+        let recovered = recover_dir(&inner.dir, &inner.config, false, epoch)?;
+        inner.update_view(|_| recovered.view);
+        *st = recovered.state;
+        io.written = recovered.written;
+        inner.low.store(recovered.low, Ordering::Release);
+        let new_epoch = inner.commit.reset(st.next_id - 1);
+        debug_assert_eq!(new_epoch, epoch);
+        st.epoch = new_epoch;
+        Ok(Some(recovered.report))
     }
 
     /// What recovery found and did when this log was opened.
@@ -498,9 +412,11 @@ impl Log {
             .iter()
             .map(|r| Terms::of(TermSource::of_new(r)))
             .collect();
-        let (last, stamps) = self.inner.stage(&payloads, &terms, ts)?;
+        let (last, stamps, epoch) = self.inner.stage(&payloads, &terms, ts)?;
         let inner = &self.inner;
-        inner.commit.wait_durable(last, || inner.flush())?;
+        inner
+            .commit
+            .wait_durable(last, epoch, || inner.flush(epoch))?;
         inner
             .io_counters
             .records_appended
@@ -635,6 +551,10 @@ impl Log {
                 first = first.max((snap.last + 1).saturating_sub(keep));
             }
         }
+        // Let go of the old view first, so the reaper (not this thread)
+        // holds the last reference to what is dropped and unlinks it before
+        // its directory fsync.
+        drop(snap);
         self.move_watermark(first, before)
     }
 
@@ -654,15 +574,18 @@ impl Log {
             .low
             .load(Ordering::Acquire)
             .max(snap.view.first_id());
-        self.move_watermark(snap.last + 1, before)?;
+        let new_low = snap.last + 1;
+        drop(snap); // see enforce_retention_leaving_room
+        self.move_watermark(new_low, before)?;
         Ok(visible)
     }
 
     fn move_watermark(&self, new_low: u64, before: u64) -> Result<RetentionOutcome> {
         let inner = &self.inner;
         let current = inner.low.load(Ordering::Acquire);
+        let fs = &*inner.config.fs;
         if new_low > current {
-            retention::write_watermark(&inner.dir, new_low)?;
+            retention::write_watermark(fs, &inner.dir, new_low)?;
             inner.low.store(new_low, Ordering::Release);
         }
         let low = new_low.max(current);
@@ -684,6 +607,7 @@ impl Log {
                 "unlink",
                 s.seg.path()
             )));
+            fsutil::crash_point(fs, "retention::before_unlink", s.seg.path())?;
             s.doom();
         }
         let outcome = RetentionOutcome {
@@ -697,9 +621,12 @@ impl Log {
             // retention costs two fsyncs whatever it drops. Readers still
             // holding a segment unlink it when they let go instead.
             let dir = inner.dir.clone();
+            let fs = inner.config.fs.clone();
             let reap = move || {
                 drop(dropped);
-                let _ = fsutil::sync_dir(&dir);
+                if fs.crash_point("retention::before_dir_sync").is_ok() {
+                    let _ = fsutil::sync_dir(&*fs, &dir);
+                }
             };
             // If no thread can be had, the failed spawn drops the closure
             // here, which unlinks right away: slower, never wrong.
@@ -713,6 +640,17 @@ impl Log {
             }
         }
         Ok(outcome)
+    }
+
+    /// Waits until every segment file retention or clear dropped is
+    /// unlinked (unless a reader still holds it). For tests that need a
+    /// deterministic order of file operations.
+    #[doc(hidden)]
+    pub fn wait_for_reapers(&self) {
+        let reapers = std::mem::take(&mut *lock(&self.inner.reapers));
+        for h in reapers {
+            let _ = h.join();
+        }
     }
 
     /// Totals over the visible log.
@@ -772,16 +710,192 @@ impl Log {
     /// Makes sure everything appended is durable, then drops this handle. The
     /// directory lock is released when the last clone is dropped.
     pub fn close(self) -> Result<()> {
-        let staged_last = {
+        let (staged_last, epoch) = {
             let st = lock(&self.inner.state);
             if st.failed {
                 return Err(Error::PreviousIo);
             }
-            st.next_id - 1
+            (st.next_id - 1, st.epoch)
         };
         let inner = &self.inner;
-        inner.commit.wait_durable(staged_last, || inner.flush())
+        inner
+            .commit
+            .wait_durable(staged_last, epoch, || inner.flush(epoch))
     }
+}
+
+/// What [`recover_dir`] rebuilt from a directory.
+struct Recovered {
+    view: View,
+    state: WriterState,
+    written: u64,
+    low: u64,
+    report: RecoveryReport,
+}
+
+/// Recovery: reads the directory as it is on disk and builds the reader view
+/// and writer state from it, cutting a torn tail, finishing an interrupted
+/// roll or retention run, removing temp files and rebuilding indexes
+/// (unless `read_only`, which changes nothing on disk). `epoch` is the
+/// writer state's (see `group_commit.rs`).
+fn recover_dir(dir: &Path, config: &Config, read_only: bool, epoch: u64) -> Result<Recovered> {
+    let fs = &*config.fs;
+    let dir = dir.to_path_buf();
+    let mut report = RecoveryReport::default();
+
+    let (bases, temps) = list_dir(fs, &dir)?;
+    if !read_only {
+        for tmp in temps {
+            fs.remove_file(&tmp).map_err(Error::io("remove", &tmp))?;
+            report.removed_temp_files.push(tmp);
+        }
+        if !report.removed_temp_files.is_empty() {
+            fsutil::sync_dir(fs, &dir)?;
+        }
+    }
+    let low = retention::read_watermark(fs, &dir)?;
+
+    let mut sealed: Vec<Arc<Sealed>> = Vec::new();
+    let mut active: Option<(Arc<ActiveSegment>, WriterState, u64)> = None;
+    let mut last_ts = i64::MIN;
+    let mut prev_end: Option<u64> = None;
+    for (i, &base) in bases.iter().enumerate() {
+        let path = segment_path(&dir, base);
+        let is_last = i + 1 == bases.len();
+        if let Some(end) = prev_end.filter(|&end| end != base) {
+            if base <= low {
+                // The gap lies wholly below the watermark: nothing there is visible anyway.
+            } else if quarantined(fs, &dir, end) {
+                report.quarantined_gaps.push((end, base));
+            } else {
+                return Err(Error::corruption(
+                        &path,
+                        0,
+                        format!(
+                            "id gap: the previous segment ends before id {end}, this one starts at {base}"
+                        ),
+                    ));
+            }
+        }
+        if is_last && !read_only {
+            // The newest segment may hold bytes that a failed fsync never
+            // made durable (a handle recovered in place, or a process
+            // restarted without a reboot). Recovery is about to trust them
+            // and build on them (a new segment after its footer, appends
+            // after its frames): make them durable first.
+            match fs.open(&path, OpenMode::Read).and_then(|f| f.sync_all()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("fsync", &path)(e)),
+            }
+        }
+        let opened = match SealedSegment::open_in(fs, &path) {
+            // Unlinked since the listing (a dropped segment being reaped by
+            // another handle): it lay below the watermark.
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                continue
+            }
+            other => other?,
+        };
+        match opened {
+            Some(seg) => {
+                check_base(&path, seg.header(), base)?;
+                if seg.count() > 0 {
+                    last_ts = last_ts.max(seg.footer().last_ts);
+                }
+                prev_end = Some(seg.end_id());
+                if seg.end_id() <= low && !is_last {
+                    // Retention or clear dropped it; a crash came before the unlink.
+                    if !read_only {
+                        remove_segment_files(fs, &path)?;
+                        report.deleted_below_watermark.push(path);
+                    }
+                    continue;
+                }
+                if !read_only {
+                    // A snapshot of a segment since sealed is stale.
+                    let _ = fs.remove_file(&snapshot_path(&path));
+                }
+                let index = open_index(fs, &seg, &mut report, read_only)?;
+                sealed.push(Arc::new(Sealed::new(seg, index, config.fs.clone())));
+            }
+            None if is_last => {
+                let (seg, state, written) =
+                    recover_active(fs, &path, base, &mut report, read_only, epoch)?;
+                if let Some(&ts) = seg.table().ts.last() {
+                    last_ts = last_ts.max(ts);
+                }
+                active = Some((seg, state, written));
+            }
+            None => {
+                return Err(Error::corruption(
+                    &path,
+                    0,
+                    "segment has no valid seal footer, but newer segments exist",
+                ))
+            }
+        }
+    }
+    if !report.deleted_below_watermark.is_empty() {
+        fsutil::sync_dir(fs, &dir)?;
+    }
+    let last_sealed_path = sealed.last().map(|s| s.seg.path().to_path_buf());
+    report.segments = bases.len() - report.deleted_below_watermark.len();
+
+    let (active, mut state, written) = match active {
+        Some(a) => a,
+        None => {
+            let base = prev_end.unwrap_or(1);
+            let header = SegmentHeader {
+                base_id: base,
+                created_us: config.clock.now(),
+            };
+            let path = segment_path(&dir, base);
+            let file = match (&last_sealed_path, read_only) {
+                // Read-only: an empty stand-in; nothing is ever read from it.
+                (Some(p), true) => fs.open(p, OpenMode::Read).map_err(Error::io("open", p))?,
+                (None, true) => {
+                    return Err(Error::io("open", &dir)(std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "no segment files: not an actlog data directory",
+                    )))
+                }
+                (_, false) => {
+                    fsutil::create_durable(fs, &path, &header.encode(), Durable::Segment)?
+                }
+            };
+            let seg = Arc::new(ActiveSegment::new(
+                path,
+                base,
+                file,
+                ActiveTable::default(),
+                ActiveIndex::default(),
+            ));
+            report.created_active = !bases.is_empty() && !read_only;
+            let state = WriterState::fresh(seg.clone(), &header, last_ts, epoch);
+            (seg, state, SEGMENT_HEADER_LEN as u64)
+        }
+    };
+    if low > state.next_id {
+        return Err(Error::corruption(
+            dir.join(retention::WATERMARK_FILE),
+            16,
+            format!(
+                "watermark {low} lies beyond the newest id {}",
+                state.next_id - 1
+            ),
+        ));
+    }
+    state.last_ts = state.last_ts.max(last_ts);
+    let view = View { sealed, active };
+    report.records = (state.next_id).saturating_sub(low.max(view.first_id()));
+    Ok(Recovered {
+        view,
+        state,
+        written,
+        low,
+        report,
+    })
 }
 
 /// Iterator over visible records in id order (see [`Log::iter`]).
@@ -818,47 +932,39 @@ impl Iterator for Iter {
     }
 }
 
-fn create_dir_durable(dir: &Path) -> Result<()> {
-    if dir.is_dir() {
+fn create_dir_durable(fs: &dyn FileSystem, dir: &Path) -> Result<()> {
+    if fs.is_dir(dir) {
         return Ok(());
     }
-    fs::create_dir_all(dir).map_err(Error::io("create directory", dir))?;
+    fs.create_dir_all(dir)
+        .map_err(Error::io("create directory", dir))?;
     if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fsutil::sync_dir(parent)?;
+        fsutil::sync_dir(fs, parent)?;
     }
     Ok(())
 }
 
-fn lock_dir(dir: &Path) -> Result<File> {
+fn lock_dir(fs: &dyn FileSystem, dir: &Path) -> Result<LockGuard> {
     let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(Error::io("open", &path))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => Err(Error::Locked {
+    match fs.try_lock(&path) {
+        Ok(Some(guard)) => Ok(guard),
+        Ok(None) => Err(Error::Locked {
             dir: dir.to_path_buf(),
         }),
-        Err(TryLockError::Error(e)) => Err(Error::io("lock", &path)(e)),
+        Err(e) => Err(Error::io("lock", &path)(e)),
     }
 }
 
 /// Segment base ids (sorted) and leftover temporary files.
-fn list_dir(dir: &Path) -> Result<(Vec<u64>, Vec<PathBuf>)> {
+fn list_dir(fs: &dyn FileSystem, dir: &Path) -> Result<(Vec<u64>, Vec<PathBuf>)> {
     let mut bases = Vec::new();
     let mut temps = Vec::new();
-    for entry in fs::read_dir(dir).map_err(Error::io("list", dir))? {
-        let entry = entry.map_err(Error::io("list", dir))?;
-        let name = entry.file_name();
+    for name in fs.read_dir(dir).map_err(Error::io("list", dir))? {
         let Some(name) = name.to_str() else { continue };
         if let Some(base) = parse_segment_file_name(name) {
             bases.push(base);
         } else if name.ends_with(TEMP_SUFFIX) {
-            temps.push(entry.path());
+            temps.push(dir.join(name));
         }
     }
     bases.sort_unstable();
@@ -896,16 +1002,16 @@ pub fn missing_marker_path(dir: &Path, base: u64) -> PathBuf {
 
 /// Whether the ids from `base` on are a known gap rather than corruption:
 /// repair moved that segment to quarantine, or recorded it as missing.
-pub(crate) fn quarantined(dir: &Path, base: u64) -> bool {
-    dir.join(QUARANTINE_DIR)
-        .join(crate::segment::segment_file_name(base))
-        .is_file()
-        || missing_marker_path(dir, base).is_file()
+pub(crate) fn quarantined(fs: &dyn FileSystem, dir: &Path, base: u64) -> bool {
+    fs.is_file(
+        &dir.join(QUARANTINE_DIR)
+            .join(crate::segment::segment_file_name(base)),
+    ) || fs.is_file(&missing_marker_path(dir, base))
 }
 
-fn remove_segment_files(path: &Path) -> Result<()> {
+fn remove_segment_files(fs: &dyn FileSystem, path: &Path) -> Result<()> {
     for p in [index_file::index_path(path), path.to_path_buf()] {
-        match fs::remove_file(&p) {
+        match fs.remove_file(&p) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::io("remove", &p)(e)),
@@ -917,11 +1023,12 @@ fn remove_segment_files(path: &Path) -> Result<()> {
 /// Loads a sealed segment's index, rebuilding (and rewriting) it when it is
 /// missing or damaged.
 fn open_index(
+    fs: &dyn FileSystem,
     seg: &SealedSegment,
     report: &mut RecoveryReport,
     read_only: bool,
 ) -> Result<SealedIndex> {
-    let problem = match SealedIndex::load(seg) {
+    let problem = match SealedIndex::load(fs, seg) {
         Ok(index) => return Ok(index),
         Err(problem) => problem,
     };
@@ -942,8 +1049,8 @@ fn open_index(
             Error::corruption(&path, 0, format!("rebuilt index does not parse: {why}"))
         });
     }
-    let file = fsutil::create_durable(&path, &bytes)?;
-    let map = map_file(&file, &path)?;
+    let file = fsutil::create_durable(fs, &path, &bytes, Durable::Index)?;
+    let map = map_file(&*file, &path)?;
     report
         .rebuilt_indexes
         .push((path.clone(), problem.to_string()));
@@ -960,23 +1067,26 @@ fn open_index(
 /// Scans the active segment, cuts a torn tail, rebuilds its in-memory index
 /// and builds its writer state.
 fn recover_active(
+    fs: &dyn FileSystem,
     path: &Path,
     base: u64,
     report: &mut RecoveryReport,
     read_only: bool,
+    epoch: u64,
 ) -> Result<(Arc<ActiveSegment>, WriterState, u64)> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(!read_only)
-        .open(path)
-        .map_err(Error::io("open", path))?;
+    let mode = if read_only {
+        OpenMode::Read
+    } else {
+        OpenMode::ReadWrite
+    };
+    let file = fs.open(path, mode).map_err(Error::io("open", path))?;
     let (header, scan, index) = {
         // Read-write: a map, dropped before any truncation below. Read-only:
         // a plain read, since a server may truncate the file when it restarts.
-        let map: Box<dyn std::ops::Deref<Target = [u8]>> = if read_only {
-            Box::new(fs::read(path).map_err(Error::io("read", path))?)
+        let map: FileBytes = if read_only {
+            FileBytes::Owned(fs.read(path).map_err(Error::io("read", path))?)
         } else {
-            Box::new(map_file(&file, path)?)
+            map_file(&*file, path)?
         };
         let header = SegmentHeader::decode(&map, path)?;
         check_base(path, &header, base)?;
@@ -984,7 +1094,7 @@ fn recover_active(
         let mut index = ActiveIndex::default();
         let mut from = 0;
         let snap_path = snapshot_path(path);
-        if let Ok(bytes) = fs::read(&snap_path) {
+        if let Ok(bytes) = fs.read(&snap_path) {
             match load_snapshot(&snap_path, bytes, &map, base, &scan.table) {
                 Ok((idx, covered)) => {
                     index = idx;
@@ -995,7 +1105,7 @@ fn recover_active(
             }
             if !read_only {
                 // Used or not, it now describes the past: never trust it twice.
-                let _ = fs::remove_file(&snap_path);
+                let _ = fs.remove_file(&snap_path);
             }
         }
         for (local, &off) in scan.table.offsets.iter().enumerate().skip(from) {
@@ -1010,6 +1120,7 @@ fn recover_active(
     };
     if let Some(torn) = scan.torn {
         if !read_only {
+            fsutil::crash_point(fs, "recovery::before_truncate", path)?;
             file.set_len(scan.end)
                 .map_err(Error::io("truncate", path))?;
             file.sync_all().map_err(Error::io("fsync", path))?;
@@ -1036,6 +1147,7 @@ fn recover_active(
         count,
         crc: scan.crc,
         failed: false,
+        epoch,
     };
     Ok((seg, state, scan.end))
 }

@@ -15,6 +15,7 @@
 
 use std::path::Path;
 
+use crate::env::FileSystem;
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::segment::footer::{le_u32, le_u64};
@@ -55,9 +56,9 @@ fn crc(b: &[u8]) -> u32 {
 }
 
 /// Reads the persisted watermark; 1 (hide nothing) when there is none.
-pub(crate) fn read_watermark(dir: &Path) -> Result<u64> {
+pub(crate) fn read_watermark(fs: &dyn FileSystem, dir: &Path) -> Result<u64> {
     let path = dir.join(WATERMARK_FILE);
-    let bytes = match std::fs::read(&path) {
+    let bytes = match fs.read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(1),
         Err(e) => return Err(Error::io("read", &path)(e)),
@@ -77,7 +78,7 @@ pub(crate) fn read_watermark(dir: &Path) -> Result<u64> {
 }
 
 /// Persists the watermark atomically and durably.
-pub(crate) fn write_watermark(dir: &Path, low: u64) -> Result<()> {
+pub(crate) fn write_watermark(fs: &dyn FileSystem, dir: &Path, low: u64) -> Result<()> {
     let mut b = [0u8; LEN];
     b[0..8].copy_from_slice(&MAGIC);
     b[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -88,7 +89,13 @@ pub(crate) fn write_watermark(dir: &Path, low: u64) -> Result<()> {
         "write",
         &dir.join(WATERMARK_FILE)
     )));
-    fsutil::create_durable(&dir.join(WATERMARK_FILE), &b).map(drop)
+    fsutil::create_durable(
+        fs,
+        &dir.join(WATERMARK_FILE),
+        &b,
+        fsutil::Durable::Watermark,
+    )
+    .map(drop)
 }
 
 impl Retention {

@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::env::Fs;
 use crate::error::{Error, Result};
 use crate::index::file::{index_path, SealedIndex};
 use crate::record::Record;
@@ -19,14 +20,17 @@ pub(crate) struct Sealed {
     /// Set when retention dropped it: the files are unlinked when the last
     /// reader lets go of it.
     doomed: AtomicBool,
+    /// Where the files are unlinked.
+    fs: Fs,
 }
 
 impl Sealed {
-    pub(crate) fn new(seg: SealedSegment, index: SealedIndex) -> Self {
+    pub(crate) fn new(seg: SealedSegment, index: SealedIndex, fs: Fs) -> Self {
         Sealed {
             seg,
             index,
             doomed: AtomicBool::new(false),
+            fs,
         }
     }
 
@@ -47,8 +51,8 @@ impl Drop for Sealed {
             // and open deletes any segment wholly below it that is still here.
             // No directory fsync here: the reaper does one for the whole
             // batch, and a crash before it only leaves files that open deletes.
-            let _ = std::fs::remove_file(self.seg.path());
-            let _ = std::fs::remove_file(index_path(self.seg.path()));
+            let _ = self.fs.remove_file(self.seg.path());
+            let _ = self.fs.remove_file(&index_path(self.seg.path()));
         }
     }
 }

@@ -15,12 +15,11 @@
 //! starts a new active one.
 
 use std::mem;
-use std::os::unix::fs::FileExt;
 use std::sync::{Arc, MutexGuard};
 
 use crate::error::{Error, Result};
 use crate::frame::{self, FLAG_COMMIT, HEADER_LEN};
-use crate::fsutil;
+use crate::fsutil::{self, Durable};
 use crate::index::active::ActiveIndex;
 use crate::index::file::{self as index_file, IndexBytes, SealedIndex};
 use crate::index::terms::Terms;
@@ -53,11 +52,19 @@ pub(crate) struct WriterState {
     pub crc: crc32fast::Hasher,
     /// Set on any write-path failure; appends then fail with `PreviousIo`.
     pub failed: bool,
+    /// Bumped each time [`crate::Log::recover`] replaces a failed state:
+    /// an appender staged under an older epoch never gets an ack.
+    pub epoch: u64,
 }
 
 impl WriterState {
     /// A state for a freshly created, empty active segment.
-    pub(crate) fn fresh(active: Arc<ActiveSegment>, header: &SegmentHeader, last_ts: i64) -> Self {
+    pub(crate) fn fresh(
+        active: Arc<ActiveSegment>,
+        header: &SegmentHeader,
+        last_ts: i64,
+        epoch: u64,
+    ) -> Self {
         let mut crc = crc32fast::Hasher::new();
         crc.update(&header.encode());
         WriterState {
@@ -70,6 +77,7 @@ impl WriterState {
             count: 0,
             crc,
             failed: false,
+            epoch,
         }
     }
 
@@ -98,7 +106,8 @@ impl Inner {
     }
 
     /// Assigns ids and ts to encoded payloads and stages their frames.
-    /// Returns the batch's last id. Rolls the active segment first when the
+    /// Returns the batch's last id, the stamps and the epoch it was staged
+    /// under. Rolls the active segment first when the
     /// batch would overflow it or it is too old.
     ///
     /// `given_ts`, when present, holds one ts per record (imports); each is
@@ -108,7 +117,7 @@ impl Inner {
         payloads: &[Vec<u8>],
         terms: &[Terms],
         given_ts: Option<&[i64]>,
-    ) -> Result<(u64, Vec<i64>)> {
+    ) -> Result<(u64, Vec<i64>, u64)> {
         let batch_bytes: u64 = payloads.iter().map(|p| (HEADER_LEN + p.len()) as u64).sum();
         let max_bytes = self.config.segment_max_bytes;
         let max_age = self.config.max_age_us();
@@ -162,16 +171,17 @@ impl Inner {
         if let Some(&first) = stamps.first() {
             st.first_ts.get_or_insert(first);
         }
-        Ok((last_id, stamps))
+        Ok((last_id, stamps, st.epoch))
     }
 
     /// Writes everything staged and fdatasyncs the active segment. Returns the
-    /// highest id now durable. Called by the commit leader only.
-    pub(crate) fn flush(&self) -> Result<u64> {
+    /// highest id now durable. Called by the commit leader only, for
+    /// appenders of `epoch`: after a recovery it does nothing and fails.
+    pub(crate) fn flush(&self, epoch: u64) -> Result<u64> {
         let mut io = self.lock_io();
         let (buf, target, active) = {
             let mut st = self.lock_state();
-            if st.failed {
+            if st.failed || st.epoch != epoch {
                 return Err(Error::PreviousIo);
             }
             (
@@ -210,12 +220,14 @@ impl Inner {
     fn try_roll(&self, io: &mut IoState, st: &mut WriterState) -> Result<()> {
         let old = st.active.clone();
         let path = old.path().to_path_buf();
+        let fs = &*self.config.fs;
         // 1. Staged frames.
         let staged = mem::take(&mut st.pending);
         write_at(&old, &staged, io.written)?;
         io.written += staged.len() as u64;
         debug_assert_eq!(io.written, st.logical_len);
         // 2. Offset table and footer.
+        fsutil::crash_point(fs, "segment::roll::before_trailer", &path)?;
         let trailer = {
             let table = old.table();
             seal_trailer(&table, st.crc.clone().finalize(), io.written)
@@ -225,21 +237,24 @@ impl Inner {
             "fsync", &path
         )));
         // 3. The sealed file is complete and durable.
+        fsutil::crash_point(fs, "segment::roll::before_seal_sync", &path)?;
         old.file().sync_data().map_err(Error::io("fsync", &path))?;
-        let sealed = SealedSegment::open(&path)?.ok_or_else(|| {
+        let sealed = SealedSegment::open_in(fs, &path)?.ok_or_else(|| {
             Error::corruption(&path, io.written, "footer just written does not read back")
         })?;
+        fsutil::crash_point(fs, "segment::roll::before_index", &path)?;
         let index = self.write_index(&old, &sealed)?;
         // 4. The new active segment.
         fail::fail_point!("segment::roll::before_create", |_| Err(fsutil::injected(
             "create", &path
         )));
+        fsutil::crash_point(fs, "segment::roll::before_create", &path)?;
         let header = SegmentHeader {
             base_id: st.next_id,
             created_us: self.config.clock.now(),
         };
         let new_path = segment_path(&self.dir, header.base_id);
-        let file = fsutil::create_durable(&new_path, &header.encode())?;
+        let file = fsutil::create_durable(fs, &new_path, &header.encode(), Durable::Segment)?;
         let active = Arc::new(ActiveSegment::new(
             new_path,
             header.base_id,
@@ -248,12 +263,12 @@ impl Inner {
             ActiveIndex::default(),
         ));
         // 5. Swap the view, then 6. publish.
-        let sealed = Arc::new(Sealed::new(sealed, index));
+        let sealed = Arc::new(Sealed::new(sealed, index, self.config.fs.clone()));
         self.update_view(|v| View {
             sealed: v.sealed.iter().cloned().chain([sealed]).collect(),
             active: active.clone(),
         });
-        *st = WriterState::fresh(active, &header, st.last_ts);
+        *st = WriterState::fresh(active, &header, st.last_ts, st.epoch);
         io.written = SEGMENT_HEADER_LEN as u64;
         self.commit.publish(header.base_id - 1);
         Ok(())
@@ -269,8 +284,8 @@ impl Inner {
             index_file::encode(sealed.base_id(), &idx.sorted(), &table.ts)
         };
         let path = index_file::index_path(sealed.path());
-        let written = fsutil::create_durable(&path, &bytes)
-            .and_then(|file| map_file(&file, &path))
+        let written = fsutil::create_durable(&*self.config.fs, &path, &bytes, Durable::Index)
+            .and_then(|file| map_file(&*file, &path))
             .map(IndexBytes::Mapped);
         let (source, check) = match written {
             Ok(mapped) => (mapped, false),

@@ -335,6 +335,7 @@ fn config(now: &Arc<AtomicI64>) -> Config {
         segment_max_bytes: 2048,
         segment_max_age: Duration::from_secs(6 * 3600),
         clock: Clock::from_fn(move || now.load(Ordering::SeqCst)),
+        ..Config::default()
     }
 }
 

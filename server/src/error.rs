@@ -114,8 +114,8 @@ impl From<actlog_engine::Error> for ApiError {
             E::Io { .. } | E::PreviousIo => {
                 tracing::error!(error = %e, "storage failure");
                 ApiError::unavailable(
-                    "storage is failing (disk full or I/O error); the record was not saved. \
-                     Free space or fix the disk, then retry",
+                    "storage is failing (disk full or I/O error), so nothing was acknowledged. \
+                     Free space or fix the disk, then retry: the server recovers by itself",
                 )
             }
             other => {

@@ -66,6 +66,8 @@ pub struct Metrics {
     pub retention_dropped: AtomicU64,
     /// Failed authentications.
     pub auth_failures: AtomicU64,
+    /// Times a fail-stopped log was recovered without a restart.
+    pub storage_recoveries: AtomicU64,
     /// Latency of list/facet/histogram queries.
     pub query_latency: Histogram,
     /// Latency of durable appends (includes the fsync).
@@ -93,7 +95,7 @@ impl Metrics {
     /// Prometheus text exposition.
     pub fn render(&self, g: &EngineGauges) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 6] = [
+        let counters: [(&str, &str, &AtomicU64); 7] = [
             (
                 "actlog_ingest_records_total",
                 "Records accepted by POST /activity.",
@@ -123,6 +125,11 @@ impl Metrics {
                 "actlog_auth_failures_total",
                 "Failed authentications.",
                 &self.auth_failures,
+            ),
+            (
+                "actlog_storage_recoveries_total",
+                "Times the log recovered by itself after a write failure (disk full).",
+                &self.storage_recoveries,
             ),
         ];
         for (name, help, v) in counters {

@@ -140,6 +140,31 @@ pub fn parse(raw: &str) -> Result<Params, ApiError> {
     Ok(p)
 }
 
+/// The `parse_query` fuzz target's check (also replayed over the checked-in
+/// corpus by the tests below): any bytes, taken as a query string, parse or
+/// fail with a 422 that names a parameter, never panic; a parsed limit is in
+/// range; a parsed cursor survives its wire encoding.
+#[doc(hidden)]
+pub fn fuzz_check(data: &[u8]) {
+    let raw = String::from_utf8_lossy(data);
+    match parse(&raw) {
+        Ok(p) => {
+            assert!(p.limit.is_none_or(|n| (1..=MAX_LIMIT).contains(&n)));
+            if let (Some(s), Some(u)) = (p.selection.since, p.selection.until) {
+                assert!(s < u);
+            }
+            if let Some(c) = p.cursor {
+                let again = parse(&format!("cursor={}", encode_cursor(&c)));
+                assert_eq!(again.ok().and_then(|p| p.cursor), Some(c));
+            }
+        }
+        Err(e) => {
+            assert_eq!(e.status.as_u16(), 422, "{e:?}");
+            assert!(e.field.is_some(), "{e:?}");
+        }
+    }
+}
+
 /// The bucket sizes the histogram accepts, in µs.
 pub fn bucket_us(bucket: &str) -> Option<i64> {
     const MIN: i64 = 60_000_000;
@@ -176,6 +201,13 @@ mod tests {
         assert!(p.selection.words[0].prefix);
         assert_eq!(p.selection.since, Some(1_767_225_600_000_000));
         assert_eq!((p.order, p.limit), (Order::Asc, Some(7)));
+    }
+
+    #[test]
+    fn fuzz_corpus_replays() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+        let n = actlog_engine::fuzzing::replay_corpus(&root, "parse_query", fuzz_check);
+        assert!(n > 0, "no corpus under fuzz/corpus/parse_query");
     }
 
     #[test]

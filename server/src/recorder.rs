@@ -11,11 +11,20 @@
 //! Records are published on the bus only after they are durable. The actor of
 //! an internal event is, unless it names one, the request's (see [`ACTOR`]),
 //! else `system`.
+//!
+//! Self-healing: after a write or fsync error (a full disk) the engine's
+//! handle is fail-stopped and every append answers 503. Before each append
+//! the recorder checks for that state and, at most once per
+//! [`RECOVER_EVERY`], calls [`Log::recover`], which re-runs crash recovery
+//! on the directory under the engine's write locks (so it never races an
+//! append) and swaps the recovered state in. Once space is back the next
+//! request succeeds; nobody has to restart the server.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Mutex;
 use std::sync::{Arc, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actlog_engine::{Log, NewRecord, Record};
 
@@ -36,6 +45,9 @@ pub fn current_actor() -> String {
         .try_with(|a| a.clone())
         .unwrap_or_else(|_| actlog_engine::SYSTEM_ACTOR.to_string())
 }
+
+/// Least time between two attempts to recover a fail-stopped log.
+pub const RECOVER_EVERY: Duration = Duration::from_millis(500);
 
 /// Events queued for the writer thread before `record` starts dropping them.
 const QUEUE: usize = 10_000;
@@ -58,6 +70,8 @@ struct Inner {
     gate: RwLock<()>,
     /// Ingest requests waiting to be appended together.
     combiner: Combiner,
+    /// When recovery of a fail-stopped log was last tried.
+    last_recovery: Mutex<Option<Instant>>,
 }
 
 impl Recorder {
@@ -72,6 +86,7 @@ impl Recorder {
             queue: tx,
             gate: RwLock::new(()),
             combiner: Combiner::default(),
+            last_recovery: Mutex::new(None),
         });
         let worker = Arc::downgrade(&inner);
         std::thread::Builder::new()
@@ -189,6 +204,7 @@ impl Recorder {
         let actor = current_actor();
         let (cleared, recorded) = tokio::task::spawn_blocking(move || {
             let _exclusive = inner.gate.write().unwrap_or_else(|e| e.into_inner());
+            inner.heal();
             let cleared = inner.log.clear()?;
             if !inner.enabled.load(Ordering::Acquire) {
                 return Ok((cleared, None));
@@ -220,7 +236,39 @@ impl Recorder {
 impl Inner {
     fn append_records(&self, batch: &[NewRecord]) -> Result<Vec<Record>, actlog_engine::Error> {
         let _shared = self.gate.read().unwrap_or_else(|e| e.into_inner());
+        self.heal();
         self.log.append_records(batch)
+    }
+
+    /// If the log is fail-stopped, tries (rate-limited) to recover it.
+    fn heal(&self) {
+        if !self.log.is_failed() {
+            return;
+        }
+        {
+            let mut last = self.last_recovery.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|t| t.elapsed() < RECOVER_EVERY) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        match self.log.recover() {
+            Ok(Some(report)) => {
+                self.metrics
+                    .storage_recoveries
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    records = report.records,
+                    torn_tail = ?report.torn_tail,
+                    removed_temp_files = report.removed_temp_files.len(),
+                    "storage recovered: the log was re-opened after a write failure"
+                );
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "storage still failing; will retry recovery");
+            }
+        }
     }
 
     fn publish(&self, records: &[Record]) {

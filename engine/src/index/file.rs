@@ -15,20 +15,18 @@
 //!   base_id u64 | fst_len u64 | postings_len u64 | body_crc u32 (CRC32 of
 //!   everything before the footer) | footer_crc u32 (CRC32 of footer bytes 0..44).
 
-use std::fs::File;
-use std::io::Read;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use fst::{IntoStreamer, Streamer};
-use memmap2::Mmap;
 use roaring::RoaringBitmap;
 use rustc_hash::FxHashMap;
 
 use super::active::ActiveIndex;
 use super::terms::{TermSource, Terms};
 use super::TS_STRIDE;
+use crate::env::{FileBytes, FileHandle, FileSystem, OpenMode};
 use crate::error::{Error, Result};
 use crate::segment::footer::{le_u32, le_u64};
 use crate::segment::sealed::{map_file, SealedSegment};
@@ -97,7 +95,7 @@ pub(crate) fn rebuild(seg: &SealedSegment) -> Result<Vec<u8>> {
 /// Bytes an index is read from.
 #[derive(Debug)]
 pub(crate) enum IndexBytes {
-    Mapped(Mmap),
+    Mapped(FileBytes),
     Owned(Vec<u8>),
 }
 
@@ -234,20 +232,23 @@ impl SealedIndex {
 
     /// Loads `seg`'s index file, verifying its checksum by streaming the file
     /// (so that the map's pages stay out of memory until queries touch them).
-    pub(crate) fn load(seg: &SealedSegment) -> std::result::Result<SealedIndex, IndexProblem> {
+    pub(crate) fn load(
+        fs: &dyn FileSystem,
+        seg: &SealedSegment,
+    ) -> std::result::Result<SealedIndex, IndexProblem> {
         let path = index_path(seg.path());
-        let mut file = match File::open(&path) {
+        let file = match fs.open(&path, OpenMode::Read) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(IndexProblem::Missing)
             }
             Err(e) => return Err(IndexProblem::Damaged(format!("cannot open: {e}"))),
         };
-        let map = map_file(&file, &path).map_err(|e| IndexProblem::Damaged(e.to_string()))?;
+        let map = map_file(&*file, &path).map_err(|e| IndexProblem::Damaged(e.to_string()))?;
         let stored =
             (map.len() >= INDEX_FOOTER_LEN).then(|| le_u32(&map[map.len() - 8..map.len() - 4]));
         let body_len = map.len().saturating_sub(INDEX_FOOTER_LEN);
-        let crc = stream_crc(&mut file, body_len as u64)
+        let crc = stream_crc(&*file, body_len as u64)
             .map_err(|e| IndexProblem::Damaged(format!("cannot read: {e}")))?;
         if stored.is_some_and(|s| s != crc) {
             return Err(IndexProblem::Damaged("body checksum mismatch".into()));
@@ -274,18 +275,22 @@ impl SealedIndex {
 
     fn entry(&self, offset: u64) -> Result<(u32, &[u8])> {
         let post = &(*self.bytes).as_ref()[self.postings.clone()];
-        let at = offset as usize;
         let bad = || {
             Error::corruption(
                 &self.path,
-                (self.postings.start + at) as u64,
+                (self.postings.start as u64).saturating_add(offset),
                 "postings entry out of bounds",
             )
         };
-        let head = post.get(at..at + 8).ok_or_else(bad)?;
+        // The offset comes from the file: checked arithmetic, so that a
+        // huge one is an error, not an overflow (fuzz/regressions/decode_index).
+        let at = usize::try_from(offset).map_err(|_| bad())?;
+        let body = at.checked_add(8).ok_or_else(bad)?;
+        let head = post.get(at..body).ok_or_else(bad)?;
         let card = le_u32(&head[0..4]);
         let len = le_u32(&head[4..8]) as usize;
-        let bm = post.get(at + 8..at + 8 + len).ok_or_else(bad)?;
+        let end = body.checked_add(len).ok_or_else(bad)?;
+        let bm = post.get(body..end).ok_or_else(bad)?;
         Ok((card, bm))
     }
 
@@ -417,18 +422,15 @@ fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
     None
 }
 
-fn stream_crc(file: &mut File, len: u64) -> std::io::Result<u32> {
+fn stream_crc(file: &dyn FileHandle, len: u64) -> std::io::Result<u32> {
     let mut h = crc32fast::Hasher::new();
     let mut buf = vec![0u8; 1 << 16];
-    let mut left = len;
-    let mut reader = file.take(len);
-    while left > 0 {
-        let n = reader.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
+    let mut at = 0u64;
+    while at < len {
+        let n = (len - at).min(buf.len() as u64) as usize;
+        file.read_exact_at(&mut buf[..n], at)?;
         h.update(&buf[..n]);
-        left -= n as u64;
+        at += n as u64;
     }
     Ok(h.finalize())
 }

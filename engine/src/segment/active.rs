@@ -5,11 +5,10 @@
 //! by the writer before a record becomes visible, so a reader that has seen an
 //! id as durable always finds its offset.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{RwLock, RwLockReadGuard};
 
+use crate::env::FileHandle;
 use crate::error::{Error, Result};
 use crate::frame::{self, HEADER_LEN};
 use crate::index::active::ActiveIndex;
@@ -45,7 +44,7 @@ impl ActiveTable {
 pub struct ActiveSegment {
     path: PathBuf,
     base_id: u64,
-    file: File,
+    file: Box<dyn FileHandle>,
     table: RwLock<ActiveTable>,
     index: RwLock<ActiveIndex>,
 }
@@ -54,7 +53,7 @@ impl ActiveSegment {
     pub(crate) fn new(
         path: PathBuf,
         base_id: u64,
-        file: File,
+        file: Box<dyn FileHandle>,
         table: ActiveTable,
         index: ActiveIndex,
     ) -> Self {
@@ -90,8 +89,8 @@ impl ActiveSegment {
         self.base_id
     }
 
-    pub(crate) fn file(&self) -> &File {
-        &self.file
+    pub(crate) fn file(&self) -> &dyn FileHandle {
+        &*self.file
     }
 
     /// Read access to the offset/ts table.
@@ -131,7 +130,7 @@ impl ActiveSegment {
                 })
                 .collect::<Result<Vec<_>>>()?
         };
-        super::read_runs(&self.file, &self.path, ids, &ranges, buf, slots)
+        super::read_runs(&*self.file, &self.path, ids, &ranges, buf, slots)
     }
 
     /// Reads record `id`; the caller guarantees `id` is durable and in this segment.

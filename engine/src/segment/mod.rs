@@ -18,11 +18,10 @@ pub(crate) mod active;
 pub(crate) mod footer;
 pub(crate) mod sealed;
 
-use std::fs::File;
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use crate::env::FileHandle;
 use crate::error::{Error, Result};
 use crate::frame::{self, HEADER_LEN};
 
@@ -51,7 +50,7 @@ const MAX_GAP: u64 = 4096;
 /// within [`MAX_GAP`] of each other come from one positioned read straight
 /// into `buf` (the gap bytes stay there unused).
 pub(crate) fn read_runs(
-    file: &File,
+    file: &dyn FileHandle,
     path: &Path,
     ids: &[u64],
     ranges: &[(u64, u64)],

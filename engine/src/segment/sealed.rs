@@ -1,9 +1,8 @@
 //! Reading a sealed (immutable) segment through one shared memory map.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
+use crate::env::{FileBytes, FileHandle, FileSystem, OpenMode, StdFs};
 
 use super::footer::{le_u32, Footer, FOOTER_LEN};
 use super::{FrameSlot, SegmentHeader, SEGMENT_HEADER_LEN};
@@ -19,30 +18,31 @@ pub struct SealedSegment {
     path: PathBuf,
     header: SegmentHeader,
     footer: Footer,
-    map: Mmap,
+    map: FileBytes,
     /// The same file, for positioned reads that should not pull pages into
     /// this process's mapped memory (scans).
-    file: File,
+    file: Box<dyn FileHandle>,
 }
 
-/// Maps `file` read-only.
-///
-/// The engine never truncates or rewrites a sealed segment, and the data
-/// directory's lock keeps other actlog processes from doing so; that is the
-/// condition under which reading through the map is sound.
-#[allow(unsafe_code)]
-pub(crate) fn map_file(file: &File, path: &Path) -> Result<Mmap> {
-    // SAFETY: see the function docs — the mapped file is immutable for the
-    // lifetime of the map by the engine's own protocol.
-    unsafe { Mmap::map(file) }.map_err(Error::io("mmap", path))
+/// The whole of `file` as bytes (a read-only map on the real filesystem;
+/// see `env/std_fs.rs` for why that is sound).
+pub(crate) fn map_file(file: &dyn FileHandle, path: &Path) -> Result<FileBytes> {
+    file.map().map_err(Error::io("mmap", path))
 }
 
 impl SealedSegment {
     /// Opens a segment that carries a footer. `Ok(None)` means the file has no
     /// valid footer (it is an active segment, or its seal was torn).
     pub fn open(path: &Path) -> Result<Option<SealedSegment>> {
-        let file = File::open(path).map_err(Error::io("open", path))?;
-        let map = map_file(&file, path)?;
+        Self::open_in(&StdFs, path)
+    }
+
+    /// [`SealedSegment::open`] through a given filesystem.
+    pub fn open_in(fs: &dyn FileSystem, path: &Path) -> Result<Option<SealedSegment>> {
+        let file = fs
+            .open(path, OpenMode::Read)
+            .map_err(Error::io("open", path))?;
+        let map = map_file(&*file, path)?;
         let header = SegmentHeader::decode(&map, path)?;
         let Some(footer) = Footer::find(&map) else {
             return Ok(None);
@@ -185,7 +185,7 @@ impl SealedSegment {
                 Ok((start, end))
             })
             .collect::<Result<Vec<_>>>()?;
-        super::read_runs(&self.file, &self.path, ids, &ranges, buf, slots)
+        super::read_runs(&*self.file, &self.path, ids, &ranges, buf, slots)
     }
 
     /// Reads and decodes one record, `id` in `[base_id, end_id)`.

@@ -99,7 +99,13 @@ impl Server {
 
     /// Starts a server with extra environment variables.
     pub fn start_with(root: &Path, envs: &[(&str, &str)]) -> Server {
-        let data = root.join("data");
+        Server::start_at(root, &root.join("data"), envs)
+    }
+
+    /// Starts a server on the data directory `data`, keeping its stderr
+    /// under `root` (e.g. when `data` is on a filesystem a test fills up).
+    pub fn start_at(root: &Path, data: &Path, envs: &[(&str, &str)]) -> Server {
+        let data = data.to_path_buf();
         let n = SERVERS.fetch_add(1, Ordering::Relaxed);
         let stderr_path = root.join(format!("server-{n}.stderr"));
         let stderr = File::create(&stderr_path).expect("stderr file");

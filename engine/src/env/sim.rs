@@ -1,0 +1,793 @@
+//! An in-memory filesystem that simulates crashes and I/O faults, for tests
+//! and fuzzing (the technique of LevelDB's `fault_injection_test` and redb's
+//! crash-consistency tests).
+//!
+//! It keeps two states apart:
+//!
+//! * **live** — what the running process sees: every write, truncation,
+//!   create, rename and unlink;
+//! * **durable** — what survives a power cut: a file's bytes as of its last
+//!   `sync_data`/`sync_all`, and a directory's entries as of its last
+//!   `sync_dir`.
+//!
+//! [`SimFs::power_off`] stops the machine (every later call fails, so
+//! nothing the dying process does afterwards counts) and
+//! [`SimFs::restart`] replaces the live state with a crash image:
+//! [`Image::DurableOnly`] (everything not synced is gone), [`Image::All`] (a
+//! process crash: the page cache survived), or [`Image::Partial`] (a prefix
+//! of each file's unsynced writes — the last one possibly torn — and a
+//! prefix of the unsynced directory operations: a temp file left behind, the
+//! last rename dropped, the last file cut short).
+//!
+//! Faults: [`SimFs::fail_nth`] fails the N-th operation (of one kind, or of
+//! any) with EIO, ENOSPC, a short write, or a power cut at that moment;
+//! [`SimFs::crash_at`] powers off at a named crash point
+//! ([`super::CRASH_POINTS`]); [`SimFs::set_disk_full`] makes every write and
+//! create fail with ENOSPC until cleared.
+//!
+//! Simplifications: directories themselves are always durable; reads are
+//! never faulted; a lock is a set of held paths.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::{FileBytes, FileHandle, FileSystem, LockGuard, OpenMode};
+
+/// The kinds of write-path operation the simulator counts and can fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Op {
+    /// Opening with [`OpenMode::CreateTruncate`].
+    Create,
+    /// A positioned write.
+    Write,
+    /// A truncation.
+    SetLen,
+    /// `sync_data` or `sync_all` of a file.
+    Sync,
+    /// `sync_dir`.
+    SyncDir,
+    /// A rename.
+    Rename,
+    /// An unlink.
+    Remove,
+}
+
+/// All operation kinds.
+pub const OPS: [Op; 7] = [
+    Op::Create,
+    Op::Write,
+    Op::SetLen,
+    Op::Sync,
+    Op::SyncDir,
+    Op::Rename,
+    Op::Remove,
+];
+
+/// What an injected fault does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The operation fails with EIO and does nothing.
+    Eio,
+    /// The operation fails with ENOSPC and does nothing.
+    Enospc,
+    /// A write puts the first half of its bytes in place, then fails with
+    /// ENOSPC (other operations: like `Enospc`).
+    ShortWrite,
+    /// The power goes at this operation: it does not happen, and every later
+    /// call fails until [`SimFs::restart`].
+    PowerCut,
+}
+
+/// Which crash image [`SimFs::restart`] builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Image {
+    /// Only what was synced (file data) and dir-synced (entries) survives.
+    DurableOnly,
+    /// Everything the process did survives (a process crash, not a power cut).
+    All,
+    /// Durable state plus, chosen from `seed`, a prefix of each file's
+    /// unsynced writes (the last kept one possibly torn) and a prefix of the
+    /// unsynced directory operations.
+    Partial(u64),
+}
+
+#[derive(Debug, Clone)]
+enum Pending {
+    Write(u64, Vec<u8>),
+    SetLen(u64),
+}
+
+#[derive(Debug, Default, Clone)]
+struct Inode {
+    live: Vec<u8>,
+    durable: Vec<u8>,
+    /// Mutations since the last sync, in order.
+    pending: Vec<Pending>,
+}
+
+#[derive(Debug, Clone)]
+enum DirOp {
+    Link(PathBuf, usize),
+    Unlink(PathBuf),
+    Rename(PathBuf, PathBuf),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Trigger {
+    kind: Option<Op>,
+    nth: u64,
+    seen: u64,
+    fault: Fault,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Bumped by every restart: handles from before are stale.
+    generation: u64,
+    inodes: Vec<Inode>,
+    live: BTreeMap<PathBuf, usize>,
+    durable: BTreeMap<PathBuf, usize>,
+    /// Directory operations not yet covered by a `sync_dir`: (parent, op).
+    dir_log: Vec<(PathBuf, DirOp)>,
+    dirs: BTreeSet<PathBuf>,
+    counts: BTreeMap<Op, u64>,
+    /// Armed faults; each counts on its own and fires once.
+    triggers: Vec<Trigger>,
+    crash_point: Option<&'static str>,
+    points_seen: BTreeSet<&'static str>,
+    disk_full: bool,
+    dead: bool,
+    injected: u64,
+    locks: BTreeSet<PathBuf>,
+}
+
+/// The simulated filesystem; clones share one state. See the module docs.
+#[derive(Clone, Default)]
+pub struct SimFs {
+    st: Arc<Mutex<State>>,
+}
+
+impl fmt::Debug for SimFs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = self.lock();
+        f.debug_struct("SimFs")
+            .field("files", &st.live.len())
+            .field("dead", &st.dead)
+            .finish()
+    }
+}
+
+fn dead() -> io::Error {
+    io::Error::other("simulated machine is powered off")
+}
+
+fn stale() -> io::Error {
+    io::Error::other("stale file handle from before a simulated restart")
+}
+
+fn not_found(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{}: no such file", path.display()),
+    )
+}
+
+fn fault_error(f: Fault) -> io::Error {
+    match f {
+        Fault::Eio => io::Error::other("simulated EIO"),
+        Fault::Enospc | Fault::ShortWrite => {
+            io::Error::new(io::ErrorKind::StorageFull, "simulated ENOSPC")
+        }
+        Fault::PowerCut => dead(),
+    }
+}
+
+fn parent(path: &Path) -> PathBuf {
+    path.parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+fn apply(data: &mut Vec<u8>, p: &Pending) {
+    match p {
+        Pending::Write(at, bytes) => write_into(data, *at, bytes),
+        Pending::SetLen(n) => data.resize(usize::try_from(*n).unwrap_or(usize::MAX), 0),
+    }
+}
+
+fn write_into(data: &mut Vec<u8>, at: u64, bytes: &[u8]) {
+    let at = usize::try_from(at).unwrap_or(usize::MAX);
+    let end = at.saturating_add(bytes.len());
+    if data.len() < end {
+        data.resize(end, 0);
+    }
+    data[at..end].copy_from_slice(bytes);
+}
+
+/// splitmix64: a small deterministic stream for [`Image::Partial`].
+fn next(seed: &mut u64) -> u64 {
+    *seed = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *seed;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn apply_dir(map: &mut BTreeMap<PathBuf, usize>, op: &DirOp) {
+    match op {
+        DirOp::Link(p, ino) => {
+            map.insert(p.clone(), *ino);
+        }
+        DirOp::Unlink(p) => {
+            map.remove(p);
+        }
+        DirOp::Rename(from, to) => {
+            if let Some(ino) = map.remove(from) {
+                map.insert(to.clone(), ino);
+            }
+        }
+    }
+}
+
+impl State {
+    /// Counts a write-path operation and decides whether it is faulted.
+    fn tick(&mut self, op: Op) -> io::Result<Option<Fault>> {
+        if self.dead {
+            return Err(dead());
+        }
+        *self.counts.entry(op).or_default() += 1;
+        let mut fired = None;
+        for t in &mut self.triggers {
+            if t.kind.is_none_or(|k| k == op) {
+                t.seen += 1;
+                if t.seen >= t.nth && fired.is_none() {
+                    fired = Some(t.fault);
+                }
+            }
+        }
+        self.triggers.retain(|t| t.seen < t.nth);
+        if let Some(fault) = fired {
+            self.injected += 1;
+            if fault == Fault::PowerCut {
+                self.dead = true;
+                return Err(dead());
+            }
+            return Ok(Some(fault));
+        }
+        if self.disk_full && matches!(op, Op::Write | Op::Create) {
+            return Err(fault_error(Fault::Enospc));
+        }
+        Ok(None)
+    }
+
+    fn check(&self, generation: u64) -> io::Result<()> {
+        if self.dead {
+            Err(dead())
+        } else if generation != self.generation {
+            Err(stale())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn inode(&self, path: &Path) -> io::Result<usize> {
+        self.live.get(path).copied().ok_or_else(|| not_found(path))
+    }
+
+    fn mutate(&mut self, ino: usize, p: Pending) {
+        let node = &mut self.inodes[ino];
+        apply(&mut node.live, &p);
+        node.pending.push(p);
+    }
+}
+
+impl SimFs {
+    /// An empty filesystem.
+    pub fn new() -> SimFs {
+        SimFs::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.st.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Fails the `nth` (1-based, counted from now) operation of kind `kind`
+    /// (any kind when `None`) with `fault`. One shot; several may be armed
+    /// (when two fall on one operation, the first armed wins and the other
+    /// is spent).
+    pub fn fail_nth(&self, kind: Option<Op>, nth: u64, fault: Fault) {
+        self.lock().triggers.push(Trigger {
+            kind,
+            nth: nth.max(1),
+            seen: 0,
+            fault,
+        });
+    }
+
+    /// Powers off when the engine reaches the named crash point.
+    pub fn crash_at(&self, point: &'static str) {
+        self.lock().crash_point = Some(point);
+    }
+
+    /// While set, every write and create fails with ENOSPC.
+    pub fn set_disk_full(&self, full: bool) {
+        self.lock().disk_full = full;
+    }
+
+    /// Stops the machine: every later call fails until [`SimFs::restart`].
+    pub fn power_off(&self) {
+        self.lock().dead = true;
+    }
+
+    /// Whether the machine is powered off.
+    pub fn is_off(&self) -> bool {
+        self.lock().dead
+    }
+
+    /// Replaces the state with the crash `image` and powers on again.
+    /// Pending faults are cleared; handles from before fail from now on.
+    pub fn restart(&self, image: Image) {
+        let mut st = self.lock();
+        let mut seed = match image {
+            Image::Partial(s) => s,
+            _ => 0,
+        };
+        let mut entries = st.durable.clone();
+        let dir_ops = match image {
+            Image::DurableOnly => 0,
+            Image::All => st.dir_log.len(),
+            Image::Partial(_) => (next(&mut seed) % (st.dir_log.len() as u64 + 1)) as usize,
+        };
+        for (_, op) in &st.dir_log[..dir_ops] {
+            apply_dir(&mut entries, op);
+        }
+        let mut inodes = Vec::with_capacity(entries.len());
+        let mut live = BTreeMap::new();
+        for (path, &ino) in &entries {
+            let node = &st.inodes[ino];
+            let data = match image {
+                Image::DurableOnly => node.durable.clone(),
+                Image::All => node.live.clone(),
+                Image::Partial(_) => {
+                    let mut data = node.durable.clone();
+                    let keep = (next(&mut seed) % (node.pending.len() as u64 + 1)) as usize;
+                    for (i, p) in node.pending[..keep].iter().enumerate() {
+                        match p {
+                            // The last kept write may be torn.
+                            Pending::Write(at, bytes) if i + 1 == keep => {
+                                let n = (next(&mut seed) % (bytes.len() as u64 + 1)) as usize;
+                                write_into(&mut data, *at, &bytes[..n]);
+                            }
+                            other => apply(&mut data, other),
+                        }
+                    }
+                    data
+                }
+            };
+            live.insert(path.clone(), inodes.len());
+            inodes.push(Inode {
+                live: data.clone(),
+                durable: data,
+                pending: Vec::new(),
+            });
+        }
+        st.generation += 1;
+        st.inodes = inodes;
+        st.durable = live.clone();
+        st.live = live;
+        st.dir_log.clear();
+        st.triggers.clear();
+        st.crash_point = None;
+        st.dead = false;
+        st.locks.clear();
+    }
+
+    /// Write-path operations performed so far, by kind.
+    pub fn op_counts(&self) -> BTreeMap<Op, u64> {
+        self.lock().counts.clone()
+    }
+
+    /// Write-path operations performed so far, all kinds.
+    pub fn total_ops(&self) -> u64 {
+        self.lock().counts.values().sum()
+    }
+
+    /// Faults injected so far (power cuts at crash points included).
+    pub fn injected(&self) -> u64 {
+        self.lock().injected
+    }
+
+    /// The named crash points the engine has passed.
+    pub fn points_seen(&self) -> BTreeSet<&'static str> {
+        self.lock().points_seen.clone()
+    }
+
+    /// Writes a file directly (durably), e.g. to seed a directory.
+    pub fn put_file(&self, path: &Path, bytes: &[u8]) {
+        let mut st = self.lock();
+        let dir = parent(path);
+        add_dirs(&mut st.dirs, &dir);
+        let ino = st.inodes.len();
+        st.inodes.push(Inode {
+            live: bytes.to_vec(),
+            durable: bytes.to_vec(),
+            pending: Vec::new(),
+        });
+        st.live.insert(path.to_path_buf(), ino);
+        st.durable.insert(path.to_path_buf(), ino);
+    }
+
+    /// A file's live bytes.
+    pub fn file(&self, path: &Path) -> Option<Vec<u8>> {
+        let st = self.lock();
+        st.live.get(path).map(|&i| st.inodes[i].live.clone())
+    }
+
+    /// Live file paths, sorted.
+    pub fn files(&self) -> Vec<PathBuf> {
+        self.lock().live.keys().cloned().collect()
+    }
+}
+
+fn add_dirs(dirs: &mut BTreeSet<PathBuf>, dir: &Path) {
+    for a in dir.ancestors() {
+        if !a.as_os_str().is_empty() {
+            dirs.insert(a.to_path_buf());
+        }
+    }
+}
+
+#[derive(Debug)]
+struct SimFile {
+    fs: SimFs,
+    ino: usize,
+    generation: u64,
+    writable: bool,
+}
+
+impl SimFile {
+    fn state(&self) -> io::Result<MutexGuard<'_, State>> {
+        let st = self.fs.lock();
+        st.check(self.generation)?;
+        Ok(st)
+    }
+
+    fn writable(&self) -> io::Result<()> {
+        if self.writable {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "file opened read-only",
+            ))
+        }
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        let mut st = self.state()?;
+        if let Some(f) = st.tick(Op::Sync)? {
+            return Err(fault_error(f));
+        }
+        let node = &mut st.inodes[self.ino];
+        node.durable = node.live.clone();
+        node.pending.clear();
+        Ok(())
+    }
+}
+
+impl FileHandle for SimFile {
+    fn read_exact_at(&self, buf: &mut [u8], at: u64) -> io::Result<()> {
+        let st = self.state()?;
+        let data = &st.inodes[self.ino].live;
+        let at = usize::try_from(at).unwrap_or(usize::MAX);
+        match data.get(at..at.saturating_add(buf.len())) {
+            Some(src) => {
+                buf.copy_from_slice(src);
+                Ok(())
+            }
+            None => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "read past the end of the file",
+            )),
+        }
+    }
+
+    fn write_all_at(&self, buf: &[u8], at: u64) -> io::Result<()> {
+        self.writable()?;
+        let mut st = self.state()?;
+        match st.tick(Op::Write)? {
+            None => {
+                st.mutate(self.ino, Pending::Write(at, buf.to_vec()));
+                Ok(())
+            }
+            Some(Fault::ShortWrite) => {
+                let half = buf.len() / 2;
+                st.mutate(self.ino, Pending::Write(at, buf[..half].to_vec()));
+                Err(fault_error(Fault::ShortWrite))
+            }
+            Some(f) => Err(fault_error(f)),
+        }
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.writable()?;
+        let mut st = self.state()?;
+        if let Some(f) = st.tick(Op::SetLen)? {
+            return Err(fault_error(f));
+        }
+        st.mutate(self.ino, Pending::SetLen(len));
+        Ok(())
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.sync()
+    }
+
+    fn sync_all(&self) -> io::Result<()> {
+        self.sync()
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.state()?.inodes[self.ino].live.len() as u64)
+    }
+
+    fn map(&self) -> io::Result<FileBytes> {
+        Ok(FileBytes::Owned(
+            self.state()?.inodes[self.ino].live.clone(),
+        ))
+    }
+}
+
+#[derive(Debug)]
+struct SimLock {
+    fs: SimFs,
+    path: PathBuf,
+    generation: u64,
+}
+
+impl Drop for SimLock {
+    fn drop(&mut self) {
+        let mut st = self.fs.lock();
+        if st.generation == self.generation {
+            st.locks.remove(&self.path);
+        }
+    }
+}
+
+impl FileSystem for SimFs {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn FileHandle>> {
+        let mut st = self.lock();
+        if st.dead {
+            return Err(dead());
+        }
+        let ino = match (mode, st.live.get(path).copied()) {
+            (OpenMode::CreateTruncate, existing) => {
+                if !st.dirs.contains(&parent(path)) {
+                    return Err(not_found(&parent(path)));
+                }
+                if let Some(f) = st.tick(Op::Create)? {
+                    return Err(fault_error(f));
+                }
+                match existing {
+                    Some(ino) => {
+                        st.mutate(ino, Pending::SetLen(0));
+                        ino
+                    }
+                    None => {
+                        let ino = st.inodes.len();
+                        st.inodes.push(Inode::default());
+                        st.live.insert(path.to_path_buf(), ino);
+                        st.dir_log
+                            .push((parent(path), DirOp::Link(path.to_path_buf(), ino)));
+                        ino
+                    }
+                }
+            }
+            (_, Some(ino)) => ino,
+            (_, None) => return Err(not_found(path)),
+        };
+        Ok(Box::new(SimFile {
+            fs: self.clone(),
+            ino,
+            generation: st.generation,
+            writable: mode != OpenMode::Read,
+        }))
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        let st = self.lock();
+        if st.dead {
+            return Err(dead());
+        }
+        let ino = st.inode(path)?;
+        Ok(st.inodes[ino].live.clone())
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut st = self.lock();
+        if let Some(f) = st.tick(Op::Rename)? {
+            return Err(fault_error(f));
+        }
+        let ino = st.inode(from)?;
+        st.live.remove(from);
+        st.live.insert(to.to_path_buf(), ino);
+        st.dir_log.push((
+            parent(to),
+            DirOp::Rename(from.to_path_buf(), to.to_path_buf()),
+        ));
+        Ok(())
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        let mut st = self.lock();
+        if let Some(f) = st.tick(Op::Remove)? {
+            return Err(fault_error(f));
+        }
+        st.inode(path)?;
+        st.live.remove(path);
+        st.dir_log
+            .push((parent(path), DirOp::Unlink(path.to_path_buf())));
+        Ok(())
+    }
+
+    fn read_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
+        let st = self.lock();
+        if st.dead {
+            return Err(dead());
+        }
+        if !st.dirs.contains(dir) {
+            return Err(not_found(dir));
+        }
+        Ok(st
+            .live
+            .keys()
+            .filter(|p| p.parent() == Some(dir))
+            .filter_map(|p| p.file_name().map(|n| n.to_os_string()))
+            .collect())
+    }
+
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        let mut st = self.lock();
+        if st.dead {
+            return Err(dead());
+        }
+        add_dirs(&mut st.dirs, dir);
+        Ok(())
+    }
+
+    fn is_dir(&self, path: &Path) -> bool {
+        self.lock().dirs.contains(path)
+    }
+
+    fn is_file(&self, path: &Path) -> bool {
+        self.lock().live.contains_key(path)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut st = self.lock();
+        if let Some(f) = st.tick(Op::SyncDir)? {
+            return Err(fault_error(f));
+        }
+        let log = std::mem::take(&mut st.dir_log);
+        let mut rest = Vec::with_capacity(log.len());
+        for (p, op) in log {
+            if p == dir {
+                apply_dir(&mut st.durable, &op);
+            } else {
+                rest.push((p, op));
+            }
+        }
+        st.dir_log = rest;
+        Ok(())
+    }
+
+    fn try_lock(&self, path: &Path) -> io::Result<Option<LockGuard>> {
+        let mut st = self.lock();
+        if st.dead {
+            return Err(dead());
+        }
+        if !st.locks.insert(path.to_path_buf()) {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(SimLock {
+            fs: self.clone(),
+            path: path.to_path_buf(),
+            generation: st.generation,
+        })))
+    }
+
+    fn crash_point(&self, name: &'static str) -> io::Result<()> {
+        let mut st = self.lock();
+        if st.dead {
+            return Err(dead());
+        }
+        st.points_seen.insert(name);
+        if st.crash_point == Some(name) {
+            st.crash_point = None;
+            st.dead = true;
+            st.injected += 1;
+            return Err(io::Error::other(format!("simulated power cut at {name}")));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> PathBuf {
+        PathBuf::from(s)
+    }
+
+    #[test]
+    fn unsynced_bytes_and_entries_vanish_in_a_crash() {
+        let fs = SimFs::new();
+        fs.create_dir_all(&p("/d")).expect("mkdir");
+        let f = fs
+            .open(&p("/d/a"), OpenMode::CreateTruncate)
+            .expect("create");
+        f.write_all_at(b"hello", 0).expect("write");
+        f.sync_data().expect("sync");
+        fs.sync_dir(&p("/d")).expect("dir sync");
+        f.write_all_at(b" world", 5).expect("write");
+        let g = fs
+            .open(&p("/d/b"), OpenMode::CreateTruncate)
+            .expect("create");
+        g.write_all_at(b"x", 0).expect("write");
+        g.sync_data().expect("sync");
+        fs.power_off();
+        fs.restart(Image::DurableOnly);
+        assert_eq!(fs.file(&p("/d/a")).as_deref(), Some(&b"hello"[..]));
+        assert_eq!(fs.file(&p("/d/b")), None, "entry never dir-synced");
+        assert!(f.write_all_at(b"!", 0).is_err(), "stale handle");
+    }
+
+    #[test]
+    fn all_image_keeps_everything_and_faults_fire_once() {
+        let fs = SimFs::new();
+        fs.create_dir_all(&p("/d")).expect("mkdir");
+        let f = fs
+            .open(&p("/d/a"), OpenMode::CreateTruncate)
+            .expect("create");
+        fs.fail_nth(Some(Op::Write), 2, Fault::ShortWrite);
+        f.write_all_at(b"abcd", 0).expect("first write");
+        let e = f
+            .write_all_at(b"efgh", 4)
+            .expect_err("second write faulted");
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull);
+        f.write_all_at(b"ij", 6).expect("one shot");
+        assert_eq!(fs.file(&p("/d/a")).as_deref(), Some(&b"abcdefij"[..]));
+        assert_eq!(fs.injected(), 1);
+        fs.power_off();
+        fs.restart(Image::All);
+        assert_eq!(fs.file(&p("/d/a")).as_deref(), Some(&b"abcdefij"[..]));
+    }
+
+    #[test]
+    fn partial_images_keep_prefixes() {
+        for seed in 0..64 {
+            let fs = SimFs::new();
+            fs.create_dir_all(&p("/d")).expect("mkdir");
+            let f = fs
+                .open(&p("/d/t"), OpenMode::CreateTruncate)
+                .expect("create");
+            f.write_all_at(b"data", 0).expect("write");
+            f.sync_all().expect("sync");
+            fs.rename(&p("/d/t"), &p("/d/final")).expect("rename");
+            f.write_all_at(b"more", 4).expect("write");
+            fs.power_off();
+            fs.restart(Image::Partial(seed));
+            let files = fs.files();
+            // Link then rename: either nothing, the temp name, or the final name.
+            assert!(files.len() <= 1, "{files:?}");
+            if let Some(path) = files.first() {
+                let data = fs.file(path).expect("listed");
+                assert!(data.starts_with(b"data"), "{data:?}");
+                assert!(b"datamore".starts_with(&data), "{data:?}");
+            }
+        }
+    }
+}
