@@ -606,13 +606,20 @@ fn recover_in_place_never_acks_an_id_twice_under_concurrent_appends() {
                 s.spawn(move || {
                     let mut mine = Vec::new();
                     let mut n = 0u64;
-                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    // Until stopped, and in any case until one append of
+                    // this worker was acknowledged (on a loaded machine the
+                    // disk-full rounds can pass before a worker ever ran).
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) || mine.is_empty() {
                         n += 1;
                         let batch = [rec(t * 1_000_000 + n), rec(t * 1_000_000 + n + 500_000)];
                         if let Ok(ids) = log.append(&batch) {
                             mine.extend(ids.into_iter().zip(batch.into_iter().map(|r| r.message)));
+                        } else if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            // Fail-stopped after the last recovery: recover
+                            // again (space is back) rather than spin.
+                            let _ = log.recover();
                         }
-                        if n >= 400 {
+                        if n >= 400 && !mine.is_empty() {
                             break;
                         }
                     }
