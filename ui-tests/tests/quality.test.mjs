@@ -87,6 +87,10 @@ describe("Quality", () => {
       assert.deepEqual(await unnamedControls(page), [], "drawer");
       assert.deepEqual(await contrastFailures(page), [], "drawer");
       await page.keyboard.press("Escape");
+      // Closing the drawer goes back in history (id= leaves the URL); a
+      // navigation started before that traversal lands is aborted by it.
+      await page.getByRole("dialog").waitFor({ state: "hidden" });
+      await page.waitForURL((url) => !url.searchParams.has("id"));
       // An error state.
       await show(page, server, "/?view=settings", "table.keys-table");
       await page.getByLabel("Keep at most (days)").fill("0");
