@@ -426,7 +426,7 @@ impl Log {
         };
         let snap = self.inner.snapshot()?;
         let mut page = PageBuf::with_capacity(q.limit);
-        let mut ids = Vec::with_capacity(q.limit);
+        let mut ids = Vec::with_capacity(q.limit.min(64));
         let mut more = false;
         for seg in readers(&snap, q.order) {
             let range = local_range(&seg, &snap, &q.selection)?;

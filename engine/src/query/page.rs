@@ -26,8 +26,12 @@ pub struct PageBuf {
 }
 
 impl PageBuf {
-    /// An empty page with room for `records` typical records.
+    /// An empty page with room for `records` typical records, at most 64:
+    /// a long page (a scan, a stream's catch-up) grows as it fills, so that
+    /// many concurrent readers asking for 1000 and finding few do not each
+    /// hold a quarter of a megabyte.
     pub(crate) fn with_capacity(records: usize) -> PageBuf {
+        let records = records.min(64);
         PageBuf {
             bytes: Vec::with_capacity(records * 256),
             slots: Vec::with_capacity(records),
