@@ -121,19 +121,28 @@ enum MetadataOut<'a> {
 impl<'a> From<&'a Record> for RecordJson<'a> {
     fn from(r: &'a Record) -> Self {
         RecordJson {
-            id: r.id,
-            ts: Ts(r.ts),
-            category: &r.category,
-            action: &r.action,
-            actor: &r.actor,
-            entity_type: r.entity_type.as_deref(),
-            entity_id: r.entity_id.as_deref(),
-            entity_name: r.entity_name.as_deref(),
-            message: &r.message,
-            severity: r.severity.as_str(),
             metadata: MetadataOut::Map(&r.metadata),
-            occurred_at: r.occurred_at.map(Ts),
+            ..RecordJson::from(fields_of(r))
         }
+    }
+}
+
+/// `r`'s fields borrowed in a [`RecordView`]; its metadata is not carried
+/// (left `{}`): callers write `r.metadata` themselves.
+fn fields_of(r: &Record) -> RecordView<'_> {
+    RecordView {
+        id: r.id,
+        ts: r.ts,
+        category: &r.category,
+        action: &r.action,
+        actor: &r.actor,
+        entity_type: r.entity_type.as_deref(),
+        entity_id: r.entity_id.as_deref(),
+        entity_name: r.entity_name.as_deref(),
+        message: &r.message,
+        severity: r.severity,
+        metadata: RawMetadata::EMPTY,
+        occurred_at: r.occurred_at,
     }
 }
 
@@ -190,23 +199,7 @@ pub fn csv_safe(cell: &str) -> Cow<'_, str> {
 /// is an empty cell and metadata is its JSON text.
 pub fn csv_cells(r: &Record) -> [Cow<'_, str>; 11] {
     let meta = serde_json::to_string(&r.metadata).unwrap_or_default();
-    csv_row(
-        RecordView {
-            id: r.id,
-            ts: r.ts,
-            category: &r.category,
-            action: &r.action,
-            actor: &r.actor,
-            entity_type: r.entity_type.as_deref(),
-            entity_id: r.entity_id.as_deref(),
-            entity_name: r.entity_name.as_deref(),
-            message: &r.message,
-            severity: r.severity,
-            metadata: RawMetadata::EMPTY,
-            occurred_at: r.occurred_at,
-        },
-        meta,
-    )
+    csv_row(fields_of(r), meta)
 }
 
 /// [`csv_cells`] of a record read in place.

@@ -23,9 +23,7 @@ use actlog_benches::query_set::{retention_run, Picks, QuerySet, RETENTION_ID};
 use actlog_benches::workload::{
     data_root, disk_usage, filesystem_of, prepared_log, records_from_env,
 };
-use actlog_engine::{Config, Log, SealedSegment};
-use serde::de::IgnoredAny;
-use serde::Deserialize;
+use actlog_engine::{Config, Log, RecordView, SealedSegment};
 
 /// Command-line options.
 struct Opts {
@@ -191,23 +189,6 @@ fn serve(dir: &Path, iters: usize, picks: Option<&str>, only: Option<&str>) {
     }
 }
 
-/// The stored payload with every string borrowed from the frame and the
-/// metadata either skipped in place or decoded (mirrors the engine's `Body`).
-#[derive(Deserialize)]
-#[allow(dead_code)] // Fields exist to be decoded, not read.
-struct BorrowedBody<'a, M> {
-    category: &'a str,
-    action: &'a str,
-    actor: &'a str,
-    entity_type: Option<&'a str>,
-    entity_id: Option<&'a str>,
-    entity_name: Option<&'a str>,
-    message: &'a str,
-    severity: u8,
-    metadata: M,
-    occurred_at: Option<i64>,
-}
-
 /// Where the time of reading one page of 50 sealed records goes: the frame
 /// lookup and CRC, a borrowed decode, the metadata map, the owned `Record`.
 fn decode_anatomy(dir: &Path, iters: usize) {
@@ -245,17 +226,17 @@ fn decode_anatomy(dir: &Path, iters: usize) {
     let borrowed = time(&|| {
         for l in locals.clone() {
             let f = seg.frame(l).expect("frame");
-            let b: BorrowedBody<'_, IgnoredAny> =
-                rmp_serde::from_slice(f.payload).expect("borrowed decode");
-            std::hint::black_box(b);
+            let v =
+                RecordView::parse(f.header.id, f.header.ts, f.payload).expect("borrowed decode");
+            std::hint::black_box(v);
         }
     });
     let with_map = time(&|| {
         for l in locals.clone() {
             let f = seg.frame(l).expect("frame");
-            let b: BorrowedBody<'_, serde_json::Map<String, serde_json::Value>> =
-                rmp_serde::from_slice(f.payload).expect("decode with metadata");
-            std::hint::black_box(b);
+            let v =
+                RecordView::parse(f.header.id, f.header.ts, f.payload).expect("borrowed decode");
+            std::hint::black_box(v.metadata.to_map().expect("decode metadata"));
         }
     });
     let owned = time(&|| {
@@ -276,7 +257,7 @@ fn decode_anatomy(dir: &Path, iters: usize) {
     for (what, d) in [
         ("frame lookup + CRC only", frames),
         (
-            "+ borrowed decode (&str fields, metadata skipped)",
+            "+ RecordView::parse (&str fields, metadata left encoded)",
             borrowed,
         ),
         ("+ metadata into a serde_json::Map", with_map),
