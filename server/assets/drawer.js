@@ -18,6 +18,10 @@ function ensure() {
   dialog = h("dialog", { class: "drawer", "aria-labelledby": "drawer-title" },
     h("div", { class: "drawer-head" }, title, close), body);
   dialog.addEventListener("close", () => {
+    // The close event is queued, not immediate: when code closes the drawer
+    // and opens it again at once (back, then forward), the old close arrives
+    // after the new opening and must not close it or run its onClose.
+    if (dialog.open) return;
     if (returnFocus && returnFocus.isConnected) returnFocus.focus();
     const fn = onClosed;
     onClosed = null;
