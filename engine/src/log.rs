@@ -408,10 +408,12 @@ impl Log {
                     .map_err(|source| Error::Invalid { index, source })
             })
             .collect::<Result<Vec<_>>>()?;
-        let terms: Vec<Terms> = batch
-            .iter()
-            .map(|r| Terms::of(TermSource::of_new(r)))
-            .collect();
+        let sources: Vec<TermSource<'_>> = batch.iter().map(TermSource::of_new).collect();
+        let mut terms =
+            Terms::with_capacity(batch.len(), sources.iter().map(TermSource::text_len).sum());
+        for src in sources {
+            terms.add(src);
+        }
         let (last, stamps, epoch) = self.inner.stage(&payloads, &terms, ts)?;
         let inner = &self.inner;
         inner
@@ -1108,13 +1110,16 @@ fn recover_active(
                 let _ = fs.remove_file(&snap_path);
             }
         }
+        let mut terms = Terms::default();
         for (local, &off) in scan.table.offsets.iter().enumerate().skip(from) {
             let off = off as usize;
             let rec = crate::frame::decode(&map[off..])
                 .map_err(|e| e.to_string())
                 .and_then(|f| Record::decode(f.header.id, f.header.ts, f.payload))
                 .map_err(|why| Error::corruption(path, off as u64, why))?;
-            index.insert(local as u32, &Terms::of(TermSource::of_record(&rec)));
+            terms.clear();
+            terms.add(TermSource::of_record(&rec));
+            index.insert(local as u32, terms.keys(0));
         }
         (header, scan, index)
     };

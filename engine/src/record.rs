@@ -213,13 +213,12 @@ impl NewRecord {
             metadata,
             occurred_at: self.occurred_at,
         };
-        let bytes = rmp_serde::to_vec(&body)
-            .map_err(|e| ValidationError::new("metadata", format!("cannot be encoded: {e}")))?;
+        let mut meta_len = 1;
         if !metadata.is_empty() {
             let mut counter = ByteCounter(0);
             rmp_serde::encode::write(&mut counter, metadata)
                 .map_err(|e| ValidationError::new("metadata", format!("cannot be encoded: {e}")))?;
-            let meta_len = counter.0;
+            meta_len = counter.0;
             if meta_len > MAX_METADATA_BYTES {
                 return Err(ValidationError::new(
                     "metadata",
@@ -229,6 +228,23 @@ impl NewRecord {
                 ));
             }
         }
+        // Sized up front: growing the buffer field by field was a fifth of
+        // the CPU of a batch append. Each string costs at most 5 marker bytes.
+        let opt = |s: Option<&str>| s.map_or(1, |s| s.len() + 5);
+        let capacity = 32
+            + meta_len
+            + body.category.len()
+            + body.action.len()
+            + body.actor.len()
+            + body.message.len()
+            + 20
+            + opt(body.entity_type)
+            + opt(body.entity_id)
+            + opt(body.entity_name);
+        let mut bytes = Vec::with_capacity(capacity);
+        rmp_serde::encode::write(&mut bytes, &body)
+            .map_err(|e| ValidationError::new("metadata", format!("cannot be encoded: {e}")))?;
+        debug_assert!(bytes.len() <= capacity, "{} > {capacity}", bytes.len());
         Ok(bytes)
     }
 }

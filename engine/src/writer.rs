@@ -115,7 +115,7 @@ impl Inner {
     pub(crate) fn stage(
         &self,
         payloads: &[Vec<u8>],
-        terms: &[Terms],
+        terms: &Terms,
         given_ts: Option<&[i64]>,
     ) -> Result<(u64, Vec<i64>, u64)> {
         let batch_bytes: u64 = payloads.iter().map(|p| (HEADER_LEN + p.len()) as u64).sum();

@@ -84,9 +84,12 @@ pub(crate) fn encode(base_id: u64, postings: &[(&[u8], &RoaringBitmap)], ts: &[i
 pub(crate) fn rebuild(seg: &SealedSegment) -> Result<Vec<u8>> {
     let mut idx = ActiveIndex::default();
     let mut ts = Vec::with_capacity(seg.count() as usize);
+    let mut terms = Terms::default();
     for local in 0..seg.count() {
         let rec = seg.read(seg.base_id() + local)?;
-        idx.insert(local as u32, &Terms::of(TermSource::of_record(&rec)));
+        terms.clear();
+        terms.add(TermSource::of_record(&rec));
+        idx.insert(local as u32, terms.keys(0));
         ts.push(rec.ts);
     }
     Ok(encode(seg.base_id(), &idx.sorted(), &ts))

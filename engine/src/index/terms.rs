@@ -6,11 +6,15 @@
 
 use super::Field;
 
-/// The index keys of one record, packed into one buffer.
+/// The index keys of a batch of records, packed into one buffer (one
+/// allocation per batch, not two per record: this is on the append path).
 #[derive(Debug, Default, Clone)]
 pub struct Terms {
     buf: Vec<u8>,
+    /// End of each key in `buf`.
     ends: Vec<u32>,
+    /// End of each record's keys in `ends`.
+    records: Vec<u32>,
 }
 
 /// The indexed fields of a record, borrowed from either a `NewRecord` or a `Record`.
@@ -27,27 +31,78 @@ pub(crate) struct TermSource<'a> {
 }
 
 impl Terms {
-    /// Every key of a record.
+    /// Room for `records` records of about `text_bytes` bytes of indexed text.
+    pub(crate) fn with_capacity(records: usize, text_bytes: usize) -> Terms {
+        Terms {
+            // A key is its text plus a code byte; ~20-30 keys a record.
+            buf: Vec::with_capacity(text_bytes + records * 32),
+            ends: Vec::with_capacity(records * 32),
+            records: Vec::with_capacity(records),
+        }
+    }
+
+    /// The keys of one record.
+    #[cfg(test)]
     pub(crate) fn of(src: TermSource<'_>) -> Terms {
-        let mut t = Terms::default();
-        t.push(Field::Category.code(), src.category);
-        t.push(Field::Action.code(), src.action);
-        t.push(Field::Actor.code(), src.actor);
+        let mut t = Terms::with_capacity(1, src.text_len());
+        t.add(src);
+        t
+    }
+
+    /// Appends every key of one more record.
+    pub(crate) fn add(&mut self, src: TermSource<'_>) {
+        self.push(Field::Category.code(), src.category);
+        self.push(Field::Action.code(), src.action);
+        self.push(Field::Actor.code(), src.actor);
         if let Some(v) = src.entity_type {
-            t.push(Field::EntityType.code(), v);
+            self.push(Field::EntityType.code(), v);
         }
         if let Some(v) = src.entity_id {
-            t.push(Field::EntityId.code(), v);
+            self.push(Field::EntityId.code(), v);
         }
-        t.push(Field::Severity.code(), src.severity);
+        self.push(Field::Severity.code(), src.severity);
         let mut word = String::new();
         for text in [Some(src.message), src.entity_name, Some(src.actor)]
             .into_iter()
             .flatten()
         {
-            for_each_word(text, &mut word, |w| t.push(super::WORD_CODE, w));
+            if text.is_ascii() {
+                self.push_ascii_words(text.as_bytes());
+            } else {
+                for_each_unicode_word(text, &mut word, |w| self.push(super::WORD_CODE, w));
+            }
         }
-        t
+        self.records.push(self.ends.len() as u32);
+    }
+
+    /// Forgets every record (keeps the allocations).
+    pub(crate) fn clear(&mut self) {
+        self.buf.clear();
+        self.ends.clear();
+        self.records.clear();
+    }
+
+    /// [`for_each_word`] on ASCII text, writing each word straight into the
+    /// buffer, lowercased: nearly every record takes this path.
+    fn push_ascii_words(&mut self, text: &[u8]) {
+        self.buf.reserve(text.len() * 2);
+        let mut in_word = false;
+        for &b in text {
+            let lower = ASCII_WORD_BYTE[usize::from(b)];
+            if lower != 0 {
+                if !in_word {
+                    self.buf.push(super::WORD_CODE);
+                    in_word = true;
+                }
+                self.buf.push(lower);
+            } else if in_word {
+                self.ends.push(self.buf.len() as u32);
+                in_word = false;
+            }
+        }
+        if in_word {
+            self.ends.push(self.buf.len() as u32);
+        }
     }
 
     fn push(&mut self, code: u8, term: &str) {
@@ -56,16 +111,62 @@ impl Terms {
         self.ends.push(self.buf.len() as u32);
     }
 
-    /// The keys, in insertion order (a word may repeat).
-    pub fn keys(&self) -> impl Iterator<Item = &[u8]> {
-        let mut start = 0usize;
-        self.ends.iter().map(move |&end| {
+    /// Records held.
+    pub(crate) fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// The keys of record `i` (in adding order), in insertion order (a word
+    /// may repeat).
+    pub(crate) fn keys(&self, i: usize) -> impl Iterator<Item = &[u8]> {
+        let first = if i == 0 {
+            0
+        } else {
+            self.records[i - 1] as usize
+        };
+        let last = self.records[i] as usize;
+        let mut start = if first == 0 {
+            0
+        } else {
+            self.ends[first - 1] as usize
+        };
+        self.ends[first..last].iter().map(move |&end| {
             let k = &self.buf[start..end as usize];
             start = end as usize;
             k
         })
     }
 }
+
+impl TermSource<'_> {
+    /// Bytes of text the record's keys are made of.
+    pub(crate) fn text_len(&self) -> usize {
+        let opt = |s: Option<&str>| s.map_or(0, str::len);
+        self.category.len()
+            + self.action.len()
+            + 2 * self.actor.len()
+            + opt(self.entity_type)
+            + opt(self.entity_id)
+            + opt(self.entity_name)
+            + self.message.len()
+            + self.severity.len()
+    }
+}
+
+/// For each byte: its lowercase form if it is an ASCII letter or digit (part
+/// of a word), else 0.
+const ASCII_WORD_BYTE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() {
+            t[b] = c.to_ascii_lowercase();
+        }
+        b += 1;
+    }
+    t
+};
 
 /// Calls `f` with each lowercase word of `text`; `scratch` is reused.
 pub(crate) fn for_each_word(text: &str, scratch: &mut String, f: impl FnMut(&str)) {
@@ -167,6 +268,17 @@ mod tests {
             for_each_ascii_word(&text, &mut s, |w| a.push(w.to_string()));
             for_each_unicode_word(&text, &mut s, |w| b.push(w.to_string()));
             assert_eq!(a, b, "{text:?}");
+            let mut t = Terms::default();
+            t.push_ascii_words(text.as_bytes());
+            t.records.push(t.ends.len() as u32);
+            let c: Vec<String> = t
+                .keys(0)
+                .map(|k| {
+                    assert_eq!(k[0], crate::index::WORD_CODE);
+                    String::from_utf8(k[1..].to_vec()).expect("ascii")
+                })
+                .collect();
+            assert_eq!(c, b, "{text:?}");
         }
     }
 
@@ -220,6 +332,39 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_keeps_each_records_keys_apart() {
+        let srcs = [
+            ("device", "dev_1", "Projector dropped"),
+            ("auth", "key_9", ""),
+            ("entity", "x", "Kitchen light on 2"),
+        ];
+        let src =
+            |(category, id, message): (&'static str, &'static str, &'static str)| TermSource {
+                category,
+                action: "a.b",
+                actor: "Alice",
+                entity_type: None,
+                entity_id: Some(id),
+                entity_name: None,
+                message,
+                severity: "info",
+            };
+        let mut batch = Terms::with_capacity(0, 0);
+        for s in srcs {
+            batch.add(src(s));
+        }
+        assert_eq!(batch.len(), 3);
+        for (i, s) in srcs.into_iter().enumerate() {
+            let alone = Terms::of(src(s));
+            let want: Vec<&[u8]> = alone.keys(0).collect();
+            let got: Vec<&[u8]> = batch.keys(i).collect();
+            assert_eq!(got, want, "record {i}");
+        }
+        batch.clear();
+        assert_eq!(batch.len(), 0);
+    }
+
+    #[test]
     fn record_terms_cover_fields_and_words() {
         let t = Terms::of(TermSource {
             category: "device",
@@ -231,7 +376,7 @@ mod tests {
             message: "Projector dropped",
             severity: "warning",
         });
-        let keys: Vec<Vec<u8>> = t.keys().map(|k| k.to_vec()).collect();
+        let keys: Vec<Vec<u8>> = t.keys(0).map(|k| k.to_vec()).collect();
         assert!(keys.contains(&[&[Field::EntityId.code()][..], b"dev_17"].concat()));
         assert!(keys.contains(&[&[super::super::WORD_CODE][..], b"projector"].concat()));
         assert!(keys.contains(&[&[super::super::WORD_CODE][..], b"bias"].concat()));

@@ -72,11 +72,9 @@ impl ActiveSegment {
     }
 
     /// Indexes records `first_local..` under their terms.
-    pub(crate) fn index_batch(&self, first_local: u32, terms: &[Terms]) {
+    pub(crate) fn index_batch(&self, first_local: u32, terms: &Terms) {
         let mut idx = self.index.write().unwrap_or_else(|e| e.into_inner());
-        for (i, t) in terms.iter().enumerate() {
-            idx.insert(first_local + i as u32, t);
-        }
+        idx.insert_batch(first_local, terms);
     }
 
     /// The file.
