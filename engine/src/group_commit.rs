@@ -14,6 +14,14 @@
 //! the ~30 not covered woke only to sleep again, and futex traffic and
 //! scheduling took 38-48 % of the CPU; see benches/README.md.)
 //!
+//! A new leader first waits, for at most [`GATHER_MAX`], until every other
+//! appender inside `append` has staged and parked (PostgreSQL's
+//! `commit_delay`, gated the same way by the number of active siblings).
+//! With many closed-loop writers, those just acknowledged re-stage within
+//! microseconds; without the wait they would miss the next fsync and the
+//! writers would split into two cohorts taking turns, about N/2 records per
+//! fsync. A lone appender never waits.
+//!
 //! A failed write or fsync is fail-stop: the leader returns the I/O error,
 //! every other waiter and every later call gets [`Error::PreviousIo`], and
 //! nothing is retried (after a failed fsync the kernel may already have
@@ -25,9 +33,10 @@
 //! `PreviousIo`, never an ack, even if its id is later reached by records of
 //! the new epoch.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 
@@ -116,6 +125,25 @@ impl CommitState {
 pub(crate) struct GroupCommit {
     state: Mutex<CommitState>,
     visible: AtomicU64,
+    /// Appenders inside `append` ([`GroupCommit::enter`] guards alive).
+    active: AtomicUsize,
+    /// The leader while it gathers, to unpark when `active` or the waiters
+    /// change. Lock order: `state`, then this.
+    gatherer: Mutex<Option<Thread>>,
+}
+
+/// The longest a new leader waits for its siblings to stage.
+pub(crate) const GATHER_MAX: Duration = Duration::from_micros(200);
+
+/// An appender inside `append`, counted until dropped; see the module docs.
+#[derive(Debug)]
+pub(crate) struct Entered<'a>(&'a GroupCommit);
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::SeqCst);
+        self.0.nudge_gatherer();
+    }
 }
 
 impl GroupCommit {
@@ -129,7 +157,52 @@ impl GroupCommit {
                 waiters: Vec::new(),
             }),
             visible: AtomicU64::new(durable),
+            active: AtomicUsize::new(0),
+            gatherer: Mutex::new(None),
         }
+    }
+
+    /// Unparks a gathering leader so it checks again.
+    fn nudge_gatherer(&self) {
+        let g = self.gatherer.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = g.as_ref() {
+            t.unpark();
+        }
+    }
+
+    fn set_gatherer(&self, t: Option<Thread>) {
+        *self.gatherer.lock().unwrap_or_else(|e| e.into_inner()) = t;
+    }
+
+    /// Counts an appender in until the guard drops: call before staging.
+    pub(crate) fn enter(&self) -> Entered<'_> {
+        self.active.fetch_add(1, Ordering::SeqCst);
+        Entered(self)
+    }
+
+    /// Whether every active appender but the leader has parked.
+    fn all_parked(&self, st: &CommitState) -> bool {
+        st.waiters.len() + 1 >= self.active.load(Ordering::SeqCst)
+    }
+
+    /// The leader's wait for its siblings (see the module docs).
+    fn gather<'s>(&'s self, mut st: MutexGuard<'s, CommitState>) -> MutexGuard<'s, CommitState> {
+        if self.all_parked(&st) {
+            return st;
+        }
+        let deadline = Instant::now() + GATHER_MAX;
+        self.set_gatherer(Some(thread::current()));
+        while !self.all_parked(&st) && !st.failed {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            drop(st);
+            thread::park_timeout(left);
+            st = self.lock();
+        }
+        self.set_gatherer(None);
+        st
     }
 
     fn lock(&self) -> MutexGuard<'_, CommitState> {
@@ -167,6 +240,7 @@ impl GroupCommit {
                 if !registered {
                     st.waiters.push((id, me.clone()));
                     registered = true;
+                    self.nudge_gatherer();
                 }
                 drop(st);
                 // Unparked when covered, failed, reset or chosen to lead; a
@@ -180,6 +254,7 @@ impl GroupCommit {
                 st.waiters.retain(|(_, t)| t.id() != me.id());
                 registered = false;
             }
+            st = self.gather(st);
             drop(st);
             let result = flush();
             st = self.lock();

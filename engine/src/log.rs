@@ -400,6 +400,9 @@ impl Log {
                 batch.len()
             )));
         }
+        // Counted in until this returns: a commit leader waits (briefly) for
+        // appenders between here and their wait.
+        let _entered = self.inner.commit.enter();
         let payloads = batch
             .iter()
             .enumerate()
