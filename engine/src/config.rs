@@ -12,6 +12,8 @@ pub const MIN_SEGMENT_BYTES: u64 = 1024;
 /// Largest accepted `segment_max_bytes`: frame offsets are `u32`, and a batch
 /// may overshoot the bound by up to [`crate::MAX_BATCH_BYTES`].
 pub const MAX_SEGMENT_BYTES: u64 = 1 << 30;
+/// Smallest accepted `active_index_max_bytes`.
+pub const MIN_ACTIVE_INDEX_BYTES: usize = 64 << 10;
 
 /// Engine configuration.
 #[derive(Clone, Debug)]
@@ -30,6 +32,15 @@ pub struct Config {
     /// Default: 24 h — day-based retention then deletes whole files with day
     /// granularity, while a quiet home controller writes one file a day.
     pub segment_max_age: Duration,
+    /// The active segment is sealed before an append once its in-memory
+    /// index is estimated to take this much heap (keys, map entries and
+    /// bitmaps). Sealing moves the index to a mapped file.
+    ///
+    /// Default: 32 MiB. Typical records share most of their terms, so a
+    /// 64 MiB segment's index stays far below it; records that each carry
+    /// unique words (a request id in every message) would otherwise grow
+    /// the heap by ~200 bytes a record until the segment fills.
+    pub active_index_max_bytes: usize,
     /// Where `ts` comes from. Default: the system clock.
     pub clock: Clock,
     /// The filesystem every file operation of the [`Log`](crate::Log) goes
@@ -43,6 +54,7 @@ impl Default for Config {
         Config {
             segment_max_bytes: 64 << 20,
             segment_max_age: Duration::from_secs(24 * 3600),
+            active_index_max_bytes: 32 << 20,
             clock: Clock::system(),
             fs: Fs::default(),
         }
@@ -55,6 +67,12 @@ impl Config {
             return Err(Error::Config(format!(
                 "segment_max_bytes is {}; it must lie between {MIN_SEGMENT_BYTES} and {MAX_SEGMENT_BYTES}",
                 self.segment_max_bytes
+            )));
+        }
+        if self.active_index_max_bytes < MIN_ACTIVE_INDEX_BYTES {
+            return Err(Error::Config(format!(
+                "active_index_max_bytes is {}; it must be at least {MIN_ACTIVE_INDEX_BYTES}",
+                self.active_index_max_bytes
             )));
         }
         if self.segment_max_age.is_zero() {

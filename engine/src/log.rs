@@ -1138,6 +1138,7 @@ fn recover_active(
     let count = scan.table.offsets.len() as u32;
     let first_ts = scan.table.ts.first().copied();
     let last_ts = scan.table.ts.last().copied().unwrap_or(i64::MIN);
+    let index_bytes = index.approx_bytes();
     let seg = Arc::new(ActiveSegment::new(
         path.to_path_buf(),
         base,
@@ -1146,6 +1147,7 @@ fn recover_active(
         index,
     ));
     let state = WriterState {
+        index_bytes,
         active: seg.clone(),
         logical_len: scan.end,
         pending: Vec::new(),

@@ -17,6 +17,7 @@
 use std::mem;
 use std::sync::{Arc, MutexGuard};
 
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::frame::{self, FLAG_COMMIT, HEADER_LEN};
 use crate::fsutil::{self, Durable};
@@ -48,6 +49,8 @@ pub(crate) struct WriterState {
     pub first_ts: Option<i64>,
     /// Records in the active segment, staged ones included.
     pub count: u32,
+    /// Estimated heap of the active segment's in-memory index.
+    pub index_bytes: usize,
     /// CRC32 of the active segment's bytes up to `logical_len`.
     pub crc: crc32fast::Hasher,
     /// Set on any write-path failure; appends then fail with `PreviousIo`.
@@ -75,17 +78,20 @@ impl WriterState {
             last_ts,
             first_ts: None,
             count: 0,
+            index_bytes: 0,
             crc,
             failed: false,
             epoch,
         }
     }
 
-    fn needs_roll(&self, batch_bytes: u64, now: i64, max_bytes: u64, max_age_us: i64) -> bool {
+    fn needs_roll(&self, batch_bytes: u64, now: i64, config: &Config) -> bool {
         let Some(first_ts) = self.first_ts else {
             return false; // never roll an empty segment
         };
-        self.logical_len + batch_bytes > max_bytes || now.saturating_sub(first_ts) >= max_age_us
+        self.logical_len + batch_bytes > config.segment_max_bytes
+            || now.saturating_sub(first_ts) >= config.max_age_us()
+            || self.index_bytes >= config.active_index_max_bytes
     }
 }
 
@@ -119,8 +125,6 @@ impl Inner {
         given_ts: Option<&[i64]>,
     ) -> Result<(u64, Vec<i64>, u64)> {
         let batch_bytes: u64 = payloads.iter().map(|p| (HEADER_LEN + p.len()) as u64).sum();
-        let max_bytes = self.config.segment_max_bytes;
-        let max_age = self.config.max_age_us();
         let mut st = self.lock_state();
         if st.failed {
             return Err(Error::PreviousIo);
@@ -129,14 +133,14 @@ impl Inner {
             Some(ts) => ts.first().copied().unwrap_or(i64::MIN).max(st.last_ts),
             None => self.config.clock.now(),
         };
-        if st.needs_roll(batch_bytes, now, max_bytes, max_age) {
+        if st.needs_roll(batch_bytes, now, &self.config) {
             drop(st);
             let mut io = self.lock_io();
             st = self.lock_state();
             if st.failed {
                 return Err(Error::PreviousIo);
             }
-            if st.needs_roll(batch_bytes, now, max_bytes, max_age) {
+            if st.needs_roll(batch_bytes, now, &self.config) {
                 self.roll_locked(&mut io, &mut st)?;
             }
         }
@@ -162,7 +166,7 @@ impl Inner {
             st.next_id += 1;
             st.count += 1;
         }
-        st.active.index_batch(first_local, terms);
+        st.index_bytes = st.active.index_batch(first_local, terms);
         st.active.push(&offsets, &stamps, st.logical_len);
         let last_id = st.next_id - 1;
         let WriterState { crc, pending, .. } = &mut *st;

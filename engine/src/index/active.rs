@@ -32,6 +32,12 @@ struct Posting {
 /// roaring's array-to-bitmap threshold: a container of more values is a bitmap.
 const ARRAY_MAX: u32 = 4096;
 
+/// Estimated heap of one term beyond its key bytes: the boxed key's
+/// allocation, the map slot, the `Posting` and its first container.
+const TERM_OVERHEAD: usize = 160;
+/// Estimated heap of one more container.
+const CONTAINER_BYTES: usize = 48;
+
 impl Posting {
     fn of(bitmap: RoaringBitmap) -> Posting {
         let Some(last) = bitmap.max() else {
@@ -48,13 +54,21 @@ impl Posting {
         }
     }
 
-    /// Adds `local`, which is no smaller than every value held.
-    fn append(&mut self, local: u32) {
+    /// Adds `local`, which is no smaller than every value held; returns the
+    /// estimated heap it added.
+    fn append(&mut self, local: u32) -> usize {
         if self.tail_len > 0 && local == self.last {
-            return; // a word repeated in one record
+            return 0; // a word repeated in one record
         }
+        let mut added = 0;
         if self.tail_len == 0 || local >> 16 != self.last >> 16 {
             self.tail_len = 0; // a new container
+            added += CONTAINER_BYTES;
+        }
+        // An array grows by 2 bytes a value; a bitmap (8 KiB, what the
+        // array had reached) by nothing.
+        if self.tail_len < ARRAY_MAX {
+            added += 2;
         }
         if self.tail_len < ARRAY_MAX {
             self.bitmap.push(local); // the maximum of an array is its last value
@@ -63,6 +77,7 @@ impl Posting {
         }
         self.last = local;
         self.tail_len += 1;
+        added
     }
 }
 
@@ -74,6 +89,8 @@ pub struct ActiveIndex {
     // crafts colliding words can slow ingest on their own server, not read
     // or corrupt anything.
     by_code: [Postings; CODES],
+    /// Estimated heap held, see [`ActiveIndex::approx_bytes`].
+    approx_bytes: usize,
 }
 
 fn slot(key: &[u8]) -> usize {
@@ -87,10 +104,10 @@ impl ActiveIndex {
         for key in keys {
             let map = &mut self.by_code[slot(key)];
             match map.get_mut(key) {
-                Some(p) => p.append(local),
+                Some(p) => self.approx_bytes += p.append(local),
                 None => {
                     let mut p = Posting::default();
-                    p.append(local);
+                    self.approx_bytes += p.append(local) + key.len() + TERM_OVERHEAD;
                     map.insert(key.into(), p);
                 }
             }
@@ -106,7 +123,14 @@ impl ActiveIndex {
 
     /// Adds a whole bitmap under `key` (loading a snapshot).
     pub(crate) fn insert_bitmap(&mut self, key: &[u8], bm: RoaringBitmap) {
+        self.approx_bytes += key.len() + TERM_OVERHEAD + bm.serialized_size();
         self.by_code[slot(key)].insert(key.into(), Posting::of(bm));
+    }
+
+    /// Estimated heap held by keys, map entries and bitmaps: what the
+    /// writer compares with `Config::active_index_max_bytes`.
+    pub fn approx_bytes(&self) -> usize {
+        self.approx_bytes
     }
 
     /// The bitmap of `key`.

@@ -72,9 +72,11 @@ impl ActiveSegment {
     }
 
     /// Indexes records `first_local..` under their terms.
-    pub(crate) fn index_batch(&self, first_local: u32, terms: &Terms) {
+    /// Indexes a batch; returns the index's estimated heap afterwards.
+    pub(crate) fn index_batch(&self, first_local: u32, terms: &Terms) -> usize {
         let mut idx = self.index.write().unwrap_or_else(|e| e.into_inner());
         idx.insert_batch(first_local, terms);
+        idx.approx_bytes()
     }
 
     /// The file.
