@@ -16,7 +16,8 @@
 //!
 //! A new leader first waits, for at most [`GATHER_MAX`], until every other
 //! appender inside `append` has staged and parked (PostgreSQL's
-//! `commit_delay`, gated the same way by the number of active siblings).
+//! `commit_delay`, gated the same way by the number of active siblings:
+//! [`GATHER_MIN_ACTIVE`]).
 //! With many closed-loop writers, those just acknowledged re-stage within
 //! microseconds; without the wait they would miss the next fsync and the
 //! writers would split into two cohorts taking turns, about N/2 records per
@@ -134,6 +135,11 @@ pub(crate) struct GroupCommit {
 
 /// The longest a new leader waits for its siblings to stage.
 pub(crate) const GATHER_MAX: Duration = Duration::from_micros(200);
+/// A leader gathers only with at least this many appenders active, itself
+/// included (PostgreSQL's `commit_siblings` is 5): one sibling rarely
+/// comes back within the wait, e.g. the server's two ingest workers, each
+/// encoding a combined batch of up to 1000 records.
+pub(crate) const GATHER_MIN_ACTIVE: usize = 3;
 
 /// An appender inside `append`, counted until dropped; see the module docs.
 #[derive(Debug)]
@@ -187,7 +193,7 @@ impl GroupCommit {
 
     /// The leader's wait for its siblings (see the module docs).
     fn gather<'s>(&'s self, mut st: MutexGuard<'s, CommitState>) -> MutexGuard<'s, CommitState> {
-        if self.all_parked(&st) {
+        if self.active.load(Ordering::SeqCst) < GATHER_MIN_ACTIVE || self.all_parked(&st) {
             return st;
         }
         let deadline = Instant::now() + GATHER_MAX;
