@@ -141,7 +141,20 @@ fn concurrent_waiters_all_fail_when_the_leader_fsync_fails() {
         let handles: Vec<_> = (0..8)
             .map(|t| {
                 let log = log.clone();
-                s.spawn(move || (0..40).map(|i| log.append(&[rec(t * 100 + i)])).collect())
+                // Until this thread sees the failure: how many syncs the 50
+                // good ones cover depends on how the group commit batches.
+                s.spawn(move || {
+                    let mut out = Vec::new();
+                    for i in 0..100_000 {
+                        let r = log.append(&[rec(t * 100_000 + i)]);
+                        let failed = r.is_err();
+                        out.push(r);
+                        if failed {
+                            break;
+                        }
+                    }
+                    out
+                })
             })
             .collect();
         handles
@@ -167,6 +180,12 @@ fn concurrent_waiters_all_fail_when_the_leader_fsync_fails() {
         }
     }
     assert!(log.is_failed());
+    for per_thread in &results {
+        assert!(
+            per_thread.last().is_some_and(|r| r.is_err()),
+            "every thread saw the failure"
+        );
+    }
     drop(log);
     acked.sort_unstable();
     let log = Log::open(dir.path(), Config::default()).expect("reopen");
