@@ -403,7 +403,20 @@ impl Log {
         // Counted in until this returns: a commit leader waits (briefly) for
         // appenders between here and their wait.
         let _entered = self.inner.commit.enter();
-        let (payloads, terms) = encode_batch(batch)?;
+        let payloads = batch
+            .iter()
+            .enumerate()
+            .map(|(index, r)| {
+                r.encode_payload()
+                    .map_err(|source| Error::Invalid { index, source })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let sources: Vec<TermSource<'_>> = batch.iter().map(TermSource::of_new).collect();
+        let mut terms =
+            Terms::with_capacity(batch.len(), sources.iter().map(TermSource::text_len).sum());
+        for src in sources {
+            terms.add(src);
+        }
         let (last, stamps, epoch) = self.inner.stage(&payloads, &terms, ts)?;
         let inner = &self.inner;
         inner
@@ -714,56 +727,6 @@ impl Log {
             .commit
             .wait_durable(staged_last, epoch, || inner.flush(epoch))
     }
-}
-
-/// Batches from this size are encoded on two threads (when the machine has
-/// two cores): a 1000-record batch spends ~60 % of its CPU validating,
-/// encoding and splitting words, all of it independent per record.
-const PARALLEL_ENCODE_MIN: usize = 512;
-
-/// Validates and encodes every record of a batch and collects its index
-/// keys, in order. The first invalid record fails the batch.
-fn encode_batch(batch: &[NewRecord]) -> Result<(Vec<Vec<u8>>, Terms)> {
-    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from));
-    if batch.len() < PARALLEL_ENCODE_MIN || cores < 2 {
-        return encode_part(batch, 0);
-    }
-    let (head, tail) = batch.split_at(batch.len() / 2);
-    let (head, tail) = std::thread::scope(|s| {
-        let tail = s.spawn(|| encode_part(tail, head.len()));
-        let head = encode_part(head, 0);
-        let tail = tail
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (head, tail)
-    });
-    let (mut payloads, mut terms) = head?;
-    let (tail_payloads, tail_terms) = tail?;
-    payloads.extend(tail_payloads);
-    terms.append(tail_terms);
-    Ok((payloads, terms))
-}
-
-/// [`encode_batch`] for a part of a batch starting at record `first`.
-fn encode_part(part: &[NewRecord], first: usize) -> Result<(Vec<Vec<u8>>, Terms)> {
-    let payloads = part
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            r.encode_payload().map_err(|source| Error::Invalid {
-                index: first + i,
-                source,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let sources: Vec<TermSource<'_>> = part.iter().map(TermSource::of_new).collect();
-    let mut terms =
-        Terms::with_capacity(part.len(), sources.iter().map(TermSource::text_len).sum());
-    for src in sources {
-        terms.add(src);
-    }
-    Ok((payloads, terms))
 }
 
 /// What [`recover_dir`] rebuilt from a directory.

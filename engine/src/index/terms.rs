@@ -75,16 +75,6 @@ impl Terms {
         self.records.push(self.ends.len() as u32);
     }
 
-    /// Moves every record of `other` after this one's.
-    pub(crate) fn append(&mut self, other: Terms) {
-        let buf_shift = self.buf.len() as u32;
-        let ends_shift = self.ends.len() as u32;
-        self.buf.extend_from_slice(&other.buf);
-        self.ends.extend(other.ends.iter().map(|e| e + buf_shift));
-        self.records
-            .extend(other.records.iter().map(|r| r + ends_shift));
-    }
-
     /// Forgets every record (keeps the allocations).
     pub(crate) fn clear(&mut self) {
         self.buf.clear();
@@ -369,17 +359,6 @@ mod tests {
             let want: Vec<&[u8]> = alone.keys(0).collect();
             let got: Vec<&[u8]> = batch.keys(i).collect();
             assert_eq!(got, want, "record {i}");
-        }
-        // Two halves appended make the same batch.
-        let mut head = Terms::default();
-        head.add(src(srcs[0]));
-        let mut tail = Terms::default();
-        for s in &srcs[1..] {
-            tail.add(src(*s));
-        }
-        head.append(tail);
-        for i in 0..3 {
-            assert!(head.keys(i).eq(batch.keys(i)), "record {i} after append");
         }
         batch.clear();
         assert_eq!(batch.len(), 0);
