@@ -188,6 +188,43 @@ fn an_invalid_record_rejects_the_whole_batch() {
     assert_eq!(log.append_one(&rec(4)).expect("append"), 2);
 }
 
+/// A 1000-record batch: an invalid record anywhere is reported at its own
+/// index and nothing is written; a valid one is stored and indexed in order.
+#[test]
+fn a_large_batch_reports_the_right_invalid_record_and_stores_in_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), Config::default()).expect("open");
+    for bad_at in [3usize, 777] {
+        let mut batch: Vec<NewRecord> = (0..1000).map(rec).collect();
+        batch[bad_at].action = "no dots".into();
+        match log.append(&batch).expect_err("invalid") {
+            Error::Invalid { index, source } => {
+                assert_eq!(index, bad_at);
+                assert_eq!(source.field, "action");
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(log.last_id(), None, "nothing was written");
+    let batch: Vec<NewRecord> = (0..1000).map(rec).collect();
+    let ids = log.append(&batch).expect("append");
+    assert_eq!(ids, (1..=1000).collect::<Vec<u64>>());
+    for (i, id) in [(0u64, 1u64), (499, 500), (500, 501), (999, 1000)] {
+        let r = log.get(id).expect("get").expect("present");
+        assert_eq!(r.message, format!("Device {i} connected"));
+        let page = log
+            .query(&Query {
+                selection: Selection::default().with_words(&i.to_string()),
+                order: Order::Desc,
+                limit: 5,
+                cursor: None,
+            })
+            .expect("query");
+        let found: Vec<u64> = page.items.iter().map(|r| r.id).collect();
+        assert_eq!(found, vec![id], "word {i}");
+    }
+}
+
 #[test]
 fn a_second_open_of_the_same_directory_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
