@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use crate::env::sim::{Fault, Image, SimFs};
 use crate::env::Fs;
 use crate::frame;
-use crate::index::file::{IndexBytes, SealedIndex, INDEX_FOOTER_LEN, INDEX_MAGIC, INDEX_VERSION};
+use crate::index::file::{
+    IndexBytes, SealedIndex, Trust, INDEX_FOOTER_LEN, INDEX_MAGIC, INDEX_VERSION,
+};
 use crate::index::TS_STRIDE;
 use crate::query::Cursor;
 use crate::record::Record;
@@ -493,7 +495,7 @@ pub fn decode_index(data: &[u8]) {
         IndexBytes::Owned(bytes),
         1,
         count,
-        true,
+        Trust::Unchecked,
     ) else {
         return;
     };

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::fsutil::{self, Durable};
 use crate::group_commit::{GroupCommit, IoCounters, IoStats};
 use crate::index::active::ActiveIndex;
-use crate::index::file::{self as index_file, IndexBytes, SealedIndex};
+use crate::index::file::{self as index_file, IndexBytes, SealedIndex, Trust};
 use crate::index::snapshot::{encode_snapshot, load_snapshot, snapshot_path};
 use crate::index::terms::{TermSource, Terms};
 use crate::record::{NewRecord, Record};
@@ -1043,7 +1043,7 @@ fn open_index(
             IndexBytes::Owned(bytes),
             seg.base_id(),
             seg.count(),
-            false,
+            Trust::Built,
         )
         .map_err(|why| {
             Error::corruption(&path, 0, format!("rebuilt index does not parse: {why}"))
@@ -1059,7 +1059,7 @@ fn open_index(
         IndexBytes::Mapped(map),
         seg.base_id(),
         seg.count(),
-        false,
+        Trust::Built,
     )
     .map_err(|why| Error::corruption(&path, 0, format!("rebuilt index does not parse: {why}")))
 }
