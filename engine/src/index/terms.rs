@@ -29,7 +29,20 @@ pub(crate) struct TermSource<'a> {
 impl Terms {
     /// Every key of a record.
     pub(crate) fn of(src: TermSource<'_>) -> Terms {
-        let mut t = Terms::default();
+        // Room for every key at once, rather than growing the buffers key by
+        // key: each field value and each word with its code byte (a word and
+        // the separator after it take at least two bytes of text).
+        let texts = src.message.len() + src.entity_name.map_or(0, str::len) + src.actor.len();
+        let fields = src.category.len()
+            + src.action.len()
+            + src.actor.len()
+            + src.entity_type.map_or(0, str::len)
+            + src.entity_id.map_or(0, str::len)
+            + src.severity.len();
+        let mut t = Terms {
+            buf: Vec::with_capacity(fields + texts + texts / 2 + 8),
+            ends: Vec::with_capacity(16),
+        };
         t.push(Field::Category.code(), src.category);
         t.push(Field::Action.code(), src.action);
         t.push(Field::Actor.code(), src.actor);
