@@ -448,6 +448,15 @@ impl Log {
         self.inner.io_counters.snapshot()
     }
 
+    /// Lets go of the handle the way a process that died would: without the
+    /// work of a clean close (the active segment's index is not saved). For
+    /// the fuzz targets, after a simulated power cut (where that work could
+    /// only fail) or when nothing will read what it writes: it costs an index
+    /// encode.
+    pub(crate) fn abandon(self) {
+        lock(&self.inner.state).failed = true;
+    }
+
     /// Whether an earlier I/O failure has fail-stopped this handle.
     pub fn is_failed(&self) -> bool {
         self.inner.commit.failed()
