@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use crate::env::sim::{Fault, Image, SimFs};
 use crate::env::Fs;
 use crate::frame;
-use crate::index::file::{IndexBytes, SealedIndex, INDEX_FOOTER_LEN, INDEX_MAGIC, INDEX_VERSION};
+use crate::index::file::{
+    IndexBytes, SealedIndex, Trust, INDEX_FOOTER_LEN, INDEX_MAGIC, INDEX_VERSION,
+};
 use crate::index::TS_STRIDE;
 use crate::query::Cursor;
 use crate::record::Record;
@@ -229,19 +231,30 @@ fn readable_records(log: &Log) -> (Vec<Record>, Option<String>) {
 /// image (a prefix of the unsynced writes and directory operations: a file
 /// cut short, a rename lost, a temp file left). Recovery must yield every
 /// acknowledged record at or above the recovered watermark, in order, each
-/// failed batch entirely or not at all, nothing else; and recover again to
-/// the same.
+/// failed batch entirely or not at all, nothing else; and, if that recovery
+/// changed anything on disk, recover again to the same after another crash.
+///
+/// The input starts with the power cut (u16) and a byte whose bits 0–1 pick
+/// the crash image and bits 2–3 the segment size, 1 KiB (the smallest
+/// allowed: the most rolls) to 8 KiB (fewer rolls, so more of the run's time
+/// goes to appends and recoveries; each roll encodes an index, whose fst
+/// builder costs a fixed ~1 MB registry).
 pub fn append_crash(data: &[u8]) {
     let mut input = Input(data);
-    let sim = SimFs::new();
-    let Ok(log) = Log::open(dir(), sim_config(&sim)) else {
-        panic!("open on an empty simulated directory")
-    };
     let cut = u64::from(input.u16() % 512) + 1;
-    let image = match input.byte() % 4 {
+    let shape = input.byte();
+    let image = match shape % 4 {
         0 => Image::DurableOnly,
         1 => Image::All,
         _ => Image::Partial(input.u64()),
+    };
+    let sim = SimFs::new();
+    let config = Config {
+        segment_max_bytes: 1024 << (shape >> 2 & 3),
+        ..sim_config(&sim)
+    };
+    let Ok(log) = Log::open(dir(), config.clone()) else {
+        panic!("open on an empty simulated directory")
     };
     sim.fail_nth(None, cut, Fault::PowerCut);
     let settings = dir().join("settings.json");
@@ -325,9 +338,11 @@ pub fn append_crash(data: &[u8]) {
         }
     }
     sim.power_off();
-    drop(log);
+    // A process that loses power runs no destructor: no close-time work.
+    log.abandon();
     sim.restart(image);
-    let log = match Log::open(dir(), sim_config(&sim)) {
+    let crashed = files_of(&sim);
+    let log = match Log::open(dir(), config.clone()) {
         Ok(log) => log,
         Err(e) => panic!("recovery after a crash failed: {e}"),
     };
@@ -349,13 +364,22 @@ pub fn append_crash(data: &[u8]) {
         on_disk == set || (on_disk.is_some() && on_disk == set_attempt),
         "settings file is neither the old nor the new contents"
     );
-    drop(log);
     // Everything that recovery did is durable: a power cut now changes
-    // nothing. (Read-only: it neither cuts nor saves, which also keeps the
-    // target fast.)
+    // nothing. When recovery changed no byte and no file of the crash image
+    // (most runs) and nothing is left unsynced, a second recovery would start
+    // from that same image and prove nothing: skip it, and the close (whose
+    // index snapshot only a second recovery would read). Only recovery's
+    // effects, as the simulator sees them, decide; not its own report.
+    if sim.is_durable() && files_of(&sim) == crashed {
+        log.abandon();
+        return;
+    }
+    drop(log);
+    // (Read-only: it neither cuts nor saves, which also keeps the target
+    // fast.)
     sim.power_off();
     sim.restart(Image::DurableOnly);
-    let log = match Log::open_read_only(dir(), sim_config(&sim)) {
+    let log = match Log::open_read_only(dir(), config) {
         Ok(log) => log,
         Err(e) => panic!("second recovery failed: {e}"),
     };
@@ -369,6 +393,17 @@ pub fn append_crash(data: &[u8]) {
         .map(|r| (r.id, r.message))
         .collect();
     assert_eq!(got, again, "second recovery differs");
+}
+
+/// Every file of `sim` with its bytes, in path order.
+fn files_of(sim: &SimFs) -> Vec<(PathBuf, Option<Vec<u8>>)> {
+    sim.files()
+        .into_iter()
+        .map(|p| {
+            let bytes = sim.file(&p);
+            (p, bytes)
+        })
+        .collect()
 }
 
 /// What the workload of [`append_crash`] did, in order.
@@ -439,74 +474,202 @@ pub fn decode_record(data: &[u8]) {
 }
 
 /// `decode_index`: arbitrary bytes as an index file. The first byte picks
-/// (odd) the raw bytes, or (even) an index assembled from the input behind a
-/// footer with valid checksums and section lengths: a term dictionary built
-/// from input keys pointing at input offsets, then input bytes as postings
-/// and sparse ts. The checksums are what stand between disk damage and the
-/// parser; assembling past them lets the fuzzer reach the postings entries
-/// and the roaring bitmaps. (The fst itself is trusted once its checksum
-/// holds: fst 0.4 does not validate node structure and can panic on a
-/// crafted dictionary — see fuzz/README.md, "Findings".) Parsing never
-/// panics; a parsed index walks every key, loads every bitmap and every
-/// sparse ts sample without panicking.
+/// the shape:
+///
+/// * odd: the raw bytes as the whole file;
+/// * even, bit 1 clear: a body behind a footer with valid checksums and
+///   section lengths, its term dictionary a valid fst built from input keys,
+///   each pointing at an input-chosen place in the postings (mostly right
+///   after the previous key's entry, as the encoder writes them), then input
+///   bytes as the postings and the sparse ts: this reaches what actlog
+///   itself parses (postings entries, roaring bitmaps, sparse ts);
+/// * even, bit 1 set: the same, but input bytes as the term dictionary
+///   itself, which reaches fst's node decoding (fst 0.4 panics on an
+///   invalid dictionary; the engine must contain it, see
+///   `index/fst_guard.rs`).
+///
+/// The checksums are what stand between disk damage and the parser;
+/// assembling past them lets the fuzzer reach the rest. Parsing never
+/// panics (a panic inside fst is turned into an error by the engine; the
+/// fuzz target's hook, [`contain_fst_panics`], lets only those pass). In a
+/// parsed index, whose dictionary passed the load-time check, no walk or
+/// lookup reaches a panic inside fst (entries and bitmaps may still be bad:
+/// errors of their own); looking a streamed key up finds that key's entry;
+/// every sparse ts sample reads.
 pub fn decode_index(data: &[u8]) {
+    let Some(Ok(idx)) = index_of(data) else {
+        return;
+    };
+    // A panic inside fst that the guard turned into an error: after the
+    // load-time check, none may happen (bad postings entries and bitmaps
+    // are still errors of their own).
+    fn contained<T>(r: &crate::Result<T>) -> bool {
+        matches!(r, Err(e) if e.to_string().contains("fst panicked"))
+    }
+    let mut keys = Vec::new();
+    let walked = idx.for_prefix(&[], |key, _, load| {
+        let loaded = load();
+        let found = idx.bitmap(key);
+        assert!(
+            !contained(&found),
+            "a key that streamed fails to look up: {found:?}"
+        );
+        // The same entry, so the same bitmap or the same error.
+        assert_eq!(
+            found.map_err(|e| e.to_string()),
+            loaded.map(Some).map_err(|e| e.to_string()),
+            "looking key {key:?} up finds another entry than streaming it"
+        );
+        keys.push(key.to_vec());
+        Ok(())
+    });
+    assert!(
+        !contained(&walked),
+        "a checked dictionary fails to stream: {walked:?}"
+    );
+    for key in &keys {
+        let mut next = key.clone();
+        if let Some(last) = next.last_mut() {
+            *last = last.wrapping_add(1);
+        }
+        let longer = [&key[..], &[0]].concat();
+        for probe in [&next[..], &longer[..], &key[..key.len().saturating_sub(1)]] {
+            let r = idx.bitmap(probe);
+            assert!(
+                !contained(&r),
+                "looking up {probe:?} panics inside fst: {r:?}"
+            );
+        }
+    }
+    for code in 0..=8u8 {
+        let r = idx.for_prefix(&[code], |_, _, _| Ok(()));
+        assert!(
+            !contained(&r),
+            "a checked dictionary fails to stream field {code}: {r:?}"
+        );
+    }
+    for k in 0..idx.sparse_len() {
+        let _ = idx.sparse_ts(k);
+    }
+}
+
+/// The index file [`decode_index`] makes of `data`, parsed (`None` when no
+/// file can be made of it).
+fn index_of(data: &[u8]) -> Option<std::result::Result<SealedIndex, String>> {
     let mut input = Input(data);
     let mode = input.byte();
     let count = u64::from(input.u16() % 512);
     let bytes = if mode & 1 == 1 {
         input.0.to_vec()
+    } else if mode & 2 == 0 {
+        let fst_bytes = built_dictionary(&mut input)?;
+        behind_valid_footer(&fst_bytes, input.0, count)
     } else {
-        let mut keys: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
-        for _ in 0..input.byte() % 16 {
-            let len = usize::from(input.byte() % 6) + 1;
-            let key: Vec<u8> = (0..len).map(|_| input.byte()).collect();
-            let off = match input.byte() % 4 {
-                0 => input.u64(),
-                _ => u64::from(input.u16()),
-            };
-            keys.insert(key, off);
-        }
-        let Ok(fst_bytes) = fst::Map::from_iter(keys).map(|m| m.into_fst().into_inner()) else {
-            return;
-        };
-        let ts_len = (count as usize).div_ceil(TS_STRIDE as usize) * 8;
-        let mut body = fst_bytes.clone();
-        body.extend_from_slice(input.0);
-        body.resize(body.len().max(fst_bytes.len() + ts_len), 0);
-        let fst_len = fst_bytes.len();
-        let post_len = body.len() - fst_len - ts_len;
-        let mut footer = [0u8; INDEX_FOOTER_LEN];
-        footer[0..8].copy_from_slice(&INDEX_MAGIC);
-        footer[8..10].copy_from_slice(&INDEX_VERSION.to_le_bytes());
-        footer[12..16].copy_from_slice(&(count as u32).to_le_bytes());
-        footer[16..24].copy_from_slice(&1u64.to_le_bytes());
-        footer[24..32].copy_from_slice(&(fst_len as u64).to_le_bytes());
-        footer[32..40].copy_from_slice(&(post_len as u64).to_le_bytes());
-        footer[40..44].copy_from_slice(&crc32fast::hash(&body).to_le_bytes());
-        let c = crc32fast::hash(&footer[0..44]);
-        footer[44..48].copy_from_slice(&c.to_le_bytes());
-        body.extend_from_slice(&footer);
-        body
+        let len = usize::from(input.u16()).min(input.0.len());
+        let (fst_bytes, postings) = input.0.split_at(len);
+        behind_valid_footer(fst_bytes, postings, count)
     };
-    let Ok(idx) = SealedIndex::parse(
+    Some(SealedIndex::parse(
         Path::new("fuzz.idx"),
         IndexBytes::Owned(bytes),
         1,
         count,
-        true,
-    ) else {
-        return;
-    };
-    let mut keys = 0usize;
-    let _ = idx.for_prefix(&[], |key, _, load| {
-        keys += 1;
-        let _ = load();
-        let _ = idx.bitmap(key);
-        Ok(())
-    });
-    for k in 0..idx.sparse_len() {
-        let _ = idx.sparse_ts(k);
+        Trust::Unchecked,
+    ))
+}
+
+/// A valid term dictionary for [`decode_index`]: up to 15 keys from the
+/// input, each with an offset that is (selector % 4) 0: any u64, 1: a u16
+/// gap after the previous key's entry, 2–3: right after it (entries are
+/// read from the postings, which are the rest of the input).
+fn built_dictionary(input: &mut Input<'_>) -> Option<Vec<u8>> {
+    enum At {
+        Anywhere(u64),
+        Gap(u64),
     }
+    let mut keys: BTreeMap<Vec<u8>, At> = BTreeMap::new();
+    for _ in 0..input.byte() % 16 {
+        let len = usize::from(input.byte() % 6) + 1;
+        let key: Vec<u8> = (0..len).map(|_| input.byte()).collect();
+        let at = match input.byte() % 4 {
+            0 => At::Anywhere(input.u64()),
+            1 => At::Gap(u64::from(input.u16())),
+            _ => At::Gap(0),
+        };
+        keys.insert(key, at);
+    }
+    let postings = input.0;
+    let mut end = 0u64;
+    let keys = keys.into_iter().map(|(key, at)| {
+        let off = match at {
+            At::Anywhere(off) => off,
+            At::Gap(gap) => end.saturating_add(gap),
+        };
+        let len = usize::try_from(off)
+            .ok()
+            .and_then(|o| postings.get(o.checked_add(4)?..o.checked_add(8)?))
+            .map_or(0, |l| u64::from(crate::segment::footer::le_u32(l)));
+        end = off.saturating_add(8).saturating_add(len);
+        (key, off)
+    });
+    fst::Map::from_iter(keys)
+        .ok()
+        .map(|m| m.into_fst().into_inner())
+}
+
+/// An index file of `fst_bytes`, `rest` (postings, then as much of the
+/// sparse ts as it covers, zeros for the remainder) and a footer with valid
+/// checksums and section lengths, for `count` records from id 1.
+fn behind_valid_footer(fst_bytes: &[u8], rest: &[u8], count: u64) -> Vec<u8> {
+    let ts_len = (count as usize).div_ceil(TS_STRIDE as usize) * 8;
+    let mut body = fst_bytes.to_vec();
+    body.extend_from_slice(rest);
+    body.resize(body.len().max(fst_bytes.len() + ts_len), 0);
+    let fst_len = fst_bytes.len();
+    let post_len = body.len() - fst_len - ts_len;
+    let mut footer = [0u8; INDEX_FOOTER_LEN];
+    footer[0..8].copy_from_slice(&INDEX_MAGIC);
+    footer[8..10].copy_from_slice(&INDEX_VERSION.to_le_bytes());
+    footer[12..16].copy_from_slice(&(count as u32).to_le_bytes());
+    footer[16..24].copy_from_slice(&1u64.to_le_bytes());
+    footer[24..32].copy_from_slice(&(fst_len as u64).to_le_bytes());
+    footer[32..40].copy_from_slice(&(post_len as u64).to_le_bytes());
+    footer[40..44].copy_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    let c = crc32fast::hash(&footer[0..44]);
+    footer[44..48].copy_from_slice(&c.to_le_bytes());
+    body.extend_from_slice(&footer);
+    body
+}
+
+/// For fuzz targets that feed crafted index files (`decode_index`): installs
+/// a panic hook that lets a panic inside fst which the engine contains
+/// (`index/fst_guard.rs`) unwind quietly to the guard, which turns it into a
+/// corruption error; every other panic goes to the hook installed before
+/// (libFuzzer's, which prints it and aborts: a reported crash). Call it once,
+/// after libFuzzer's initialisation (the `init:` block of `fuzz_target!`).
+///
+/// Why this is sound: the flag it consults is thread-local and set only for
+/// the dynamic extent of a guarded closure, which calls fst and nothing else
+/// that can panic (no engine code, no caller's callback), and it is cleared
+/// on return and on unwind alike. So a panic seen with the flag set was
+/// raised by fst on this thread and is caught by that guard's
+/// `catch_unwind` (fuzz builds unwind; under `panic=abort` nothing unwinds
+/// and the process aborts anyway, which is still reported). A panic while
+/// unwinding aborts in std regardless of any hook. A panic on another
+/// thread, or in engine code between two guarded fst calls, sees the flag
+/// clear and aborts. What is given up: a panic inside fst caused by actlog
+/// misusing fst would be contained too; but it would surface as an error
+/// the checks assert against (`decode_index` asserts that a dictionary
+/// which passed the load-time check never panics again), and the other
+/// targets, which only ever see dictionaries the engine wrote, keep the
+/// aborting hook.
+pub fn contain_fst_panics() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !crate::index::fst_guard::inside() {
+            previous(info);
+        }
+    }));
 }
 
 /// `decode_cursor`: arbitrary bytes as a cursor. Never panics; a cursor
@@ -570,21 +733,20 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         let mut raw = vec![1u8, 6, 0];
         raw.extend_from_slice(&bytes);
         out.push(("decode_index", "raw".into(), raw));
-        // The real postings behind a dictionary of two keys pointing at
-        // their first two entries.
-        let f = &bytes[bytes.len() - INDEX_FOOTER_LEN..];
-        let fst_len = crate::segment::footer::le_u64(&f[24..32]) as usize;
-        let post_len = crate::segment::footer::le_u64(&f[32..40]) as usize;
-        let postings = &bytes[fst_len..fst_len + post_len];
-        let second = postings
-            .get(4..8)
-            .map_or(0, |l| 8 + crate::segment::footer::le_u32(l) as u16);
+        // The real postings and sparse ts behind a dictionary of two keys
+        // pointing at their first two entries.
+        let body = &bytes[..bytes.len() - INDEX_FOOTER_LEN];
+        let fst_len = crate::segment::footer::le_u64(&bytes[body.len() + 24..]) as usize;
         let mut fixed = vec![0u8, 6, 0, 2];
-        fixed.extend_from_slice(&[1, 0x01, 0x61, 1, 0, 0]);
-        fixed.extend_from_slice(&[1, 0x02, 0x62, 1]);
-        fixed.extend_from_slice(&second.to_le_bytes());
-        fixed.extend_from_slice(postings);
+        fixed.extend_from_slice(&[1, 0x01, 0x61, 2]);
+        fixed.extend_from_slice(&[1, 0x02, 0x62, 2]);
+        fixed.extend_from_slice(&body[fst_len..]);
         out.push(("decode_index", "body".into(), fixed));
+        // The whole real body, its dictionary as raw bytes.
+        let mut raw_fst = vec![2u8, 6, 0];
+        raw_fst.extend_from_slice(&(fst_len as u16).to_le_bytes());
+        raw_fst.extend_from_slice(body);
+        out.push(("decode_index", "fst".into(), raw_fst));
     }
     let sel = crate::Selection::default();
     for (name, order) in [("desc", crate::Order::Desc), ("asc", crate::Order::Asc)] {
@@ -705,6 +867,41 @@ mod tests {
                 "{} is stale: rerun with ACTLOG_WRITE_SEEDS=1",
                 path.display()
             );
+        }
+    }
+
+    /// Each shape of `decode_index` has a seed that gets past the checks,
+    /// so the fuzzer starts from parsed indexes in every mode.
+    #[test]
+    fn decode_index_seeds_parse() {
+        for (target, name, bytes) in seeds() {
+            if target != "decode_index" {
+                continue;
+            }
+            let parsed = index_of(&bytes).expect("an index file is made");
+            let idx = parsed.unwrap_or_else(|e| panic!("seed-{name} does not parse: {e}"));
+            let mut keys = 0;
+            idx.for_prefix(&[], |_, _, load| {
+                keys += 1;
+                load().map(drop)
+            })
+            .unwrap_or_else(|e| panic!("seed-{name}: {e}"));
+            assert!(keys >= 2, "seed-{name} has {keys} keys");
+        }
+    }
+
+    /// The checked-in fst panic still reaches fst (so its replay tests the
+    /// containment, not an earlier rejection) and is a load-time error.
+    #[test]
+    fn the_fst_panic_regression_is_contained_at_load() {
+        let path = root().join("regressions/decode_index/fst-root-address-out-of-bounds-panics");
+        let bytes = std::fs::read(&path).expect("read the regression");
+        match index_of(&bytes) {
+            Some(Err(why)) => assert!(why.contains("fst panicked"), "{why}"),
+            other => panic!(
+                "not rejected as a panic inside fst: {:?}",
+                other.map(|r| r.map(drop))
+            ),
         }
     }
 

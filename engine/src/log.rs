@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::fsutil::{self, Durable};
 use crate::group_commit::{GroupCommit, IoCounters, IoStats};
 use crate::index::active::ActiveIndex;
-use crate::index::file::{self as index_file, IndexBytes, SealedIndex};
+use crate::index::file::{self as index_file, IndexBytes, SealedIndex, Trust};
 use crate::index::snapshot::{encode_snapshot, load_snapshot, snapshot_path};
 use crate::index::terms::{TermSource, Terms};
 use crate::record::{NewRecord, Record};
@@ -451,6 +451,15 @@ impl Log {
     /// Counters of the durable-write path (fsync count and latency).
     pub fn io_stats(&self) -> IoStats {
         self.inner.io_counters.snapshot()
+    }
+
+    /// Lets go of the handle the way a process that died would: without the
+    /// work of a clean close (the active segment's index is not saved). For
+    /// the fuzz targets, after a simulated power cut (where that work could
+    /// only fail) or when nothing will read what it writes: it costs an index
+    /// encode.
+    pub(crate) fn abandon(self) {
+        lock(&self.inner.state).failed = true;
     }
 
     /// Whether an earlier I/O failure has fail-stopped this handle.
@@ -1048,7 +1057,7 @@ fn open_index(
             IndexBytes::Owned(bytes),
             seg.base_id(),
             seg.count(),
-            false,
+            Trust::Built,
         )
         .map_err(|why| {
             Error::corruption(&path, 0, format!("rebuilt index does not parse: {why}"))
@@ -1064,7 +1073,7 @@ fn open_index(
         IndexBytes::Mapped(map),
         seg.base_id(),
         seg.count(),
-        false,
+        Trust::Built,
     )
     .map_err(|why| Error::corruption(&path, 0, format!("rebuilt index does not parse: {why}")))
 }

@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 use crate::frame::{self, FLAG_COMMIT, HEADER_LEN};
 use crate::fsutil::{self, Durable};
 use crate::index::active::ActiveIndex;
-use crate::index::file::{self as index_file, IndexBytes, SealedIndex};
+use crate::index::file::{self as index_file, IndexBytes, SealedIndex, Trust};
 use crate::index::terms::Terms;
 use crate::log::Inner;
 use crate::segment::active::{ActiveSegment, ActiveTable};
@@ -291,11 +291,15 @@ impl Inner {
         let written = fsutil::create_durable(&*self.config.fs, &path, &bytes, Durable::Index)
             .and_then(|file| map_file(&*file, &path))
             .map(IndexBytes::Mapped);
-        let (source, check) = match written {
-            Ok(mapped) => (mapped, false),
-            Err(_) => (IndexBytes::Owned(bytes), false),
-        };
-        SealedIndex::parse(&path, source, sealed.base_id(), sealed.count(), check).map_err(|why| {
+        let source = written.unwrap_or(IndexBytes::Owned(bytes));
+        SealedIndex::parse(
+            &path,
+            source,
+            sealed.base_id(),
+            sealed.count(),
+            Trust::Built,
+        )
+        .map_err(|why| {
             Error::corruption(&path, 0, format!("index just built does not parse: {why}"))
         })
     }

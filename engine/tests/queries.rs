@@ -161,6 +161,148 @@ fn damaged_or_missing_index_files_are_rebuilt_identically() {
     );
 }
 
+/// The sections of an index file: (dictionary, the rest of the body).
+fn split_index(file: &[u8]) -> (&[u8], &[u8]) {
+    let body = &file[..file.len() - 48];
+    let fst_len = u64::from_le_bytes(
+        file[file.len() - 24..file.len() - 16]
+            .try_into()
+            .expect("8 bytes"),
+    );
+    body.split_at(fst_len as usize)
+}
+
+/// `file` with its term dictionary replaced by `dict` (same length), the
+/// body and footer checksums recomputed: damage only a crafted file has.
+fn with_dictionary(file: &[u8], dict: &[u8]) -> Vec<u8> {
+    let (old, rest) = split_index(file);
+    assert_eq!(old.len(), dict.len());
+    let mut out = dict.to_vec();
+    out.extend_from_slice(rest);
+    let mut footer = file[file.len() - 48..].to_vec();
+    footer[40..44].copy_from_slice(&crc32fast::hash(&out).to_le_bytes());
+    let c = crc32fast::hash(&footer[..44]);
+    footer[44..48].copy_from_slice(&c.to_le_bytes());
+    out.extend_from_slice(&footer);
+    out
+}
+
+/// What fst itself (unguarded) makes of a dictionary: every key and value
+/// by streaming, and every one of `keys` looked up, or `None` if it panics.
+type Plain = Option<(Vec<(Vec<u8>, u64)>, Vec<Option<u64>>)>;
+
+fn plain_fst(dict: &[u8], keys: &[Vec<u8>]) -> Plain {
+    std::panic::catch_unwind(|| {
+        let map = fst::Map::new(dict.to_vec()).ok()?;
+        let streamed = map.stream().into_byte_vec();
+        let found = keys.iter().map(|k| map.get(k)).collect();
+        Some((streamed, found))
+    })
+    .ok()
+    .flatten()
+}
+
+/// A crafted version of `dict`: (0) its root address far out of range;
+/// (1) a single-byte change of a node after which fst panics while
+/// streaming; (2) one after which fst streams exactly the same keys and
+/// values but some lookup finds another value or nothing (a node's
+/// transition table, which only lookups read).
+fn crafted(dict: &[u8], kind: usize) -> Vec<u8> {
+    let good = plain_fst(dict, &[]).expect("a written dictionary streams");
+    let keys: Vec<Vec<u8>> = good.0.iter().map(|(k, _)| k.clone()).collect();
+    let values: Vec<Option<u64>> = good.0.iter().map(|(_, v)| Some(*v)).collect();
+    let n = dict.len();
+    if kind == 0 {
+        // The root address: bytes -12..-4 of an fst.
+        let mut d = dict.to_vec();
+        d[n - 12..n - 4].copy_from_slice(&[0xf6; 8]);
+        assert!(plain_fst(&d, &keys).is_none(), "fst panics on it");
+        return d;
+    }
+    // Nodes lie after the 16-byte header, before the 20-byte trailer.
+    for at in 16..n - 20 {
+        for x in [0x01u8, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80, 0xff] {
+            let mut d = dict.to_vec();
+            d[at] ^= x;
+            let hit = match plain_fst(&d, &keys) {
+                None => kind == 1,
+                Some((streamed, found)) => kind == 2 && streamed == good.0 && found != values,
+            };
+            if hit {
+                return d;
+            }
+        }
+    }
+    panic!("no single-byte change of kind {kind}")
+}
+
+/// fst 0.4 panics on a structurally invalid dictionary (it trusts the bytes;
+/// the index's CRC keeps disk damage away, a crafted file gets through).
+/// Three crafted dictionaries with valid checksums: a root address out of
+/// range (fuzz/regressions/decode_index/fst-root-address-out-of-bounds-panics),
+/// a node change that makes fst panic while streaming, and one that streams
+/// exactly as before but breaks lookups through a node's transition table.
+/// Each is found when the log opens, its file rebuilt from the segment, and
+/// no query panics or answers differently.
+#[test]
+fn a_crafted_term_dictionary_is_rebuilt_not_a_panic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), small()).expect("open");
+    // More than 32 distinct first letters of words: the word node gets a
+    // transition table, which lookups read and streams do not.
+    let words: Vec<String> = ('a'..='z')
+        .chain('0'..='9')
+        .map(|c| format!("{c}x"))
+        .collect();
+    for i in 0..60u64 {
+        let mut r = rec(i);
+        r.message = format!("{} {}", r.message, words.join(" "));
+        log.append_one(&r).expect("append");
+    }
+    let before = answers(&log);
+    let kilo = |log: &Log| -> Vec<u64> {
+        log.scan(Selection::default().with_words("kx 9x"), Order::Asc)
+            .map(|r| r.expect("scan").id)
+            .collect()
+    };
+    let kilo_before = kilo(&log);
+    assert_eq!(kilo_before.len(), 60);
+    log.close().expect("close");
+    let files = idx_files(dir.path());
+    assert!(files.len() >= 3, "sealed segments: {}", files.len());
+    let originals: Vec<Vec<u8>> = files.iter().map(|f| fs::read(f).expect("read")).collect();
+
+    for (kind, (f, orig)) in files.iter().zip(&originals).take(3).enumerate() {
+        let (dict, _) = split_index(orig);
+        fs::write(f, with_dictionary(orig, &crafted(dict, kind))).expect("write");
+    }
+
+    let rebuilt = |log: &Log| -> Vec<PathBuf> {
+        let report = log.recovery_report();
+        for (_, why) in &report.rebuilt_indexes {
+            assert!(why.contains("invalid term dictionary"), "{why}");
+        }
+        report
+            .rebuilt_indexes
+            .iter()
+            .map(|(p, _)| p.clone())
+            .collect()
+    };
+    // Read-only: rebuilt in memory, the files left as they are.
+    let log = Log::open_read_only(dir.path(), small()).expect("open read-only");
+    assert_eq!(rebuilt(&log), files[..3]);
+    assert_eq!(answers(&log), before, "queries unchanged");
+    assert_eq!(kilo(&log), kilo_before);
+    drop(log);
+    let log = Log::open(dir.path(), small()).expect("reopen");
+    assert_eq!(rebuilt(&log), files[..3]);
+    assert_eq!(answers(&log), before, "queries unchanged");
+    assert_eq!(kilo(&log), kilo_before);
+    for (f, orig) in files.iter().zip(&originals) {
+        assert_eq!(&fs::read(f).expect("read"), orig, "{} rebuilt", f.display());
+    }
+}
+
 #[test]
 fn cursor_walks_never_repeat_or_skip_while_appends_rolls_and_retention_run() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -24,6 +24,7 @@ use roaring::RoaringBitmap;
 use rustc_hash::FxHashMap;
 
 use super::active::ActiveIndex;
+use super::fst_guard::{self, guard};
 use super::terms::{TermSource, Terms};
 use super::TS_STRIDE;
 use crate::env::{FileBytes, FileHandle, FileSystem, OpenMode};
@@ -154,6 +155,18 @@ impl std::fmt::Debug for SealedIndex {
     }
 }
 
+/// How much [`SealedIndex::parse`] checks of the bytes it is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Trust {
+    /// Encoded by this process just now: only the footer is read.
+    Built,
+    /// Read from a file whose body checksum the caller has verified: the
+    /// term dictionary is checked (see `SealedIndex::check_dictionary`).
+    Checksummed,
+    /// Read from a file: the body checksum and the term dictionary are checked.
+    Unchecked,
+}
+
 /// Why an index could not be used.
 #[derive(Debug)]
 pub enum IndexProblem {
@@ -173,15 +186,15 @@ impl std::fmt::Display for IndexProblem {
 }
 
 impl SealedIndex {
-    /// Parses index bytes for the segment `(base_id, count)`. `check_body`
-    /// verifies the body CRC over `bytes` (skip it when the file was just
-    /// checked by streaming, to keep the map's pages untouched).
+    /// Parses index bytes for the segment `(base_id, count)`, checking as
+    /// much as `trust` says (the body CRC is skipped when the caller verified
+    /// it by streaming the file, to keep the map's pages untouched).
     pub(crate) fn parse(
         path: &Path,
         bytes: IndexBytes,
         base_id: u64,
         count: u64,
-        check_body: bool,
+        trust: Trust,
     ) -> std::result::Result<SealedIndex, String> {
         let b = bytes.as_ref();
         if b.len() < INDEX_FOOTER_LEN {
@@ -213,7 +226,7 @@ impl SealedIndex {
         {
             return Err("section lengths do not add up to the file length".into());
         }
-        if check_body && crc32fast::hash(&b[..body_len]) != le_u32(&f[40..44]) {
+        if trust == Trust::Unchecked && crc32fast::hash(&b[..body_len]) != le_u32(&f[40..44]) {
             return Err("body checksum mismatch".into());
         }
         let bytes = Arc::new(bytes);
@@ -221,8 +234,8 @@ impl SealedIndex {
             bytes: bytes.clone(),
             range: 0..fst_len,
         };
-        let fst = fst::Map::new(slice).map_err(|e| format!("term dictionary: {e}"))?;
-        Ok(SealedIndex {
+        let fst = guard(|| fst::Map::new(slice))?.map_err(|e| format!("term dictionary: {e}"))?;
+        let index = SealedIndex {
             path: path.to_path_buf(),
             bytes,
             fst,
@@ -230,7 +243,29 @@ impl SealedIndex {
             ts: fst_len + post_len..body_len,
             count: n,
             field_keys: RwLock::default(),
-        })
+        };
+        if trust != Trust::Built {
+            index.check_dictionary()?;
+        }
+        Ok(index)
+    }
+
+    /// Checks the whole term dictionary of bytes read from a file, so that a
+    /// crafted one (valid checksums, invalid fst) is found at load, where a
+    /// damaged index is rebuilt, rather than by a query: see
+    /// [`fst_guard::check_nodes`]. A key's value is the offset of its
+    /// postings entry, which is at least 8 bytes long and its own, hence the
+    /// bounds on keys and values. Costs one pass over the dictionary's nodes
+    /// (not over its keys, nor its postings, whose pages stay untouched);
+    /// entries are checked when read, as before.
+    fn check_dictionary(&self) -> std::result::Result<(), String> {
+        let post_len = (self.postings.end - self.postings.start) as u64;
+        fst_guard::check_nodes(self.fst.as_fst(), post_len / 8, post_len.saturating_sub(8))
+    }
+
+    /// A panic inside fst, as the corruption error of this index file.
+    fn dictionary_error(&self, why: String) -> Error {
+        Error::corruption(&self.path, 0, why)
     }
 
     /// Loads `seg`'s index file, verifying its checksum by streaming the file
@@ -261,7 +296,7 @@ impl SealedIndex {
             IndexBytes::Mapped(map),
             seg.base_id(),
             seg.count(),
-            false,
+            Trust::Checksummed,
         )
         .map_err(IndexProblem::Damaged)
     }
@@ -310,7 +345,7 @@ impl SealedIndex {
 
     /// The bitmap of `key`, if the key occurs.
     pub(crate) fn bitmap(&self, key: &[u8]) -> Result<Option<RoaringBitmap>> {
-        match self.fst.get(key) {
+        match guard(|| self.fst.get(key)).map_err(|why| self.dictionary_error(why))? {
             Some(off) => self.decode_bitmap(off).map(Some),
             None => Ok(None),
         }
@@ -334,13 +369,18 @@ impl SealedIndex {
             }
             return Ok(());
         }
-        let mut stream = match successor(prefix) {
+        let end = successor(prefix);
+        let mut stream = guard(|| match end {
             Some(end) => self.fst.range().ge(prefix).lt(end).into_stream(),
             None => self.fst.range().ge(prefix).into_stream(),
-        };
-        while let Some((key, off)) = stream.next() {
+        })
+        .map_err(|why| self.dictionary_error(why))?;
+        let mut key = Vec::new();
+        while let Some(off) =
+            next_key(&mut stream, &mut key).map_err(|why| self.dictionary_error(why))?
+        {
             let (card, _) = self.entry(off)?;
-            f(key, u64::from(card), &|| self.decode_bitmap(off))?;
+            f(&key, u64::from(card), &|| self.decode_bitmap(off))?;
         }
         Ok(())
     }
@@ -356,22 +396,25 @@ impl SealedIndex {
         {
             return cached.clone();
         }
-        let mut stream = match code.checked_add(1) {
+        // A damaged dictionary or entry is not cached; the uncached path
+        // reports it.
+        let mut stream = guard(|| match code.checked_add(1) {
             Some(end) => self.fst.range().ge([code]).lt([end]).into_stream(),
             None => self.fst.range().ge([code]).into_stream(),
-        };
+        })
+        .ok()?;
         let mut keys = Vec::new();
         let mut small = true;
-        while let Some((key, off)) = stream.next() {
+        let mut key = Vec::new();
+        while let Some(off) = next_key(&mut stream, &mut key).ok()? {
             if keys.len() == FIELD_CACHE_MAX_KEYS {
                 small = false;
                 break;
             }
-            // A damaged entry is not cached; the uncached path reports it.
             let Ok((card, _)) = self.entry(off) else {
                 return None;
             };
-            keys.push((Box::from(key), card, off));
+            keys.push((Box::from(&key[..]), card, off));
         }
         let keys: Option<Arc<[FieldKey]>> = small.then(|| keys.into());
         self.field_keys
@@ -413,6 +456,21 @@ impl SealedIndex {
     }
 }
 
+/// The next key of `stream`, copied into `key`, and its value; a panic inside
+/// fst is an error (and the stream must not be used after it).
+fn next_key(
+    stream: &mut fst::map::Stream<'_>,
+    key: &mut Vec<u8>,
+) -> std::result::Result<Option<u64>, String> {
+    guard(|| {
+        stream.next().map(|(k, v)| {
+            key.clear();
+            key.extend_from_slice(k);
+            v
+        })
+    })
+}
+
 /// The smallest byte string greater than every string starting with `prefix`.
 fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut s = prefix.to_vec();
@@ -427,7 +485,10 @@ fn successor(prefix: &[u8]) -> Option<Vec<u8>> {
 
 fn stream_crc(file: &dyn FileHandle, len: u64) -> std::io::Result<u32> {
     let mut h = crc32fast::Hasher::new();
-    let mut buf = vec![0u8; 1 << 16];
+    // No bigger than the file: most index files are far smaller than 64 KiB
+    // (a log of small segments, the simulated ones of the fuzz targets), and
+    // zeroing the whole buffer was a tenth of `append_crash`'s time.
+    let mut buf = vec![0u8; len.min(1 << 16) as usize];
     let mut at = 0u64;
     while at < len {
         let n = (len - at).min(buf.len() as u64) as usize;
@@ -462,6 +523,67 @@ impl<'a> TermSource<'a> {
             entity_name: r.entity_name.as_deref(),
             message: &r.message,
             severity: r.severity.as_str(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An index of three keys whose dictionary's root address is far out of
+    /// range (checksums recomputed): fst panics on any access to it.
+    fn crafted() -> (Vec<u8>, Vec<u8>) {
+        let bm: RoaringBitmap = [0u32, 2].into_iter().collect();
+        let keys: [&[u8]; 3] = [b"\x01auth", b"\x01device", b"\x07kitchen"];
+        let postings: Vec<(&[u8], &RoaringBitmap)> = keys.iter().map(|k| (*k, &bm)).collect();
+        let good = encode(1, &postings, &[10, 20, 30]);
+        let f = &good[good.len() - INDEX_FOOTER_LEN..];
+        let fst_len = le_u64(&f[24..32]) as usize;
+        let mut bad = good.clone();
+        bad[fst_len - 12..fst_len - 4].copy_from_slice(&[0xf6; 8]);
+        let body_len = bad.len() - INDEX_FOOTER_LEN;
+        let crc = crc32fast::hash(&bad[..body_len]);
+        bad[body_len + 40..body_len + 44].copy_from_slice(&crc.to_le_bytes());
+        let fcrc = crc32fast::hash(&bad[body_len..body_len + 44]);
+        bad[body_len + 44..].copy_from_slice(&fcrc.to_le_bytes());
+        (good, bad)
+    }
+
+    fn parse(bytes: Vec<u8>, trust: Trust) -> std::result::Result<SealedIndex, String> {
+        SealedIndex::parse(Path::new("t.idx"), IndexBytes::Owned(bytes), 1, 3, trust)
+    }
+
+    #[test]
+    fn a_crafted_dictionary_fails_the_load_check() {
+        let (good, bad) = crafted();
+        assert!(parse(good, Trust::Unchecked).is_ok());
+        for trust in [Trust::Unchecked, Trust::Checksummed] {
+            let e = parse(bad.clone(), trust).expect_err("rejected at load");
+            assert!(e.contains("fst panicked"), "{e}");
+        }
+    }
+
+    /// Past the load check (here skipped), every lookup is still guarded:
+    /// a panic inside fst is a corruption error of the file, not a panic.
+    #[test]
+    fn lookups_on_a_crafted_dictionary_are_errors() {
+        let (_, bad) = crafted();
+        let idx = parse(bad, Trust::Built).expect("the footer is valid");
+        let is_dictionary_error = |e: &Error| matches!(e, Error::Corruption { reason, .. } if reason.contains("fst panicked"));
+        let e = idx.bitmap(b"\x01auth").expect_err("a lookup fails");
+        assert!(is_dictionary_error(&e), "{e}");
+        // Every key, a small field's keys (the cached path), the words.
+        for prefix in [&b""[..], b"\x01", b"\x07k"] {
+            let mut calls = 0;
+            let e = idx
+                .for_prefix(prefix, |_, _, _| {
+                    calls += 1;
+                    Ok(())
+                })
+                .expect_err("a walk fails");
+            assert!(is_dictionary_error(&e), "{prefix:?}: {e}");
+            assert_eq!(calls, 0);
         }
     }
 }

@@ -6,10 +6,12 @@
 //! seal it is written beside the segment as `seg-<base>.idx`
 //! ([`file::SealedIndex`]: an fst map, the postings, a sparse time index and a
 //! checksummed footer). Index files are derived data: a missing or damaged one
-//! is rebuilt from its segment when the log opens.
+//! is rebuilt from its segment when the log opens. Every call into the fst
+//! goes through [`fst_guard`], so that a crafted dictionary is an error, not a panic.
 
 pub(crate) mod active;
 pub mod file;
+pub(crate) mod fst_guard;
 pub(crate) mod snapshot;
 pub(crate) mod terms;
 

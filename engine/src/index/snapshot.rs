@@ -16,7 +16,7 @@
 use std::path::{Path, PathBuf};
 
 use super::active::ActiveIndex;
-use super::file::{encode, IndexBytes, SealedIndex, INDEX_FOOTER_LEN};
+use super::file::{encode, IndexBytes, SealedIndex, Trust, INDEX_FOOTER_LEN};
 use crate::segment::active::ActiveTable;
 use crate::segment::footer::{le_u32, le_u64};
 
@@ -80,7 +80,7 @@ pub(crate) fn load_snapshot(
         IndexBytes::Owned(body.to_vec()),
         base_id,
         covered as u64,
-        true,
+        Trust::Unchecked,
     )?;
     let mut active = ActiveIndex::default();
     idx.for_prefix(&[], |key, _, load| {
