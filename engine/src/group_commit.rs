@@ -34,7 +34,7 @@
 //! `PreviousIo`, never an ack, even if its id is later reached by records of
 //! the new epoch.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
@@ -131,6 +131,10 @@ pub(crate) struct GroupCommit {
     /// The leader while it gathers, to unpark when `active` or the waiters
     /// change. Lock order: `state`, then this.
     gatherer: Mutex<Option<Thread>>,
+    /// `gatherer` is set: lets every append's end skip that mutex when no
+    /// leader gathers. SeqCst with `active` and the waiters (see `gather`),
+    /// so a nudge the leader needs is never skipped.
+    gathering: AtomicBool,
 }
 
 /// The longest a new leader waits for its siblings to stage.
@@ -165,19 +169,33 @@ impl GroupCommit {
             visible: AtomicU64::new(durable),
             active: AtomicUsize::new(0),
             gatherer: Mutex::new(None),
+            gathering: AtomicBool::new(false),
         }
     }
 
     /// Unparks a gathering leader so it checks again.
     fn nudge_gatherer(&self) {
+        if !self.gathering.load(Ordering::SeqCst) {
+            return;
+        }
         let g = self.gatherer.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(t) = g.as_ref() {
             t.unpark();
         }
     }
 
+    /// Sets (then raises the flag) or clears (flag first) the gatherer. The
+    /// leader sets it before it checks `all_parked`: an appender that
+    /// decrements `active` or registers after that check sees the flag.
     fn set_gatherer(&self, t: Option<Thread>) {
+        let on = t.is_some();
+        if !on {
+            self.gathering.store(false, Ordering::SeqCst);
+        }
         *self.gatherer.lock().unwrap_or_else(|e| e.into_inner()) = t;
+        if on {
+            self.gathering.store(true, Ordering::SeqCst);
+        }
     }
 
     /// Counts an appender in until the guard drops: call before staging.
