@@ -147,7 +147,12 @@ impl Inner {
     fn save_active_index(&mut self) {
         let durable = self.commit.visible();
         let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
-        if st.failed || !st.pending.is_empty() || st.count == 0 || durable + 1 != st.next_id {
+        if st.failed
+            || !st.pending.is_empty()
+            || !st.unindexed.is_empty()
+            || st.count == 0
+            || durable + 1 != st.next_id
+        {
             return;
         }
         let active = st.active.clone();
@@ -417,7 +422,7 @@ impl Log {
         for src in sources {
             terms.add(src);
         }
-        let (last, stamps, epoch) = self.inner.stage(&payloads, &terms, ts)?;
+        let (last, stamps, epoch) = self.inner.stage(&payloads, terms, ts)?;
         let inner = &self.inner;
         inner
             .commit
@@ -1157,6 +1162,8 @@ fn recover_active(
     ));
     let state = WriterState {
         index_bytes,
+        unindexed: Vec::new(),
+        indexing: false,
         active: seg.clone(),
         logical_len: scan.end,
         pending: Vec::new(),

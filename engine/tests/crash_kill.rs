@@ -5,7 +5,7 @@
 //! ([`sigkill_during_concurrent_appends_loses_no_acknowledged_record`]) runs
 //! `current_exe() --exact child_appender` with [`DIR_ENV`] set; in that child
 //! process [`child_appender`] opens the log and starts [`THREADS`] threads
-//! that append batches of 1–5 records forever. Before each append a thread
+//! that append batches of 1–5 records (and now and then 128–160) forever. Before each append a thread
 //! prints `begin <thread> <seq> <n>`, after it returns
 //! `ack <thread> <seq> <first_id> <last_id>` (one `write` per line, flushed).
 //! Every record's content is a pure function of `(round, thread, seq, i)`
@@ -77,8 +77,14 @@ fn config() -> Config {
     }
 }
 
-/// Records in batch `seq` of `thread`: 1 to 5.
+/// Records in batch `seq` of `thread`: 1 to 5, except every 8th batch of
+/// thread 0, which holds 128–160. Batches from 128 records on are indexed by
+/// the flush that makes them durable (on a second thread, during the
+/// fdatasync), and the small batches of the other threads queue behind them.
 fn batch_len(thread: u64, seq: u64) -> u64 {
+    if thread == 0 && seq % 8 == 7 {
+        return 128 + (seq / 8) % 33;
+    }
     1 + (seq * 7 + thread * 3) % 5
 }
 

@@ -31,10 +31,13 @@ fn config() -> Config {
 }
 
 /// Appends until a fault fires; returns (acknowledged ids, ids of the failed batch attempt).
+/// Batches hold 1–3 records, every 7th 130 (indexed during its flush's
+/// fdatasync, see `DEFER_INDEX_MIN_RECORDS`).
 fn run_until_failure(log: &Log) -> (Vec<u64>, usize) {
     let mut acked = Vec::new();
     for i in 0..500 {
-        let batch: Vec<_> = (0..(i % 3 + 1)).map(|j| rec(i * 10 + j)).collect();
+        let n = if i % 7 == 6 { 130 } else { i % 3 + 1 };
+        let batch: Vec<_> = (0..n).map(|j| rec(i * 1000 + j)).collect();
         match log.append(&batch) {
             Ok(ids) => acked.extend(ids),
             Err(e) => {
@@ -87,6 +90,20 @@ fn with_fault(site: &str, actions: &str) -> RecoveryReport {
 #[test]
 fn fsync_failure_is_fail_stop() {
     with_fault("segment::sync", "20*off->return");
+}
+
+#[test]
+fn fsync_failure_of_a_batch_indexed_during_its_flush_is_fail_stop() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), config()).expect("open");
+    // Batches 0–5 are small (one flush each); batch 6 holds 130 records.
+    fail::cfg("segment::sync", "6*off->return").expect("fail cfg");
+    let (acked, failed_batch) = run_until_failure(&log);
+    fail::remove("segment::sync");
+    assert_eq!(failed_batch, 130, "the fault hit the large batch");
+    drop(log);
+    check_reopen(dir.path(), &acked, failed_batch);
 }
 
 #[test]

@@ -787,3 +787,107 @@ fn the_active_segment_rolls_when_its_index_outgrows_its_memory_bound() {
         assert_eq!(ids, vec![i + 1], "word {i}");
     }
 }
+
+/// Batches of at least 128 records are indexed by the flush that makes them
+/// durable, on a second thread during its fdatasync, and smaller batches
+/// staged meanwhile queue behind them. Whatever path a batch took, once
+/// `append` returns its records are found through the index, by every
+/// thread; segment rolls land among queued batches (small segments), and
+/// a reopen (which rebuilds the active index from the frames) agrees.
+#[test]
+fn acknowledged_batches_are_indexed_when_append_returns_large_or_small() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = || Config {
+        segment_max_bytes: 96 << 10,
+        ..Config::default()
+    };
+    // Thread t's batch sizes: large ones (above and at the 128 threshold)
+    // between single records and small batches.
+    const SIZES: [&[usize]; 4] = [&[200, 1, 3], &[1], &[2, 128, 1, 1], &[129, 5]];
+    fn batch_of(t: usize, seq: usize) -> Vec<NewRecord> {
+        (0..SIZES[t][seq % SIZES[t].len()])
+            .map(|i| {
+                let mut r = rec(i as u64);
+                r.entity_id = Some(format!("b{t}-{seq}"));
+                r.message = format!("batch w{t}x{seq} item {i}");
+                r
+            })
+            .collect()
+    }
+    fn by_entity(log: &Log, t: usize, seq: usize) -> Vec<u64> {
+        let page = log
+            .query(&Query {
+                selection: Selection::default().with(Field::EntityId, format!("b{t}-{seq}")),
+                order: Order::Asc,
+                limit: 1000,
+                cursor: None,
+            })
+            .expect("query by entity_id");
+        page.items.iter().map(|r| r.id).collect()
+    }
+    fn by_word(log: &Log, t: usize, seq: usize) -> Vec<u64> {
+        let page = log
+            .query(&Query {
+                selection: Selection::default().with_words(&format!("w{t}x{seq}")),
+                order: Order::Asc,
+                limit: 1000,
+                cursor: None,
+            })
+            .expect("query by word");
+        page.items.iter().map(|r| r.id).collect()
+    }
+    const BATCHES: usize = 24;
+    let acked: Vec<Vec<Vec<u64>>> = {
+        let log = Log::open(dir.path(), cfg()).expect("open");
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                let log = log.clone();
+                std::thread::spawn(move || {
+                    let mut acked = Vec::new();
+                    for seq in 0..BATCHES {
+                        let ids = log.append(&batch_of(t, seq)).expect("append");
+                        assert_eq!(
+                            by_entity(&log, t, seq),
+                            ids,
+                            "thread {t} batch {seq} by entity_id"
+                        );
+                        assert_eq!(by_word(&log, t, seq), ids, "thread {t} batch {seq} by word");
+                        acked.push(ids);
+                    }
+                    acked
+                })
+            })
+            .collect();
+        let acked: Vec<_> = handles
+            .into_iter()
+            .map(|h| h.join().expect("appender"))
+            .collect();
+        // Every thread's batches, seen from here after all are done.
+        for (t, batches) in acked.iter().enumerate() {
+            for (seq, ids) in batches.iter().enumerate() {
+                assert_eq!(
+                    &by_entity(&log, t, seq),
+                    ids,
+                    "thread {t} batch {seq} afterwards"
+                );
+            }
+        }
+        assert!(log.segments().len() > 3, "rolls happened among the batches");
+        acked
+    };
+    let log = Log::open(dir.path(), cfg()).expect("reopen");
+    for (t, batches) in acked.iter().enumerate() {
+        for (seq, ids) in batches.iter().enumerate() {
+            assert_eq!(
+                &by_entity(&log, t, seq),
+                ids,
+                "thread {t} batch {seq} after reopen"
+            );
+            assert_eq!(
+                &by_word(&log, t, seq),
+                ids,
+                "thread {t} batch {seq} word after reopen"
+            );
+        }
+    }
+}
