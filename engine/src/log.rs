@@ -23,7 +23,7 @@ use crate::segment::{
     parse_segment_file_name, segment_path, SegmentHeader, SEGMENT_HEADER_LEN, TEMP_SUFFIX,
 };
 use crate::view::{Sealed, View};
-use crate::writer::{IoState, WriterState};
+use crate::writer::{IoState, WriterState, DEFER_INDEX_MIN_RECORDS};
 
 /// Name of the lock file in a data directory.
 pub const LOCK_FILE: &str = "LOCK";
@@ -122,6 +122,17 @@ pub(crate) struct Inner {
     read_only: bool,
     /// Held (flock) for the life of the handle; released when the last clone drops.
     _lock: Option<LockGuard>,
+}
+
+/// The index terms of a batch of new records.
+fn terms_of(batch: &[NewRecord]) -> Terms {
+    let sources: Vec<TermSource<'_>> = batch.iter().map(TermSource::of_new).collect();
+    let mut terms =
+        Terms::with_capacity(batch.len(), sources.iter().map(TermSource::text_len).sum());
+    for src in sources {
+        terms.add(src);
+    }
+    terms
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -408,20 +419,33 @@ impl Log {
         // Counted in until this returns: a commit leader waits (briefly) for
         // appenders between here and their wait.
         let _entered = self.inner.commit.enter();
-        let payloads = batch
-            .iter()
-            .enumerate()
-            .map(|(index, r)| {
-                r.encode_payload()
-                    .map_err(|source| Error::Invalid { index, source })
+        let encode = || {
+            batch
+                .iter()
+                .enumerate()
+                .map(|(index, r)| {
+                    r.encode_payload()
+                        .map_err(|source| Error::Invalid { index, source })
+                })
+                .collect::<Result<Vec<_>>>()
+        };
+        // A large batch is indexed during its fdatasync (see `writer.rs`);
+        // its terms are extracted on a second thread while this one encodes.
+        // The terms are three buffers, so freeing them elsewhere is cheap (the
+        // payloads, one allocation a record, stay on this thread).
+        let (payloads, terms) = if batch.len() >= DEFER_INDEX_MIN_RECORDS {
+            std::thread::scope(|s| {
+                let terms = s.spawn(|| terms_of(batch));
+                let payloads = encode();
+                let terms = terms
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (payloads, terms)
             })
-            .collect::<Result<Vec<_>>>()?;
-        let sources: Vec<TermSource<'_>> = batch.iter().map(TermSource::of_new).collect();
-        let mut terms =
-            Terms::with_capacity(batch.len(), sources.iter().map(TermSource::text_len).sum());
-        for src in sources {
-            terms.add(src);
-        }
+        } else {
+            (encode(), terms_of(batch))
+        };
+        let payloads = payloads?;
         let (last, stamps, epoch) = self.inner.stage(&payloads, terms, ts)?;
         let inner = &self.inner;
         inner
