@@ -124,6 +124,36 @@ pub(crate) struct Inner {
     _lock: Option<LockGuard>,
 }
 
+/// A durable batch as [`Log::append_stored`] returns it: its ids, and its
+/// records decoded on demand.
+#[derive(Debug)]
+pub struct Appended {
+    first: u64,
+    /// (ts, payload) of each record, in id order.
+    stored: Vec<(i64, Vec<u8>)>,
+    dir: PathBuf,
+}
+
+impl Appended {
+    /// The ids assigned, in order (empty for an empty batch).
+    pub fn ids(&self) -> std::ops::Range<u64> {
+        self.first..self.first + self.stored.len() as u64
+    }
+
+    /// The records as stored (ids, ts, default actor, redacted metadata).
+    pub fn records(&self) -> Result<Vec<Record>> {
+        self.stored
+            .iter()
+            .zip(self.ids())
+            .map(|((ts, payload), id)| {
+                Record::decode(id, *ts, payload).map_err(|why| {
+                    Error::corruption(&self.dir, 0, format!("record {id} just written: {why}"))
+                })
+            })
+            .collect()
+    }
+}
+
 /// The index terms of a batch of new records.
 fn terms_of(batch: &[NewRecord]) -> Terms {
     let sources: Vec<TermSource<'_>> = batch.iter().map(TermSource::of_new).collect();
@@ -369,21 +399,19 @@ impl Log {
     /// Like [`Log::append`], but returns the records as stored (ids, ts,
     /// default actor, redacted metadata), e.g. to publish them.
     pub fn append_records(&self, batch: &[NewRecord]) -> Result<Vec<Record>> {
+        self.append_stored(batch)?.records()
+    }
+
+    /// Like [`Log::append`], but keeps the stored payloads, so the caller
+    /// can decide after the append whether it needs the records at all
+    /// ([`Appended::records`]) — e.g. only when someone is listening.
+    pub fn append_stored(&self, batch: &[NewRecord]) -> Result<Appended> {
         let (first, _, stored) = self.append_inner(batch, None)?;
-        stored
-            .into_iter()
-            .enumerate()
-            .map(|(i, (ts, payload))| {
-                let id = first + i as u64;
-                Record::decode(id, ts, &payload).map_err(|why| {
-                    Error::corruption(
-                        &self.inner.dir,
-                        0,
-                        format!("record {id} just written: {why}"),
-                    )
-                })
-            })
-            .collect()
+        Ok(Appended {
+            first,
+            stored,
+            dir: self.inner.dir.clone(),
+        })
     }
 
     /// Appends records with given timestamps (µs), for importing history:

@@ -161,13 +161,47 @@ impl NewRecord {
         }
     }
 
-    /// Checks every bound without encoding anything.
+    /// Checks every bound, as [`crate::Log::append`] will. Encodes nothing
+    /// unless the metadata could be near its size bound (or holds a secret,
+    /// which redaction resizes); then it measures the real encoding.
     pub fn validate(&self) -> Result<(), ValidationError> {
-        self.encode_payload().map(|_| ())
+        self.check_fields()?;
+        if has_secret(&self.metadata) || metadata_bound(&self.metadata) > MAX_METADATA_BYTES {
+            self.encode_payload().map(drop)
+        } else {
+            Ok(())
+        }
     }
 
     /// Validates, redacts secret metadata and encodes the MessagePack payload.
     pub(crate) fn encode_payload(&self) -> Result<Vec<u8>, ValidationError> {
+        self.check_fields()?;
+        let actor = self.actor.as_deref().unwrap_or(SYSTEM_ACTOR);
+        // Clone only when something must be redacted (the common case has no secrets).
+        let owned;
+        let metadata = if has_secret(&self.metadata) {
+            owned = redacted(&self.metadata);
+            &owned
+        } else {
+            &self.metadata
+        };
+        let body = BodyRef {
+            category: &self.category,
+            action: &self.action,
+            actor,
+            entity_type: self.entity_type.as_deref(),
+            entity_id: self.entity_id.as_deref(),
+            entity_name: self.entity_name.as_deref(),
+            message: &self.message,
+            severity: self.severity.code(),
+            metadata,
+            occurred_at: self.occurred_at,
+        };
+        body.encode()
+    }
+
+    /// Every bound but the metadata's encoded size.
+    fn check_fields(&self) -> Result<(), ValidationError> {
         check_token("category", &self.category)?;
         check_token("action", &self.action)?;
         let actor = self.actor.as_deref().unwrap_or(SYSTEM_ACTOR);
@@ -197,27 +231,7 @@ impl NewRecord {
                 format!("is nested {depth} levels deep; at most {MAX_METADATA_DEPTH} are allowed"),
             ));
         }
-        // Clone only when something must be redacted (the common case has no secrets).
-        let owned;
-        let metadata = if has_secret(&self.metadata) {
-            owned = redacted(&self.metadata);
-            &owned
-        } else {
-            &self.metadata
-        };
-        let body = BodyRef {
-            category: &self.category,
-            action: &self.action,
-            actor,
-            entity_type: self.entity_type.as_deref(),
-            entity_id: self.entity_id.as_deref(),
-            entity_name: self.entity_name.as_deref(),
-            message: &self.message,
-            severity: self.severity.code(),
-            metadata,
-            occurred_at: self.occurred_at,
-        };
-        body.encode()
+        Ok(())
     }
 }
 
@@ -601,6 +615,43 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// `validate` skips the encoding when the metadata's size bound is
+    /// below the limit: it must still agree with the engine's encode on
+    /// metadata around the limit, with and without a secret to redact.
+    #[test]
+    fn validate_agrees_with_encoding_around_the_metadata_bound() {
+        for len in (3900..4200).step_by(7) {
+            for key in ["note", "token", "Api-Key"] {
+                for value in [
+                    json!("x".repeat(len)),
+                    json!(null),
+                    json!([len, "y".repeat(len / 2)]),
+                ] {
+                    let mut metadata = Map::new();
+                    metadata.insert(key.to_string(), value.clone());
+                    metadata.insert("pad".into(), json!("z".repeat(len / 3)));
+                    let rec = NewRecord {
+                        metadata,
+                        ..NewRecord::new("auth", "auth.login", "Signed in")
+                    };
+                    assert_eq!(
+                        rec.validate().is_ok(),
+                        rec.encode_payload().is_ok(),
+                        "{key} {len} {value:.20}"
+                    );
+                }
+            }
+        }
+        // A secret's value is replaced before measuring: a long secret passes.
+        let mut metadata = Map::new();
+        metadata.insert("password".into(), json!("p".repeat(5000)));
+        let rec = NewRecord {
+            metadata,
+            ..NewRecord::new("auth", "auth.login", "Signed in")
+        };
+        assert!(rec.validate().is_ok() && rec.encode_payload().is_ok());
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod combine;
 pub mod demo;
 pub mod error;
+pub mod ingest_json;
 pub mod json;
 pub mod keys;
 pub mod metrics;

@@ -122,31 +122,31 @@ impl Recorder {
             return Err(ApiError::recording_disabled());
         }
         let n = batch.len() as u64;
-        let records = self.append(batch).await?;
+        let ids = self.append(batch).await?;
         self.inner
             .metrics
             .ingest_records
             .fetch_add(n, Ordering::Relaxed);
-        Ok(records.iter().map(|r| r.id).collect())
+        Ok(ids)
     }
 
     /// Appends through the [`Combiner`]: concurrent requests share one
-    /// engine batch and one fsync.
-    async fn append(&self, batch: Vec<NewRecord>) -> Result<Vec<Record>, ApiError> {
+    /// engine batch and one fsync. The worker publishes the records once
+    /// they are durable.
+    async fn append(&self, batch: Vec<NewRecord>) -> Result<Vec<u64>, ApiError> {
         let started = Instant::now();
         let (reply, start_worker) = self.inner.combiner.submit(batch);
         if start_worker {
             let inner = self.inner.clone();
             tokio::task::spawn_blocking(move || {
-                inner.combiner.work(|b| inner.append_records(b));
+                inner.combiner.work(|b| inner.append_and_publish(b));
             });
         }
-        let records = reply.await.map_err(|_| {
+        let ids = reply.await.map_err(|_| {
             ApiError::internal("the append worker stopped; the record was not saved")
         })??;
         self.inner.metrics.append_latency.observe(started.elapsed());
-        self.inner.publish(&records);
-        Ok(records)
+        Ok(ids)
     }
 
     /// Best-effort: queue an internal event; never blocks, never fails.
@@ -234,10 +234,23 @@ impl Recorder {
 }
 
 impl Inner {
-    fn append_records(&self, batch: &[NewRecord]) -> Result<Vec<Record>, actlog_engine::Error> {
-        let _shared = self.gate.read().unwrap_or_else(|e| e.into_inner());
-        self.heal();
-        self.log.append_records(batch)
+    /// Appends durably, then publishes the records on the bus. They are
+    /// decoded only if someone is subscribed when the append has returned:
+    /// a subscriber that comes later reads them from the log (see
+    /// `routes/live.rs`), since they are already visible.
+    fn append_and_publish(&self, batch: &[NewRecord]) -> Result<Vec<u64>, actlog_engine::Error> {
+        let appended = {
+            let _shared = self.gate.read().unwrap_or_else(|e| e.into_inner());
+            self.heal();
+            self.log.append_stored(batch)?
+        };
+        if self.bus.has_subscribers() {
+            match appended.records() {
+                Ok(records) => self.publish(&records),
+                Err(e) => tracing::error!(error = %e, "could not publish records just appended"),
+            }
+        }
+        Ok(appended.ids().collect())
     }
 
     /// If the log is fail-stopped, tries (rate-limited) to recover it.
@@ -291,8 +304,8 @@ fn writer_thread(inner: std::sync::Weak<Inner>, rx: Receiver<NewRecord>) {
             }
         }
         let Some(inner) = inner.upgrade() else { return };
-        match inner.append_records(&batch) {
-            Ok(records) => inner.publish(&records),
+        match inner.append_and_publish(&batch) {
+            Ok(_) => {}
             Err(e) => {
                 inner
                     .metrics
