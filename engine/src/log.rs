@@ -217,6 +217,21 @@ impl Inner {
         );
     }
 
+    /// Runs `work` (releasing resources: unlinking, unmapping, freeing) on a
+    /// short-lived thread that the handle joins when it is dropped. If no
+    /// thread can be had, the failed spawn drops the closure here, which
+    /// does the work right away: slower, never wrong.
+    pub(crate) fn in_background(&self, work: impl FnOnce() + Send + 'static) {
+        if let Ok(handle) = std::thread::Builder::new()
+            .name("actlog-reaper".into())
+            .spawn(work)
+        {
+            let mut reapers = lock(&self.reapers);
+            reapers.retain(|h| !h.is_finished());
+            reapers.push(handle);
+        }
+    }
+
     pub(crate) fn view(&self) -> Arc<View> {
         self.view.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -699,16 +714,7 @@ impl Log {
                     let _ = fsutil::sync_dir(&*fs, &dir);
                 }
             };
-            // If no thread can be had, the failed spawn drops the closure
-            // here, which unlinks right away: slower, never wrong.
-            if let Ok(handle) = std::thread::Builder::new()
-                .name("actlog-reaper".into())
-                .spawn(reap)
-            {
-                let mut reapers = lock(&inner.reapers);
-                reapers.retain(|h| !h.is_finished());
-                reapers.push(handle);
-            }
+            inner.in_background(reap);
         }
         Ok(outcome)
     }
@@ -763,10 +769,13 @@ impl Log {
             })
             .collect();
         let active = &view.active;
+        // `io` before the table, never while holding it: a writer holds `io`
+        // (a flush) or `state` (staging) while it waits for the table, so a
+        // reader holding the table while it waits for `io` closes a cycle.
+        let bytes = lock(&self.inner.io).written;
         let table = active.table();
         let records =
             ((last + 1).saturating_sub(active.base_id()) as usize).min(table.offsets.len());
-        let bytes = lock(&self.inner.io).written;
         out.push(SegmentInfo {
             path: active.path().to_path_buf(),
             base_id: active.base_id(),

@@ -1,7 +1,9 @@
 //! The write path: staging frames, flushing them for the group commit, and
 //! rolling the active segment.
 //!
-//! Lock order, outermost first: `io` → `state` → `view` → commit state.
+//! Lock order, outermost first: `io` → `state` → `view` → commit state →
+//! the active segment's `table` and `index` locks, which are leaves: a
+//! thread holding one of them takes no other lock (readers included).
 //! `state` is held only to assign ids and copy frames into the staging
 //! buffer; `io` is held by whoever writes to disk (the commit leader or a
 //! roll), so at most one thread does file I/O on the write path at a time.
@@ -332,6 +334,9 @@ impl Inner {
         *st = WriterState::fresh(active, &header, st.last_ts, st.epoch);
         io.written = SEGMENT_HEADER_LEN as u64;
         self.commit.publish(header.base_id - 1);
+        // Freeing the old in-memory index (one allocation per term: 150,000
+        // and more with unique words) took ~20–40 ms under the write locks.
+        self.in_background(move || drop(old));
         Ok(())
     }
 
