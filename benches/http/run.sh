@@ -8,6 +8,9 @@ cd "$(dirname "$0")/../.."
 N=${1:-1000000}
 PORT=${ACTLOG_BENCH_PORT:-8479}
 cargo build --release -q -p actlog-server -p actlog-benches --bins
+# wrk (Debian) drives the ingest rows a second time with a client that costs
+# the shared 2 cores far less than http_load's reqwest + serde_json.
+command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 if [ ! -d "target/bench-data/log-$N" ]; then
   ACTLOG_BENCH_RECORDS=$N target/release/engine_figures --records "$N" --iters 1 --opens 1 --retention-runs 0 --no-cold >/dev/null
 fi
@@ -26,6 +29,9 @@ done
 L="target/release/http_load --url http://127.0.0.1:$PORT --token $TOKEN"
 $L ingest --clients 64 --batch 1 --seconds 10
 $L ingest --clients 64 --batch 100 --seconds 10
+for b in 1 100; do
+  BATCH=$b TOKEN=$TOKEN wrk -t2 -c64 -d10s -s benches/http/ingest.lua "http://127.0.0.1:$PORT" | grep '^{'
+done
 $L query --rate 1000 --seconds 10 --path '/api/v1/activity?limit=50'
 $L query --rate 1000 --seconds 10 --path '/api/v1/activity?category=device&action=device.disconnected&limit=50'
 $L query --rate 200 --seconds 5 --path '/api/v1/activity/facets/actor'
