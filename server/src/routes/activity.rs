@@ -3,7 +3,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use actlog_engine::export::{csv_cells_of_view, CSV_COLUMNS};
+use actlog_engine::export::{write_csv_row, CSV_COLUMNS};
 use actlog_engine::{Field, Query, RecordView, DEFAULT_LIMIT};
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
@@ -259,14 +259,16 @@ fn write_export(
         Ok::<(), std::io::Error>(())
     };
     match format {
+        // Rows are written straight into the sink's buffer too
+        // (`write_csv_row` makes what the csv crate makes of the cells).
         Format::Csv => {
-            let mut w = csv::Writer::from_writer(&mut *sink);
-            w.write_record(CSV_COLUMNS)?;
+            sink.buf.extend_from_slice(CSV_COLUMNS.join(",").as_bytes());
+            sink.buf.push(b'\n');
+            let mut scratch = Vec::new();
             each(&mut |v| {
-                w.write_record(csv_cells_of_view(&v).iter().map(|c| c.as_bytes()))
-                    .map_err(std::io::Error::from)
+                write_csv_row(&mut sink.buf, &v, &mut scratch);
+                sink.flush_if_full()
             })?;
-            w.flush()?;
         }
         // JSON goes straight into the sink's buffer (a `Vec`, whose writes
         // inline), not through `io::Write` call by call.
