@@ -184,15 +184,21 @@ pub const CSV_COLUMNS: [&str; 11] = [
 /// its first character other than a space is `=`, `+`, `-` or `@`, or it
 /// starts with a tab, CR, LF or NUL.
 pub fn csv_safe(cell: &str) -> Cow<'_, str> {
-    let starts_control = cell.starts_with(['\t', '\r', '\n', '\0']);
-    let formula = cell
-        .trim_start_matches(' ')
-        .starts_with(['=', '+', '-', '@']);
-    if starts_control || formula {
+    if needs_formula_prefix(cell.as_bytes()) {
         format!("'{cell}").into()
     } else {
         cell.into()
     }
+}
+
+/// [`csv_safe`]'s rule: the cell starts with a tab, CR, LF or NUL, or its
+/// first byte other than a space is `=`, `+`, `-` or `@`.
+fn needs_formula_prefix(cell: &[u8]) -> bool {
+    matches!(cell.first(), Some(b'\t' | b'\r' | b'\n' | b'\0'))
+        || matches!(
+            cell.iter().find(|&&b| b != b' '),
+            Some(b'=' | b'+' | b'-' | b'@')
+        )
 }
 
 /// The CSV cells of a record, in [`CSV_COLUMNS`] order, formula-safe; null
@@ -253,12 +259,11 @@ pub fn write_csv_row(out: &mut Vec<u8>, v: &RecordView<'_>, scratch: &mut Vec<u8
 /// A cell, formula-safe as [`csv_safe`] makes it, quoted as the csv crate
 /// quotes (only when it holds `,`, `"`, CR or LF; quotes doubled).
 fn push_safe_cell(out: &mut Vec<u8>, cell: &[u8]) {
-    let starts_control = matches!(cell.first(), Some(b'\t' | b'\r' | b'\n' | b'\0'));
-    let formula = matches!(
-        cell.iter().find(|&&b| b != b' '),
-        Some(b'=' | b'+' | b'-' | b'@')
-    );
-    let prefix: &[u8] = if starts_control || formula { b"'" } else { b"" };
+    let prefix: &[u8] = if needs_formula_prefix(cell) {
+        b"'"
+    } else {
+        b""
+    };
     if !cell
         .iter()
         .any(|&b| matches!(b, b',' | b'"' | b'\n' | b'\r'))

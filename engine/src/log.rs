@@ -23,7 +23,7 @@ use crate::segment::{
     parse_segment_file_name, segment_path, SegmentHeader, SEGMENT_HEADER_LEN, TEMP_SUFFIX,
 };
 use crate::view::{Sealed, View};
-use crate::writer::{IoState, WriterState, DEFER_INDEX_MIN_RECORDS};
+use crate::writer::{beside, IoState, WriterState, DEFER_INDEX_MIN_RECORDS};
 
 /// Name of the lock file in a data directory.
 pub const LOCK_FILE: &str = "LOCK";
@@ -476,17 +476,10 @@ impl Log {
         // its terms are extracted on a second thread while this one encodes.
         // The terms are three buffers, so freeing them elsewhere is cheap (the
         // payloads, one allocation a record, stay on this thread).
-        let (payloads, terms) = if batch.len() >= DEFER_INDEX_MIN_RECORDS {
-            std::thread::scope(|s| {
-                let terms = s.spawn(|| terms_of(batch));
-                let payloads = encode();
-                let terms = terms
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                (payloads, terms)
-            })
+        let (terms, payloads) = if batch.len() >= DEFER_INDEX_MIN_RECORDS {
+            beside(|| terms_of(batch), encode)
         } else {
-            (encode(), terms_of(batch))
+            (terms_of(batch), encode())
         };
         let payloads = payloads?;
         let (last, stamps, epoch) = self.inner.stage(&payloads, terms, ts)?;

@@ -234,32 +234,24 @@ impl Inner {
                 .record_fsync(started.elapsed().as_micros() as u64);
             result
         };
-        let (result, index_bytes) = if unindexed.is_empty() {
-            (sync(), None)
+        let result = if unindexed.is_empty() {
+            sync()
         } else {
             // Index on a second thread while this one writes and syncs; both
             // finish before anything taken here is published.
-            std::thread::scope(|s| {
-                let indexer = s.spawn(|| index_batches(&active, &unindexed));
-                let result = sync();
-                let bytes = indexer
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                (result, Some(bytes))
-            })
-        };
-        let mut st = self.lock_state();
-        if let Some(bytes) = index_bytes {
+            let (bytes, result) = beside(|| index_batches(&active, &unindexed), sync);
+            let mut st = self.lock_state();
             st.indexing = false;
             st.index_bytes = bytes;
-        }
+            result
+        };
         match result {
             Ok(()) => {
                 io.written += buf.len() as u64;
                 Ok(target)
             }
             Err(e) => {
-                st.failed = true;
+                self.lock_state().failed = true;
                 Err(e)
             }
         }
@@ -389,6 +381,22 @@ impl Inner {
         drop(retired);
         Ok(())
     }
+}
+
+/// Runs `other` on a scoped thread while this thread runs `here`; returns
+/// both results (a panic on the other thread resumes here).
+pub(crate) fn beside<A: Send, B>(
+    other: impl FnOnce() -> A + Send,
+    here: impl FnOnce() -> B,
+) -> (A, B) {
+    std::thread::scope(|s| {
+        let handle = s.spawn(other);
+        let b = here();
+        let a = handle
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (a, b)
+    })
 }
 
 /// Indexes batches taken from `WriterState::unindexed`, in order; returns the

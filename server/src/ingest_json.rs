@@ -62,7 +62,12 @@ pub fn parse_events(body: &[u8], actor: &str) -> Result<Vec<NewRecord>, ApiError
                 Err(e) => Err(not_json(e)),
             }
         }
-        (Err(e), None) => Err(not_json(e)),
+        // JSON, but neither an object nor an array (serde's own error for
+        // the top-level visitor's unhandled types).
+        (Err(e), None) => match serde_json::from_slice::<IgnoredAny>(body) {
+            Ok(_) => Err(wrong_body()),
+            Err(_) => Err(not_json(e)),
+        },
     }
 }
 
@@ -131,30 +136,6 @@ impl<'de> Visitor<'de> for Body<'_> {
         }
         .visit_map(map)?;
         Ok(vec![event])
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Err(fail(self.failed, wrong_body()))
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Err(fail(self.failed, wrong_body()))
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Err(fail(self.failed, wrong_body()))
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Err(fail(self.failed, wrong_body()))
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Err(fail(self.failed, wrong_body()))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Err(fail(self.failed, wrong_body()))
     }
 }
 
