@@ -378,6 +378,9 @@ impl Log {
             return Ok(None);
         }
         let epoch = st.epoch + 1;
+        // Recovery may cut the active file: readers of the old view must not
+        // read it through a map meanwhile (they fall back to positioned reads).
+        st.active.unmap();
         let recovered = recover_dir(&inner.dir, &inner.config, false, epoch)?;
         inner.update_view(|_| recovered.view);
         *st = recovered.state;
@@ -894,7 +897,7 @@ fn recover_dir(dir: &Path, config: &Config, read_only: bool, epoch: u64) -> Resu
             }
             None if is_last => {
                 let (seg, state, written) =
-                    recover_active(fs, &path, base, &mut report, read_only, epoch)?;
+                    recover_active(fs, &path, base, &mut report, read_only, epoch, config)?;
                 if let Some(&ts) = seg.table().ts.last() {
                     last_ts = last_ts.max(ts);
                 }
@@ -937,13 +940,18 @@ fn recover_dir(dir: &Path, config: &Config, read_only: bool, epoch: u64) -> Resu
                     fsutil::create_durable(fs, &path, &header.encode(), Durable::Segment)?
                 }
             };
-            let seg = Arc::new(ActiveSegment::new(
+            let seg = ActiveSegment::new(
                 path,
                 base,
                 file,
                 ActiveTable::default(),
                 ActiveIndex::default(),
-            ));
+            );
+            let seg = Arc::new(if read_only {
+                seg
+            } else {
+                seg.mapped(config.segment_max_bytes)
+            });
             report.created_active = !bases.is_empty() && !read_only;
             let state = WriterState::fresh(seg.clone(), &header, last_ts, epoch);
             (seg, state, SEGMENT_HEADER_LEN as u64)
@@ -1146,6 +1154,7 @@ fn recover_active(
     report: &mut RecoveryReport,
     read_only: bool,
     epoch: u64,
+    config: &Config,
 ) -> Result<(Arc<ActiveSegment>, WriterState, u64)> {
     let mode = if read_only {
         OpenMode::Read
@@ -1207,13 +1216,12 @@ fn recover_active(
     let first_ts = scan.table.ts.first().copied();
     let last_ts = scan.table.ts.last().copied().unwrap_or(i64::MIN);
     let index_bytes = index.approx_bytes();
-    let seg = Arc::new(ActiveSegment::new(
-        path.to_path_buf(),
-        base,
-        file,
-        scan.table,
-        index,
-    ));
+    let seg = ActiveSegment::new(path.to_path_buf(), base, file, scan.table, index);
+    let seg = Arc::new(if read_only {
+        seg
+    } else {
+        seg.mapped(config.segment_max_bytes)
+    });
     let state = WriterState {
         index_bytes,
         unindexed: Vec::new(),

@@ -320,13 +320,16 @@ impl Inner {
         };
         let new_path = segment_path(&self.dir, header.base_id);
         let file = fsutil::create_durable(fs, &new_path, &header.encode(), Durable::Segment)?;
-        let active = Arc::new(ActiveSegment::new(
-            new_path,
-            header.base_id,
-            file,
-            ActiveTable::default(),
-            ActiveIndex::default(),
-        ));
+        let active = Arc::new(
+            ActiveSegment::new(
+                new_path,
+                header.base_id,
+                file,
+                ActiveTable::default(),
+                ActiveIndex::default(),
+            )
+            .mapped(self.config.segment_max_bytes),
+        );
         // 5. Swap the view, then 6. publish.
         let sealed = Arc::new(Sealed::new(sealed, index, self.config.fs.clone()));
         self.update_view(|v| View {

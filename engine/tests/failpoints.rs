@@ -210,3 +210,76 @@ fn concurrent_waiters_all_fail_when_the_leader_fsync_fails() {
         assert!(log.get(*id).expect("read").is_some(), "acked id {id} lost");
     }
 }
+
+/// The active segment is read through a map made ahead of the file's end.
+/// `Log::recover` may cut that file; a reader still holding the view from
+/// before must then get records or errors, never read a mapped page past the
+/// new end (SIGBUS would kill the process). Here the disk "loses" the newer
+/// half of the acknowledged records (zeros), so recovery cuts inside what the
+/// old reader may read.
+#[test]
+fn recover_cutting_the_active_file_under_an_old_reader_never_faults() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), Config::default()).expect("open");
+    for b in 0..40 {
+        let batch: Vec<_> = (0..10).map(|j| rec(b * 10 + j)).collect();
+        log.append(&batch).expect("append");
+    }
+    let oldest_first = log.iter(0, Direction::Forward);
+    let mut newest_first = log.iter(u64::MAX, Direction::Backward);
+    fail::cfg("segment::sync", "return").expect("fail cfg");
+    log.append(&[rec(0)]).expect_err("the fsync fails");
+    fail::remove("segment::sync");
+    assert!(log.is_failed());
+
+    let seg = std::fs::read_dir(dir.path())
+        .expect("list")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.extension().is_some_and(|x| x == "log"))
+        .expect("the active segment");
+    let len = std::fs::metadata(&seg).expect("stat").len();
+    let cut = len / 2;
+    assert!(
+        len - cut > 3 * 4096,
+        "the cut spans whole pages ({len} bytes)"
+    );
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .expect("open segment");
+        f.write_all_at(&vec![0u8; (len - cut) as usize], cut)
+            .expect("zero the tail");
+        f.sync_all().expect("sync");
+    }
+    let report = log.recover().expect("recover").expect("was failed");
+    let torn = report.torn_tail.expect("recovery cut the zeroed tail");
+    assert!(torn.offset <= cut, "{torn:?}");
+    assert!(std::fs::metadata(&seg).expect("stat").len() <= cut);
+
+    // The newest record's frame lies whole pages past the new end.
+    assert!(
+        matches!(newest_first.next(), Some(Err(_))),
+        "the cut-off newest record reads as an error"
+    );
+    let mut read = 0;
+    let mut errors = 0;
+    for r in oldest_first {
+        match r {
+            Ok(rec) => {
+                assert_eq!(errors, 0, "no record after a read error");
+                assert_eq!(rec.id, read + 1);
+                read += 1;
+            }
+            Err(_) => errors += 1,
+        }
+    }
+    assert!(read > 0 && errors > 0, "read {read}, errors {errors}");
+    let kept: Vec<u64> = log
+        .iter(0, Direction::Forward)
+        .map(|r| r.expect("recovered log reads").id)
+        .collect();
+    assert_eq!(kept, (1..=read).collect::<Vec<_>>());
+}

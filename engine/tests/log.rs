@@ -225,6 +225,47 @@ fn a_large_batch_reports_the_right_invalid_record_and_stores_in_order() {
     }
 }
 
+/// The active segment is mapped as far as the segment size bound; a first
+/// batch larger than the bound (never split: an empty segment takes it
+/// whole) puts frames past the map's end, which are read with positioned
+/// reads. A page mixing both, `get` on either side, and the same after more
+/// appends grow the file into the mapped pages.
+#[test]
+fn active_frames_past_the_mapped_bound_read_like_the_others() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), small_segments()).expect("open");
+    let batch: Vec<NewRecord> = (0..60).map(rec).collect();
+    let ids = log
+        .append(&batch)
+        .expect("one batch, larger than a segment");
+    assert_eq!(
+        segment_files(dir.path()).len(),
+        1,
+        "the batch was not split"
+    );
+    let page = log
+        .query(&Query {
+            selection: Selection::default(),
+            order: Order::Asc,
+            limit: 60,
+            cursor: None,
+        })
+        .expect("query");
+    let messages: Vec<String> = page.items.iter().map(|r| r.message.clone()).collect();
+    let expect: Vec<String> = (0..60).map(|n| format!("Device {n} connected")).collect();
+    assert_eq!(messages, expect);
+    for (n, id) in ids.iter().enumerate() {
+        let r = log.get(*id).expect("get").expect("present");
+        assert_eq!(r.entity_id.as_deref(), Some(format!("dev_{n}").as_str()));
+    }
+    // The next append rolls; its segment is read through its own map.
+    let more = fill(&log, 30);
+    for (n, id) in more.iter().enumerate() {
+        let r = log.get(*id).expect("get").expect("present");
+        assert_eq!(r.message, format!("Device {n} connected"));
+    }
+}
+
 #[test]
 fn a_second_open_of_the_same_directory_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");

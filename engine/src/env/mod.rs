@@ -64,6 +64,15 @@ pub trait FileHandle: Send + Sync + fmt::Debug {
     /// (only ever used on files that never change again, or dropped before
     /// the file is truncated), a copy for simulated filesystems.
     fn map(&self) -> io::Result<FileBytes>;
+    /// A read-only map of the file's first `len` bytes, `len` possibly past
+    /// its end, that shows what is written later (the active segment, read
+    /// without a syscall per page). Only bytes below the file's length may
+    /// be read through it, and the file must not shrink below what a reader
+    /// reads while the map is alive. `None` where the filesystem cannot do
+    /// this (simulated ones): callers then use positioned reads.
+    fn map_ahead(&self, _len: usize) -> Option<FileBytes> {
+        None
+    }
 }
 
 /// A held directory lock; released when dropped.

@@ -42,6 +42,10 @@ impl FileHandle for File {
     fn map(&self) -> io::Result<FileBytes> {
         map_file(self).map(FileBytes::Mapped)
     }
+
+    fn map_ahead(&self, len: usize) -> Option<FileBytes> {
+        map_ahead(self, len).ok().map(FileBytes::Mapped)
+    }
 }
 
 /// Maps `file` read-only.
@@ -56,6 +60,21 @@ fn map_file(file: &File) -> io::Result<memmap2::Mmap> {
     // SAFETY: see the function docs — the mapped file does not change for
     // the lifetime of the map by the engine's own protocol.
     unsafe { memmap2::Mmap::map(file) }
+}
+
+/// Maps the first `len` bytes of `file` read-only, past its end if it is
+/// shorter: the pages the file grows into show the bytes written later (one
+/// page cache). Reading a page wholly past the file's end would raise
+/// SIGBUS, so the map's owner reads only bytes it knows are written (the
+/// active segment's durable frames) and takes the map away before the file
+/// may be truncated (`ActiveSegment::unmap`, called before `Log::recover`
+/// runs recovery); the data directory's lock keeps other actlog processes
+/// out, and read-only handles never map a file that may change.
+#[allow(unsafe_code)]
+fn map_ahead(file: &File, len: usize) -> io::Result<memmap2::Mmap> {
+    // SAFETY: see the function docs: no byte past the file's end is read,
+    // and the file is not truncated while the map is alive.
+    unsafe { memmap2::MmapOptions::new().len(len).map(file) }
 }
 
 impl FileSystem for StdFs {

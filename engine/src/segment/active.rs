@@ -1,14 +1,21 @@
 //! The active segment: the one file that takes appends.
 //!
-//! Readers use positioned reads (never a map: the file grows, and recovery may
-//! truncate it). The in-memory table of frame offsets and timestamps is pushed
-//! by the writer before a record becomes visible, so a reader that has seen an
-//! id as durable always finds its offset.
+//! Readers copy frames out of a map of the file made ahead of its end
+//! ([`ActiveSegment::mapped`]), so that the pages the file grows into show
+//! new frames without a syscall; where there is no map (read-only handles,
+//! whose file a restarting server may truncate; simulated filesystems; a
+//! frame past the map's end) they use positioned reads. Only durable frames
+//! are ever read, so no read reaches past the file's end; the map is taken
+//! away ([`ActiveSegment::unmap`]) before recovery may truncate the file.
+//!
+//! The in-memory table of frame offsets and timestamps is pushed by the
+//! writer before a record becomes visible, so a reader that has seen an id as
+//! durable always finds its offset.
 
 use std::path::{Path, PathBuf};
 use std::sync::{RwLock, RwLockReadGuard};
 
-use crate::env::FileHandle;
+use crate::env::{FileBytes, FileHandle};
 use crate::error::{Error, Result};
 use crate::frame::{self, HEADER_LEN};
 use crate::index::active::ActiveIndex;
@@ -47,6 +54,9 @@ pub struct ActiveSegment {
     file: Box<dyn FileHandle>,
     table: RwLock<ActiveTable>,
     index: RwLock<ActiveIndex>,
+    /// The file mapped ahead of its end, if it is; a leaf lock, held only
+    /// while frames are copied out.
+    map: RwLock<Option<FileBytes>>,
 }
 
 impl ActiveSegment {
@@ -63,7 +73,32 @@ impl ActiveSegment {
             file,
             table: RwLock::new(table),
             index: RwLock::new(index),
+            map: RwLock::new(None),
         }
+    }
+
+    /// Maps the file's first `len` bytes (the segment size bound) for
+    /// readers; frames beyond them, or every frame if the map fails, are read
+    /// with positioned reads. Only for a handle that owns the directory.
+    pub(crate) fn mapped(self, len: u64) -> Self {
+        let map = usize::try_from(len)
+            .ok()
+            .and_then(|len| self.file.map_ahead(len));
+        ActiveSegment {
+            map: RwLock::new(map),
+            ..self
+        }
+    }
+
+    /// Drops the map, waiting for readers copying out of it; later reads use
+    /// positioned reads. Called before recovery may truncate the file.
+    pub(crate) fn unmap(&self) {
+        *self.map.write().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// Read access to the map (see the module docs).
+    fn map(&self) -> RwLockReadGuard<'_, Option<FileBytes>> {
+        self.map.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Read access to the in-memory index.
@@ -107,79 +142,65 @@ impl ActiveSegment {
         t.end = end;
     }
 
+    /// The byte ranges of durable records `ids`' frames.
+    fn frame_ranges(&self, ids: &[u64]) -> Result<Vec<(u64, u64)>> {
+        let t = self.table();
+        ids.iter()
+            .map(|&id| {
+                t.frame_range((id - self.base_id) as usize).ok_or_else(|| {
+                    Error::corruption(
+                        &self.path,
+                        0,
+                        format!("id {id} is not in the active segment's table"),
+                    )
+                })
+            })
+            .collect()
+    }
+
     /// Appends the CRC-checked payloads of durable records `ids` (in page
-    /// order, ascending or descending) to `buf`, one slot each in `slots`
-    /// (positioned reads; see `segment::read_runs`).
+    /// order, ascending or descending) to `buf`, one slot each in `slots`:
+    /// copied out of the map, or read with positioned reads (see
+    /// `segment::read_runs`) where there is none.
     pub(crate) fn read_payloads_into(
         &self,
         ids: &[u64],
         buf: &mut Vec<u8>,
         slots: &mut Vec<FrameSlot>,
     ) -> Result<()> {
-        let ranges = {
-            let t = self.table();
-            ids.iter()
-                .map(|&id| {
-                    t.frame_range((id - self.base_id) as usize).ok_or_else(|| {
-                        Error::corruption(
-                            &self.path,
-                            0,
-                            format!("id {id} is not in the active segment's table"),
-                        )
-                    })
-                })
-                .collect::<Result<Vec<_>>>()?
-        };
+        let ranges = self.frame_ranges(ids)?;
+        {
+            let map = self.map();
+            let end = ranges.iter().map(|&(_, b)| b).max().unwrap_or(0);
+            if let Some(map) = map.as_deref().filter(|m| end <= m.len() as u64) {
+                for (&id, &(a, b)) in ids.iter().zip(&ranges) {
+                    super::push_frame(&self.path, id, a, &map[a as usize..b as usize], buf, slots)?;
+                }
+                return Ok(());
+            }
+        }
         super::read_runs(&*self.file, &self.path, ids, &ranges, buf, slots)
     }
 
     /// Reads record `id`; the caller guarantees `id` is durable and in this segment.
     pub fn read(&self, id: u64) -> Result<Record> {
-        let local = (id - self.base_id) as usize;
-        let (offset, next) = {
-            let t = self.table();
-            match t.offsets.get(local) {
-                Some(&o) => (u64::from(o), t.offsets.get(local + 1).copied()),
-                None => {
-                    return Err(Error::corruption(
-                        &self.path,
-                        0,
-                        format!("id {id} is not in the active segment's table"),
-                    ))
-                }
+        let (offset, end) = self.frame_ranges(&[id])?[0];
+        let len = (end.saturating_sub(offset) as usize).min(HEADER_LEN + frame::MAX_PAYLOAD);
+        {
+            let map = self.map();
+            if let Some(map) = map
+                .as_deref()
+                .filter(|m| offset + len as u64 <= m.len() as u64)
+            {
+                let at = offset as usize;
+                return self.decode_at(id, offset, &map[at..at + len]);
             }
-        };
-        if let Some(next) = next {
-            // The frame's length is known: one read.
-            let len = (u64::from(next).saturating_sub(offset) as usize)
-                .min(HEADER_LEN + frame::MAX_PAYLOAD);
-            let mut buf = vec![0u8; len];
-            self.file
-                .read_exact_at(&mut buf, offset)
-                .map_err(Error::io("read", &self.path))?;
-            return self.decode_at(id, offset, &buf);
         }
-        let mut head = [0u8; HEADER_LEN];
+        let mut buf = vec![0u8; len];
         self.file
-            .read_exact_at(&mut head, offset)
+            .read_exact_at(&mut buf, offset)
             .map_err(Error::io("read", &self.path))?;
-        let header = frame::parse_header(&head)
-            .map_err(|e| Error::corruption(&self.path, offset, e.to_string()))?;
-        let mut payload = vec![0u8; header.len];
-        self.file
-            .read_exact_at(&mut payload, offset + HEADER_LEN as u64)
-            .map_err(Error::io("read", &self.path))?;
-        frame::verify(&header, &head[4..], &payload)
-            .map_err(|e| Error::corruption(&self.path, offset, e.to_string()))?;
-        if header.id != id {
-            return Err(Error::corruption(
-                &self.path,
-                offset,
-                format!("frame holds id {} where id {id} belongs", header.id),
-            ));
-        }
-        Record::decode(header.id, header.ts, &payload)
-            .map_err(|reason| Error::corruption(&self.path, offset, reason))
+        self.decode_at(id, offset, &buf)
     }
 
     fn decode_at(&self, id: u64, offset: u64, buf: &[u8]) -> Result<Record> {

@@ -81,15 +81,7 @@ pub(crate) fn read_runs(
             .map_err(Error::io("read", path))?;
         for (&id, &(a, b)) in ids[i..j].iter().zip(&ranges[i..j]) {
             let at = base + (a - lo) as usize;
-            let f = frame::decode(&buf[at..base + (b - lo) as usize])
-                .map_err(|e| Error::corruption(path, a, e.to_string()))?;
-            if f.header.id != id {
-                return Err(Error::corruption(
-                    path,
-                    a,
-                    format!("frame holds id {} where id {id} belongs", f.header.id),
-                ));
-            }
+            let f = checked_frame(path, id, a, &buf[at..base + (b - lo) as usize])?;
             let start = at + HEADER_LEN;
             slots.push(FrameSlot {
                 id,
@@ -100,6 +92,47 @@ pub(crate) fn read_runs(
         }
         i = j;
     }
+    Ok(())
+}
+
+/// Decodes the frame of record `id` found at offset `at` of `path` (its
+/// bytes `frame`), checking its CRC and id.
+fn checked_frame<'a>(
+    path: &Path,
+    id: u64,
+    at: u64,
+    frame: &'a [u8],
+) -> Result<frame::FrameRef<'a>> {
+    let f = frame::decode(frame).map_err(|e| Error::corruption(path, at, e.to_string()))?;
+    if f.header.id != id {
+        return Err(Error::corruption(
+            path,
+            at,
+            format!("frame holds id {} where id {id} belongs", f.header.id),
+        ));
+    }
+    Ok(f)
+}
+
+/// Checks the frame of record `id` (its bytes `frame`, at offset `at` of
+/// `path`) and appends its payload to `buf`, with a slot in `slots`.
+pub(crate) fn push_frame(
+    path: &Path,
+    id: u64,
+    at: u64,
+    frame: &[u8],
+    buf: &mut Vec<u8>,
+    slots: &mut Vec<FrameSlot>,
+) -> Result<()> {
+    let f = checked_frame(path, id, at, frame)?;
+    let start = buf.len();
+    buf.extend_from_slice(f.payload);
+    slots.push(FrameSlot {
+        id,
+        ts: f.header.ts,
+        payload: start..buf.len(),
+        offset: at,
+    });
     Ok(())
 }
 
