@@ -312,6 +312,19 @@ fn matching(
     sel: &Selection,
     range: &Range<u32>,
 ) -> Result<Option<RoaringBitmap>> {
+    let mut m = matching_anywhere(seg, sel)?;
+    if let Some(bm) = m.as_mut() {
+        bm.remove_range(..range.start);
+        bm.remove_range(range.end..);
+    }
+    Ok(m)
+}
+
+/// [`matching`] over the whole segment. For a page, which iterates only
+/// its range: clipping a large bitmap to a narrow range (a deep page) costs
+/// more than the rest of the page (containers emptied below 4096 values
+/// are rebuilt as arrays).
+fn matching_anywhere(seg: &SegmentReader<'_>, sel: &Selection) -> Result<Option<RoaringBitmap>> {
     let mut acc: Option<RoaringBitmap> = None;
     let narrow = |bm: RoaringBitmap, acc: &mut Option<RoaringBitmap>| {
         *acc = Some(match acc.take() {
@@ -344,10 +357,6 @@ fn matching(
             return Ok(acc);
         }
     }
-    if let Some(bm) = acc.as_mut() {
-        bm.remove_range(..range.start);
-        bm.remove_range(range.end..);
-    }
     Ok(acc)
 }
 
@@ -367,15 +376,15 @@ fn after_cursor(range: Range<u32>, base: u64, order: Order, last_id: Option<u64>
     }
 }
 
-/// Iterates the matching locals of one segment in page order.
+/// Iterates the matching locals of one segment within `range`, in page order.
 fn locals<'a>(
     m: &'a Option<RoaringBitmap>,
     range: Range<u32>,
     order: Order,
 ) -> Box<dyn Iterator<Item = u32> + 'a> {
     match (m, order) {
-        (Some(bm), Order::Asc) => Box::new(bm.iter()),
-        (Some(bm), Order::Desc) => Box::new(bm.iter().rev()),
+        (Some(bm), Order::Asc) => Box::new(bm.range(range)),
+        (Some(bm), Order::Desc) => Box::new(bm.range(range).rev()),
         (None, Order::Asc) => Box::new(range),
         (None, Order::Desc) => Box::new(range.rev()),
     }
@@ -434,7 +443,7 @@ impl Log {
             if range.is_empty() {
                 continue;
             }
-            let m = matching(&seg, &q.selection, &range)?;
+            let m = matching_anywhere(&seg, &q.selection)?;
             ids.clear();
             for local in locals(&m, range, q.order) {
                 if page.len() + ids.len() == q.limit {
