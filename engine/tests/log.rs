@@ -654,3 +654,85 @@ fn segment_listing_during_appends_and_rolls_never_deadlocks() {
     }
     assert!(log.segments().len() > 2, "rolls happened");
 }
+
+/// With more than 16 MiB of sealed segments, open loads their indexes on a
+/// second thread while it recovers the active segment. That path must report
+/// and repair exactly what the sequential one does: a deleted index file
+/// rebuilt, a torn tail cut, the active segment re-indexed (no saved index
+/// after a crash), every record and word query intact.
+#[test]
+fn a_large_log_recovers_a_crash_with_indexes_loaded_beside_the_active_segment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = || Config {
+        segment_max_bytes: 4 << 20,
+        ..Config::default()
+    };
+    let big = |n: u64| {
+        let mut r = rec(n);
+        r.message = format!("Device {n} connected {}", "x".repeat(900));
+        let mut m = serde_json::Map::new();
+        m.insert("blob".into(), serde_json::Value::String("b".repeat(3900)));
+        r.metadata = m;
+        r
+    };
+    let total = 4400u64;
+    {
+        let log = Log::open(dir.path(), config()).expect("open");
+        for start in (0..total).step_by(100) {
+            let batch: Vec<NewRecord> = (start..start + 100).map(big).collect();
+            log.append(&batch).expect("append");
+        }
+    }
+    let segs = segment_files(dir.path());
+    let sealed_bytes: u64 = segs[..segs.len() - 1]
+        .iter()
+        .map(|p| fs::metadata(p).expect("stat").len())
+        .sum();
+    assert!(sealed_bytes >= 16 << 20, "{sealed_bytes} bytes sealed");
+    // The crash: no saved active index, a torn write at the tail, and an
+    // index file lost.
+    let active = segs.last().expect("active").clone();
+    fs::remove_file(active.with_extension("aidx")).expect("a clean close saved the active index");
+    let lost_index = segs[1].with_extension("idx");
+    fs::remove_file(&lost_index).expect("remove an index file");
+    {
+        use std::io::Write;
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(&active)
+            .expect("open active");
+        f.write_all(&[0xab; 300]).expect("torn bytes");
+    }
+
+    let log = Log::open(dir.path(), config()).expect("recover");
+    let report = log.recovery_report();
+    assert_eq!(report.active_index_snapshot, None, "{report:?}");
+    assert_eq!(
+        report.torn_tail.as_ref().map(|t| t.bytes_dropped),
+        Some(300)
+    );
+    let rebuilt: Vec<&Path> = report
+        .rebuilt_indexes
+        .iter()
+        .map(|(p, _)| p.as_path())
+        .collect();
+    assert_eq!(rebuilt, vec![lost_index.as_path()]);
+    assert!(lost_index.exists(), "the rebuilt index was written");
+    assert_eq!(log.last_id(), Some(total));
+    for n in [0, 1234, 2500, total - 1] {
+        let page = log
+            .query(&Query {
+                selection: Selection::default().with_words(&n.to_string()),
+                order: Order::Desc,
+                limit: 5,
+                cursor: None,
+            })
+            .expect("query");
+        let found: Vec<u64> = page.items.iter().map(|r| r.id).collect();
+        assert_eq!(found, vec![n + 1], "word {n}");
+        assert_eq!(
+            page.items[0],
+            log.get(n + 1).expect("get").expect("present")
+        );
+    }
+}

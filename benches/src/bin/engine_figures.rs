@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release -p actlog-benches --bin engine_figures -- \
-//!     [--records N] [--iters N] [--opens N] [--retention-runs N] [--no-cold]
+//!     [--records N] [--iters N] [--opens N] [--crash-opens N] [--retention-runs N] [--no-cold]
 //! ```
 //!
 //! For profiling one query: `engine_figures --serve <log dir> --iters 100000
@@ -30,6 +30,7 @@ struct Opts {
     records: u64,
     iters: usize,
     opens: usize,
+    crash_opens: usize,
     retention_runs: usize,
     cold: bool,
     serve: Option<PathBuf>,
@@ -43,6 +44,7 @@ fn parse_opts() -> Opts {
         records: records_from_env(),
         iters: 1000,
         opens: 7,
+        crash_opens: 3,
         retention_runs: 5,
         cold: true,
         serve: None,
@@ -57,6 +59,7 @@ fn parse_opts() -> Opts {
             "--records" => o.records = value().replace('_', "").parse().expect("--records N"),
             "--iters" => o.iters = value().parse().expect("--iters N"),
             "--opens" => o.opens = value().parse().expect("--opens N"),
+            "--crash-opens" => o.crash_opens = value().parse().expect("--crash-opens N"),
             "--retention-runs" => o.retention_runs = value().parse().expect("--retention-runs N"),
             "--no-cold" => o.cold = false,
             "--serve" => o.serve = Some(PathBuf::from(value())),
@@ -391,6 +394,37 @@ fn main() {
                 max.as_secs_f64() * 1e3,
             );
         }
+    }
+
+    if o.crash_opens > 0 {
+        // A crash leaves no saved active index (`seg-*.aidx`, written by a
+        // clean close): open re-indexes the whole active segment. Each run
+        // deletes it, times the open, and closes cleanly (which saves it
+        // again).
+        let mut opens = Vec::new();
+        for _ in 0..o.crash_opens {
+            let snapshots: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .expect("list the log")
+                .map(|e| e.expect("entry").path())
+                .filter(|p| p.extension().is_some_and(|x| x == "aidx"))
+                .collect();
+            for p in &snapshots {
+                std::fs::remove_file(p).expect("remove the saved active index");
+            }
+            let start = Instant::now();
+            let log = Log::open(&dir, Config::default()).expect("open");
+            opens.push(start.elapsed());
+            assert_eq!(log.recovery_report().active_index_snapshot, None);
+            drop(log);
+        }
+        let (p50, _, max) = percentiles(opens);
+        println!(
+            "Log::open after a crash (no saved active index), page cache warm, {} runs: \
+             median {:.1} ms (max {:.1})",
+            o.crash_opens,
+            p50.as_secs_f64() * 1e3,
+            max.as_secs_f64() * 1e3,
+        );
     }
 
     if o.iters > 0 {

@@ -87,9 +87,11 @@ pub(crate) fn rebuild(seg: &SealedSegment) -> Result<Vec<u8>> {
     let mut ts = Vec::with_capacity(seg.count() as usize);
     let mut terms = Terms::default();
     for local in 0..seg.count() {
-        let rec = seg.read(seg.base_id() + local)?;
+        let f = seg.frame(local)?;
+        let rec = crate::RecordView::parse(f.header.id, f.header.ts, f.payload)
+            .map_err(|why| Error::corruption(seg.path(), seg.frame_offset(local) as u64, why))?;
         terms.clear();
-        terms.add(TermSource::of_record(&rec));
+        terms.add(TermSource::of_view(&rec));
         idx.insert(local as u32, terms.keys(0));
         ts.push(rec.ts);
     }
@@ -500,15 +502,15 @@ fn stream_crc(file: &dyn FileHandle, len: u64) -> std::io::Result<u32> {
 }
 
 impl<'a> TermSource<'a> {
-    pub(crate) fn of_record(r: &'a crate::Record) -> Self {
+    pub(crate) fn of_view(r: &crate::RecordView<'a>) -> Self {
         TermSource {
-            category: &r.category,
-            action: &r.action,
-            actor: &r.actor,
-            entity_type: r.entity_type.as_deref(),
-            entity_id: r.entity_id.as_deref(),
-            entity_name: r.entity_name.as_deref(),
-            message: &r.message,
+            category: r.category,
+            action: r.action,
+            actor: r.actor,
+            entity_type: r.entity_type,
+            entity_id: r.entity_id,
+            entity_name: r.entity_name,
+            message: r.message,
             severity: r.severity.as_str(),
         }
     }

@@ -96,7 +96,7 @@ impl SealedSegment {
     }
 
     /// Offset of the frame of the record `local` places after the base.
-    fn frame_offset(&self, local: u64) -> usize {
+    pub(crate) fn frame_offset(&self, local: u64) -> usize {
         let at = self.table_start() + 4 * local as usize;
         le_u32(&self.map[at..at + 4]) as usize
     }
