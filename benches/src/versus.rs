@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use actlog_engine::export::{csv_cells_of_view, RecordJson, CSV_COLUMNS};
+use actlog_engine::export::{write_csv_row, RecordJson, CSV_COLUMNS};
 use actlog_engine::RecordView;
 use actlog_engine::{now_us, Clock, Config, Log, NewRecord, Order, Retention, DAY_US};
 use rusqlite::Connection;
@@ -196,7 +196,7 @@ impl Write for CountingSink {
 
 /// Streams every record of `log`, oldest first, to `out` exactly as the
 /// server's export does (`Log::scan_pages`, each record written from its
-/// stored bytes with `csv_cells_of_view` / `RecordJson`); returns the
+/// stored bytes with `write_csv_row` / `RecordJson`); returns the
 /// records written.
 pub fn export_actlog(log: &Log, format: ExportFormat, out: &mut impl Write) -> io::Result<u64> {
     let mut n = 0u64;
@@ -212,13 +212,21 @@ pub fn export_actlog(log: &Log, format: ExportFormat, out: &mut impl Write) -> i
     };
     match format {
         ExportFormat::Csv => {
-            let mut w = csv::Writer::from_writer(&mut *out);
-            w.write_record(CSV_COLUMNS)?;
+            // As the server: rows written straight into a buffer
+            // (`write_csv_row`), handed over in 64 KiB chunks.
+            let mut buf = Vec::with_capacity(1 << 16);
+            buf.extend_from_slice(CSV_COLUMNS.join(",").as_bytes());
+            buf.push(b'\n');
+            let mut scratch = Vec::new();
             each(&mut |v| {
-                w.write_record(csv_cells_of_view(&v).iter().map(|c| c.as_bytes()))
-                    .map_err(io::Error::from)
+                write_csv_row(&mut buf, &v, &mut scratch);
+                if buf.len() >= 1 << 16 {
+                    out.write_all(&buf)?;
+                    buf.clear();
+                }
+                Ok(())
             })?;
-            w.flush()?;
+            out.write_all(&buf)?;
         }
         ExportFormat::Ndjson => {
             // As the server: records serialize into a buffer handed over in

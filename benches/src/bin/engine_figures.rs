@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! cargo run --release -p actlog-benches --bin engine_figures -- \
-//!     [--records N] [--iters N] [--opens N] [--crash-opens N] [--retention-runs N] [--no-cold]
+//!     [--records N] [--iters N] [--opens N] [--crash-opens N] [--exports N]
+//!     [--retention-runs N] [--no-cold]
 //! ```
 //!
 //! For profiling one query: `engine_figures --serve <log dir> --iters 100000
@@ -20,6 +21,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use actlog_benches::query_set::{retention_run, Picks, QuerySet, RETENTION_ID};
+use actlog_benches::sqlite_design::ExportFormat;
+use actlog_benches::versus::export_actlog;
 use actlog_benches::workload::{
     data_root, disk_usage, filesystem_of, prepared_log, records_from_env,
 };
@@ -31,6 +34,7 @@ struct Opts {
     iters: usize,
     opens: usize,
     crash_opens: usize,
+    exports: usize,
     retention_runs: usize,
     cold: bool,
     serve: Option<PathBuf>,
@@ -45,6 +49,7 @@ fn parse_opts() -> Opts {
         iters: 1000,
         opens: 7,
         crash_opens: 3,
+        exports: 3,
         retention_runs: 5,
         cold: true,
         serve: None,
@@ -60,6 +65,7 @@ fn parse_opts() -> Opts {
             "--iters" => o.iters = value().parse().expect("--iters N"),
             "--opens" => o.opens = value().parse().expect("--opens N"),
             "--crash-opens" => o.crash_opens = value().parse().expect("--crash-opens N"),
+            "--exports" => o.exports = value().parse().expect("--exports N"),
             "--retention-runs" => o.retention_runs = value().parse().expect("--retention-runs N"),
             "--no-cold" => o.cold = false,
             "--serve" => o.serve = Some(PathBuf::from(value())),
@@ -425,6 +431,28 @@ fn main() {
             p50.as_secs_f64() * 1e3,
             max.as_secs_f64() * 1e3,
         );
+    }
+
+    if o.exports > 0 {
+        // The server's export loop (`versus::export_actlog`), into a sink
+        // that only counts: what formatting rows costs, without HTTP.
+        let log = Log::open(&dir, Config::default()).expect("open");
+        for format in [ExportFormat::Csv, ExportFormat::Ndjson] {
+            let mut rates = Vec::new();
+            for _ in 0..o.exports {
+                let mut sink = std::io::sink();
+                let start = Instant::now();
+                let rows = export_actlog(&log, format, &mut sink).expect("export");
+                rates.push(rows as f64 / start.elapsed().as_secs_f64());
+            }
+            rates.sort_by(f64::total_cmp);
+            println!(
+                "export {format:?} of the whole log in-process, {} runs: median {:.0} rows/s (max {:.0})",
+                o.exports,
+                rates[rates.len() / 2],
+                rates[rates.len() - 1]
+            );
+        }
     }
 
     if o.iters > 0 {

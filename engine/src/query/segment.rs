@@ -15,8 +15,9 @@ use crate::view::Sealed;
 /// How a page reads sealed segments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ReadVia {
-    /// Through the shared map: no syscall; the pages stay mapped (and
-    /// resident) in this process. For interactive pages.
+    /// Through the shared map (sealed segments, and the active one where it
+    /// is mapped): no syscall; the pages stay mapped (and resident) in this
+    /// process. For interactive pages.
     Map,
     /// Positioned reads of the file: a syscall per run of frames, but the
     /// process's resident set does not grow with the log. For scans.
@@ -87,7 +88,7 @@ impl SegmentReader<'_> {
                     .read_payloads_into(ids, &mut page.bytes, &mut page.slots)
             }
             SegmentReader::Active(a, _) => {
-                a.read_payloads_into(ids, &mut page.bytes, &mut page.slots)
+                a.read_payloads_into(ids, &mut page.bytes, &mut page.slots, via)
             }
         }
     }

@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::frame::{self, HEADER_LEN};
 use crate::index::active::ActiveIndex;
 use crate::index::terms::Terms;
+use crate::query::segment::ReadVia;
 use crate::record::Record;
 use crate::segment::FrameSlot;
 
@@ -161,15 +162,16 @@ impl ActiveSegment {
     /// Appends the CRC-checked payloads of durable records `ids` (in page
     /// order, ascending or descending) to `buf`, one slot each in `slots`:
     /// copied out of the map, or read with positioned reads (see
-    /// `segment::read_runs`) where there is none.
+    /// `segment::read_runs`) where there is none or `via` asks for them.
     pub(crate) fn read_payloads_into(
         &self,
         ids: &[u64],
         buf: &mut Vec<u8>,
         slots: &mut Vec<FrameSlot>,
+        via: ReadVia,
     ) -> Result<()> {
         let ranges = self.frame_ranges(ids)?;
-        {
+        if via == ReadVia::Map {
             let map = self.map();
             let end = ranges.iter().map(|&(_, b)| b).max().unwrap_or(0);
             if let Some(map) = map.as_deref().filter(|m| end <= m.len() as u64) {
