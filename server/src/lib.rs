@@ -16,6 +16,7 @@ pub mod cli;
 pub mod combine;
 pub mod demo;
 pub mod error;
+pub mod heap;
 pub mod ingest_json;
 pub mod json;
 pub mod keys;
@@ -317,14 +318,21 @@ async fn shutdown_signal() {
     }
 }
 
-/// Enforces retention every `every`, records what it dropped, and flushes
-/// coalesced authentication failures.
+/// Enforces retention every `every`, records what it dropped, flushes
+/// coalesced authentication failures, and after records were appended gives
+/// freed heap back to the system ([`heap::trim`]).
 async fn retention_task(app: AppState, every: Duration) {
     let mut tick = tokio::time::interval(every.min(COALESCE_TICK));
     let mut since_retention = Duration::ZERO;
+    let mut appended = app.log().io_stats().records_appended;
     loop {
         tick.tick().await;
         app.failures.flush(&app.recorder, false);
+        let now = app.log().io_stats().records_appended;
+        if now != appended {
+            appended = now;
+            let _ = tokio::task::spawn_blocking(heap::trim).await;
+        }
         since_retention += every.min(COALESCE_TICK);
         if since_retention < every {
             continue;

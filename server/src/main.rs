@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    bound_malloc_arenas();
+    actlog_server::heap::bound_arenas();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -106,24 +106,3 @@ fn keys(data: &std::path::Path, action: KeysAction) -> anyhow::Result<()> {
     log.close()?;
     Ok(())
 }
-
-/// glibc gives threads that allocate at once arenas of their own, up to 8
-/// per core, and keeps their freed memory. With tokio workers and the
-/// ingest combiner's blocking threads, that held about a third of the
-/// server's heap after ingest bursts (benches/README.md). Four arenas: two
-/// cost ~20 % of batched ingest throughput in arena-lock contention, four
-/// cost nothing measurable. `MALLOC_ARENA_MAX` in the environment wins.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)]
-fn bound_malloc_arenas() {
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: mallopt only sets an allocator parameter; it runs first
-        // thing in main, before any other thread exists.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 4);
-        }
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn bound_malloc_arenas() {}
