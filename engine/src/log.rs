@@ -217,10 +217,12 @@ impl Inner {
         );
     }
 
-    /// Runs `work` (releasing resources: unlinking, unmapping, freeing) on a
-    /// short-lived thread that the handle joins when it is dropped. If no
-    /// thread can be had, the failed spawn drops the closure here, which
-    /// does the work right away: slower, never wrong.
+    /// Runs `work` (releasing resources: unlinking, unmapping, freeing;
+    /// writing a sealed segment's index file) on a short-lived thread that
+    /// the handle joins when it is dropped. If no thread can be had, the
+    /// failed spawn drops the closure here unrun: what it owns is freed
+    /// right away (slower, never wrong), and an index file it would have
+    /// written is missing until the next open rebuilds it.
     pub(crate) fn in_background(&self, work: impl FnOnce() + Send + 'static) {
         if let Ok(handle) = std::thread::Builder::new()
             .name("actlog-reaper".into())
@@ -229,6 +231,15 @@ impl Inner {
             let mut reapers = lock(&self.reapers);
             reapers.retain(|h| !h.is_finished());
             reapers.push(handle);
+        }
+    }
+
+    /// Waits for the work [`Inner::in_background`] started: unlinks, and the
+    /// index files of segments sealed off the locks.
+    pub(crate) fn join_background(&self) {
+        let reapers = std::mem::take(&mut *lock(&self.reapers));
+        for h in reapers {
+            let _ = h.join();
         }
     }
 
@@ -378,6 +389,9 @@ impl Log {
             return Ok(None);
         }
         let epoch = st.epoch + 1;
+        // An index file still being written would race recovery's rebuild of
+        // the same (missing) file.
+        inner.join_background();
         // Recovery may cut the active file: readers of the old view must not
         // read it through a map meanwhile (they fall back to positioned reads).
         st.active.unmap();
@@ -720,10 +734,7 @@ impl Log {
     /// deterministic order of file operations.
     #[doc(hidden)]
     pub fn wait_for_reapers(&self) {
-        let reapers = std::mem::take(&mut *lock(&self.inner.reapers));
-        for h in reapers {
-            let _ = h.join();
-        }
+        self.inner.join_background();
     }
 
     /// Totals over the visible log.

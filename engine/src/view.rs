@@ -3,7 +3,7 @@
 //! retention drops segments.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use crate::env::Fs;
 use crate::error::{Error, Result};
@@ -16,7 +16,8 @@ use crate::segment::sealed::SealedSegment;
 #[derive(Debug)]
 pub(crate) struct Sealed {
     pub seg: SealedSegment,
-    pub index: SealedIndex,
+    /// Where its index is read from; see [`SegmentIndex`].
+    index: RwLock<SegmentIndex>,
     /// Set when retention dropped it: the files are unlinked when the last
     /// reader lets go of it.
     doomed: AtomicBool,
@@ -24,14 +25,42 @@ pub(crate) struct Sealed {
     fs: Fs,
 }
 
+/// A sealed segment's index: its file, or, from the seal until that file is
+/// written (off the write path's locks, see `writer.rs`), the in-memory
+/// index the segment had while it was active.
+#[derive(Debug, Clone)]
+pub(crate) enum SegmentIndex {
+    /// The index file, mapped.
+    File(Arc<SealedIndex>),
+    /// The segment as it was active: its in-memory index and offset/ts
+    /// table, all of it durable.
+    Memory(Arc<ActiveSegment>),
+}
+
 impl Sealed {
     pub(crate) fn new(seg: SealedSegment, index: SealedIndex, fs: Fs) -> Self {
+        Self::with_index(seg, SegmentIndex::File(Arc::new(index)), fs)
+    }
+
+    pub(crate) fn with_index(seg: SealedSegment, index: SegmentIndex, fs: Fs) -> Self {
         Sealed {
             seg,
-            index,
+            index: RwLock::new(index),
             doomed: AtomicBool::new(false),
             fs,
         }
+    }
+
+    /// The index as it is now (readers keep what they got for one query).
+    pub(crate) fn index(&self) -> SegmentIndex {
+        self.index.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Switches to the index file; returns what it replaces, for the caller
+    /// to drop (freeing an in-memory index takes milliseconds).
+    pub(crate) fn set_index(&self, index: SealedIndex) -> SegmentIndex {
+        let mut slot = self.index.write().unwrap_or_else(|e| e.into_inner());
+        std::mem::replace(&mut *slot, SegmentIndex::File(Arc::new(index)))
     }
 
     /// Marks the files for deletion once the last reader drops this segment.
@@ -40,7 +69,11 @@ impl Sealed {
     }
 
     pub(crate) fn bytes_on_disk(&self) -> u64 {
-        self.seg.file_len() + self.index.len_bytes()
+        let index = match self.index() {
+            SegmentIndex::File(i) => i.len_bytes(),
+            SegmentIndex::Memory(_) => 0,
+        };
+        self.seg.file_len() + index
     }
 }
 

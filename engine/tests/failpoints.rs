@@ -10,7 +10,9 @@
 
 use std::sync::Mutex;
 
-use actlog_engine::{Config, Direction, Error, Log, NewRecord, RecoveryReport};
+use actlog_engine::{
+    Config, Direction, Error, Field, Log, NewRecord, Order, Query, RecoveryReport, Selection,
+};
 
 /// Fault sites are process-global: one test at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -282,4 +284,136 @@ fn recover_cutting_the_active_file_under_an_old_reader_never_faults() {
         .map(|r| r.expect("recovered log reads").id)
         .collect();
     assert_eq!(kept, (1..=read).collect::<Vec<_>>());
+}
+
+/// A segment of at least 4 MiB is sealed without waiting for its index
+/// file: readers use its in-memory index until a background thread has
+/// written the file. Held at that point (the thread paused), every query
+/// answers from memory, the directory as it is on disk is a crash image
+/// (no index file) that open repairs, and once the thread runs the file
+/// exists and nothing changes for readers.
+#[test]
+fn a_sealed_segment_serves_from_memory_until_its_index_file_is_written() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = || Config {
+        segment_max_bytes: 5 << 20,
+        ..Config::default()
+    };
+    let big = |n: usize| {
+        let mut r = rec(n);
+        r.message = format!("record {n} {}", "m".repeat(900));
+        r.entity_id = Some(format!("ent_{}", n % 7));
+        let mut m = serde_json::Map::new();
+        m.insert("blob".into(), serde_json::Value::String("b".repeat(3900)));
+        r.metadata = m;
+        r
+    };
+    let log = Log::open(dir.path(), config()).expect("open");
+    /// Lets the paused thread go when dropped, so that a failing assertion
+    /// fails instead of hanging in the handle's drop (which joins it).
+    struct Unpause;
+    impl Drop for Unpause {
+        fn drop(&mut self) {
+            fail::remove("segment::index::background");
+        }
+    }
+    fail::cfg("segment::index::background", "pause").expect("fail cfg");
+    let unpause = Unpause;
+    let mut n = 0;
+    while log.segments().len() < 2 {
+        let batch: Vec<_> = (n..n + 50).map(big).collect();
+        log.append(&batch).expect("append");
+        n += 50;
+    }
+    let sealed = log.segments()[0].clone();
+    assert!(sealed.sealed && sealed.records > 500, "{sealed:?}");
+    let idx = sealed.path.with_extension("idx");
+    assert!(!idx.exists(), "the index file waits for the paused thread");
+
+    let answers = |log: &Log| {
+        let words: Vec<Vec<u64>> = [0, 1, sealed.records as usize - 1, n - 1]
+            .iter()
+            .map(|k| {
+                log.query(&Query {
+                    selection: Selection::default().with_words(&k.to_string()),
+                    order: Order::Desc,
+                    limit: 5,
+                    cursor: None,
+                })
+                .expect("query")
+                .items
+                .iter()
+                .map(|r| r.id)
+                .collect()
+            })
+            .collect();
+        let ent = log
+            .facets(Field::EntityId, &Selection::default(), "ent_", 10)
+            .expect("facets");
+        let since = log
+            .get(sealed.base_id + 3)
+            .expect("get")
+            .expect("present")
+            .ts;
+        let until = log.get(n as u64).expect("get").expect("present").ts + 1;
+        let hist: Vec<u64> = log
+            .histogram(&Selection::default(), 1000, since, until)
+            .expect("histogram")
+            .iter()
+            .map(|b| b.count)
+            .collect();
+        let from_since: Vec<u64> = log
+            .query(&Query {
+                selection: Selection {
+                    since: Some(since),
+                    ..Selection::default()
+                },
+                order: Order::Asc,
+                limit: 3,
+                cursor: None,
+            })
+            .expect("query")
+            .items
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        (words, ent, hist, from_since)
+    };
+    let from_memory = answers(&log);
+    assert_eq!(
+        from_memory.0,
+        vec![vec![1], vec![2], vec![sealed.records], vec![n as u64]],
+        "each word's one record"
+    );
+    assert_eq!(from_memory.1.iter().map(|f| f.count).sum::<u64>(), n as u64);
+
+    // A crash now: the files as they are, without the index file.
+    let image = tempfile::tempdir().expect("tempdir");
+    for e in std::fs::read_dir(dir.path()).expect("list") {
+        let p = e.expect("entry").path();
+        if p.file_name().is_some_and(|f| f != "LOCK") {
+            std::fs::copy(&p, image.path().join(p.file_name().expect("name"))).expect("copy");
+        }
+    }
+    {
+        let crashed = Log::open(image.path(), config()).expect("open the crash image");
+        let rebuilt: Vec<_> = crashed
+            .recovery_report()
+            .rebuilt_indexes
+            .iter()
+            .map(|(p, _)| p.file_name().map(|f| f.to_owned()))
+            .collect();
+        assert_eq!(rebuilt, vec![idx.file_name().map(|f| f.to_owned())]);
+        assert_eq!(answers(&crashed), from_memory);
+    }
+
+    drop(unpause);
+    log.wait_for_reapers();
+    assert!(idx.exists(), "the thread wrote the index file");
+    assert_eq!(answers(&log), from_memory);
+    drop(log);
+    let log = Log::open(dir.path(), config()).expect("reopen");
+    assert!(log.recovery_report().rebuilt_indexes.is_empty());
+    assert_eq!(answers(&log), from_memory);
 }

@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::index::lower_bound_sparse;
 use crate::query::page::PageBuf;
 use crate::segment::active::ActiveSegment;
-use crate::view::Sealed;
+use crate::view::{Sealed, SegmentIndex};
 
 /// How a page reads sealed segments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,13 +96,16 @@ impl SegmentReader<'_> {
     /// First local whose ts is `>= t` (or `count()`).
     pub(crate) fn lower_bound_ts(&self, t: i64) -> Result<u32> {
         match self {
-            SegmentReader::Sealed(s) => lower_bound_sparse(
-                s.seg.count() as u32,
-                |k| s.index.sparse_ts(k),
-                s.index.sparse_len(),
-                t,
-                |local| s.seg.ts_at(u64::from(local)),
-            ),
+            SegmentReader::Sealed(s) => match s.index() {
+                SegmentIndex::File(index) => lower_bound_sparse(
+                    s.seg.count() as u32,
+                    |k| index.sparse_ts(k),
+                    index.sparse_len(),
+                    t,
+                    |local| s.seg.ts_at(u64::from(local)),
+                ),
+                SegmentIndex::Memory(a) => Ok(a.table().ts.partition_point(|&x| x < t) as u32),
+            },
             SegmentReader::Active(a, n) => {
                 let table = a.table();
                 Ok(table.ts[..*n as usize].partition_point(|&x| x < t) as u32)
@@ -113,7 +116,10 @@ impl SegmentReader<'_> {
     /// The bitmap of `key` (empty when the key does not occur).
     pub(crate) fn bitmap(&self, key: &[u8]) -> Result<RoaringBitmap> {
         match self {
-            SegmentReader::Sealed(s) => Ok(s.index.bitmap(key)?.unwrap_or_default()),
+            SegmentReader::Sealed(s) => match s.index() {
+                SegmentIndex::File(index) => Ok(index.bitmap(key)?.unwrap_or_default()),
+                SegmentIndex::Memory(a) => Ok(a.index().get(key).cloned().unwrap_or_default()),
+            },
             SegmentReader::Active(a, _) => Ok(a.index().get(key).cloned().unwrap_or_default()),
         }
     }
@@ -136,17 +142,25 @@ impl SegmentReader<'_> {
         prefix: &[u8],
         mut f: impl FnMut(&[u8], Option<u64>, &dyn Fn() -> Result<RoaringBitmap>) -> Result<()>,
     ) -> Result<()> {
-        match self {
-            SegmentReader::Sealed(s) => s
-                .index
-                .for_prefix(prefix, |key, card, load| f(key, Some(card), load)),
-            SegmentReader::Active(a, _) => {
-                let idx = a.index();
-                for (key, bm) in idx.with_prefix(prefix) {
-                    f(key, None, &|| Ok(bm.clone()))?;
-                }
-                Ok(())
+        // An in-memory index, unordered; `exact` when every record it holds
+        // is durable (a sealed segment's).
+        type Visit<'v> =
+            dyn FnMut(&[u8], Option<u64>, &dyn Fn() -> Result<RoaringBitmap>) -> Result<()> + 'v;
+        let in_memory = |a: &ActiveSegment, exact: bool, f: &mut Visit<'_>| -> Result<()> {
+            let idx = a.index();
+            for (key, bm) in idx.with_prefix(prefix) {
+                f(key, exact.then(|| bm.len()), &|| Ok(bm.clone()))?;
             }
+            Ok(())
+        };
+        match self {
+            SegmentReader::Sealed(s) => match s.index() {
+                SegmentIndex::File(index) => {
+                    index.for_prefix(prefix, |key, card, load| f(key, Some(card), load))
+                }
+                SegmentIndex::Memory(a) => in_memory(&a, true, &mut f),
+            },
+            SegmentReader::Active(a, _) => in_memory(a, false, &mut f),
         }
     }
 }
