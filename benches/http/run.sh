@@ -44,3 +44,6 @@ for fmt in csv ndjson; do
 done
 $L sse --subscribers 1000 --events 50
 echo "{\"server_rss_kb\": $(awk '/VmRSS/{print $2}' /proc/$PID/status), \"server_peak_rss_kb\": $(awk '/VmHWM/{print $2}' /proc/$PID/status)}"
+# The server trims its heap on a 5 s maintenance tick after appends.
+sleep 6
+echo "{\"server_rss_kb_6s_later\": $(awk '/VmRSS/{print $2}' /proc/$PID/status), \"anon_kb\": $(awk '/RssAnon/{print $2}' /proc/$PID/status), \"file_kb\": $(awk '/RssFile/{print $2}' /proc/$PID/status)}"
