@@ -125,15 +125,26 @@ pub(crate) fn push_frame(
     slots: &mut Vec<FrameSlot>,
 ) -> Result<()> {
     let f = checked_frame(path, id, at, frame)?;
+    push_payload(&f, at, buf, slots);
+    Ok(())
+}
+
+/// Appends a checked frame's payload (the frame of `slots`' next record, at
+/// offset `at` of its file) to `buf`, with its slot in `slots`.
+pub(crate) fn push_payload(
+    f: &frame::FrameRef<'_>,
+    at: u64,
+    buf: &mut Vec<u8>,
+    slots: &mut Vec<FrameSlot>,
+) {
     let start = buf.len();
     buf.extend_from_slice(f.payload);
     slots.push(FrameSlot {
-        id,
+        id: f.header.id,
         ts: f.header.ts,
         payload: start..buf.len(),
         offset: at,
     });
-    Ok(())
 }
 
 /// First 8 bytes of every segment file.

@@ -142,14 +142,7 @@ impl SealedSegment {
         for &id in ids {
             let local = id - self.base_id();
             let f = self.frame(local)?;
-            let start = buf.len();
-            buf.extend_from_slice(f.payload);
-            slots.push(FrameSlot {
-                id,
-                ts: f.header.ts,
-                payload: start..buf.len(),
-                offset: self.frame_offset(local) as u64,
-            });
+            super::push_payload(&f, self.frame_offset(local) as u64, buf, slots);
         }
         Ok(())
     }
