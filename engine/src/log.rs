@@ -225,7 +225,7 @@ impl Inner {
     /// written is missing until the next open rebuilds it.
     pub(crate) fn in_background(&self, work: impl FnOnce() + Send + 'static) {
         if let Ok(handle) = std::thread::Builder::new()
-            .name("actlog-reaper".into())
+            .name("actlog-background".into())
             .spawn(work)
         {
             let mut reapers = lock(&self.reapers);

@@ -194,7 +194,9 @@ pub fn document() -> Value {
                       &[AUTH, &[("404", "Not a backup file, or deleted by retention since the listing")]].concat())}
         },
         "/api/v1/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3"}}}},
-        "/healthz": {"get": {"summary": "Liveness", "security": [], "responses": {"200": ok("OK", json!({"type": "object", "properties": {"status": {"type": "string"}}}))}}},
+        "/healthz": {"get": {"summary": "Liveness: `ok`, or 503 `failing` while storage is fail-stopped", "security": [], "responses": {
+            "200": ok("OK", json!({"type": "object", "properties": {"status": {"type": "string", "enum": ["ok"]}}})),
+            "503": ok("Storage is failing (disk full or I/O error) until the server recovers it", json!({"type": "object", "properties": {"status": {"type": "string", "enum": ["failing"]}, "message": {"type": "string"}}}))}}},
         "/metrics": {"get": {"summary": "Prometheus metrics", "security": [], "responses": {"200": {"description": "Prometheus text", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
         "/": {"get": {"summary": "The web UI", "security": [], "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}}
       }

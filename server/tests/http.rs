@@ -2656,6 +2656,11 @@ async fn disk_full_answers_503_loses_nothing_and_recovers_by_itself() {
             .post("/api/v1/activity", Some(ADMIN), &Value::Array(batch))
             .await;
         r.assert_error(503, "unavailable", None, None);
+        // The append just failed, so the log is fail-stopped until the next
+        // recovery attempt (made by the next append): health says so.
+        let h = server.get("/healthz", None).await;
+        assert_eq!(h.status, 503, "health while failing: {}", h.text());
+        assert_eq!(h.json()["status"], "failing");
     }
     let last = *acked.last().expect("acked");
     let r = server
@@ -2679,6 +2684,8 @@ async fn disk_full_answers_503_loses_nothing_and_recovers_by_itself() {
             .await;
     };
     acked.extend(after);
+    let h = server.get("/healthz", None).await;
+    assert_eq!((h.status, h.json()["status"].clone()), (200, json!("ok")));
     let more = server
         .ingest(ADMIN, &Value::Array((0..50).map(event).collect()))
         .await;

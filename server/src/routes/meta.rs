@@ -10,9 +10,24 @@ use crate::error::ApiError;
 use crate::metrics::EngineGauges;
 use crate::AppState;
 
-/// `GET /healthz`
-pub async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// `GET /healthz`: `{"status": "ok"}`, or 503 `{"status": "failing"}` while
+/// the log is fail-stopped after a write or fsync error (it answers ok again
+/// once the server has recovered it; see `Recorder::heal`). A health check
+/// that stayed green while nothing could be stored would hide the one
+/// failure that matters.
+pub async fn healthz(State(app): State<AppState>) -> Response {
+    if app.log().is_failed() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "status": "failing",
+                "message": "storage is failing (disk full or I/O error): nothing can be \
+                            stored until the server recovers it",
+            })),
+        )
+            .into_response();
+    }
+    Json(json!({"status": "ok"})).into_response()
 }
 
 /// `GET /metrics` (Prometheus text).
