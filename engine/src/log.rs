@@ -933,7 +933,7 @@ fn recover_dir(dir: &Path, config: &Config, read_only: bool, epoch: u64) -> Resu
             })
             .collect()
     };
-    let mut active_report = RecoveryReport::default();
+    let mut rebuilt = Vec::new();
     let recover_tail = |r: &mut RecoveryReport| {
         active_at
             .as_ref()
@@ -941,18 +941,13 @@ fn recover_dir(dir: &Path, config: &Config, read_only: bool, epoch: u64) -> Resu
             .transpose()
     };
     let (sealed, active) = if active_at.is_some() && sealed_bytes >= PARALLEL_OPEN_MIN_BYTES {
-        crate::writer::beside(
-            || load_indexes(&mut report.rebuilt_indexes),
-            || recover_tail(&mut active_report),
-        )
+        crate::writer::beside(|| load_indexes(&mut rebuilt), || recover_tail(&mut report))
     } else {
-        let sealed = load_indexes(&mut report.rebuilt_indexes)?;
-        (Ok(sealed), recover_tail(&mut active_report))
+        let sealed = load_indexes(&mut rebuilt)?;
+        (Ok(sealed), recover_tail(&mut report))
     };
     let (sealed, active) = (sealed?, active?);
-    report.torn_tail = active_report.torn_tail;
-    report.active_index_snapshot = active_report.active_index_snapshot;
-    report.snapshot_ignored = active_report.snapshot_ignored;
+    report.rebuilt_indexes.extend(rebuilt);
     if let Some((seg, _, _)) = &active {
         last_ts = last_ts.max(seg.table().ts.last().copied().unwrap_or(i64::MIN));
     }

@@ -312,17 +312,12 @@ fn matching(
     sel: &Selection,
     range: &Range<u32>,
 ) -> Result<Option<RoaringBitmap>> {
-    let mut m = matching_anywhere(seg, sel)?;
+    let mut m = term_bitmaps(seg, sel)?.map(intersect_all);
     if let Some(bm) = m.as_mut() {
         bm.remove_range(..range.start);
         bm.remove_range(range.end..);
     }
     Ok(m)
-}
-
-/// [`matching`] over the whole segment.
-fn matching_anywhere(seg: &SegmentReader<'_>, sel: &Selection) -> Result<Option<RoaringBitmap>> {
-    Ok(term_bitmaps(seg, sel)?.map(intersect_all))
 }
 
 /// One bitmap per filter (the union of its values) and per word, over the

@@ -104,7 +104,7 @@ impl SegmentReader<'_> {
                     t,
                     |local| s.seg.ts_at(u64::from(local)),
                 ),
-                SegmentIndex::Memory(a) => Ok(a.table().ts.partition_point(|&x| x < t) as u32),
+                SegmentIndex::Memory(a) => as_active(s, &a).lower_bound_ts(t),
             },
             SegmentReader::Active(a, n) => {
                 let table = a.table();
@@ -118,7 +118,7 @@ impl SegmentReader<'_> {
         match self {
             SegmentReader::Sealed(s) => match s.index() {
                 SegmentIndex::File(index) => Ok(index.bitmap(key)?.unwrap_or_default()),
-                SegmentIndex::Memory(a) => Ok(a.index().get(key).cloned().unwrap_or_default()),
+                SegmentIndex::Memory(a) => as_active(s, &a).bitmap(key),
             },
             SegmentReader::Active(a, _) => Ok(a.index().get(key).cloned().unwrap_or_default()),
         }
@@ -142,25 +142,26 @@ impl SegmentReader<'_> {
         prefix: &[u8],
         mut f: impl FnMut(&[u8], Option<u64>, &dyn Fn() -> Result<RoaringBitmap>) -> Result<()>,
     ) -> Result<()> {
-        // An in-memory index, unordered; `exact` when every record it holds
-        // is durable (a sealed segment's).
-        type Visit<'v> =
-            dyn FnMut(&[u8], Option<u64>, &dyn Fn() -> Result<RoaringBitmap>) -> Result<()> + 'v;
-        let in_memory = |a: &ActiveSegment, exact: bool, f: &mut Visit<'_>| -> Result<()> {
-            let idx = a.index();
-            for (key, bm) in idx.with_prefix(prefix) {
-                f(key, exact.then(|| bm.len()), &|| Ok(bm.clone()))?;
-            }
-            Ok(())
-        };
         match self {
             SegmentReader::Sealed(s) => match s.index() {
                 SegmentIndex::File(index) => {
                     index.for_prefix(prefix, |key, card, load| f(key, Some(card), load))
                 }
-                SegmentIndex::Memory(a) => in_memory(&a, true, &mut f),
+                SegmentIndex::Memory(a) => as_active(s, &a).for_prefix(prefix, f),
             },
-            SegmentReader::Active(a, _) => in_memory(a, false, &mut f),
+            SegmentReader::Active(a, _) => {
+                let idx = a.index();
+                for (key, bm) in idx.with_prefix(prefix) {
+                    f(key, None, &|| Ok(bm.clone()))?;
+                }
+                Ok(())
+            }
         }
     }
+}
+
+/// A sealed segment whose index file is not written yet, read as the active
+/// segment it was (all of it visible): its in-memory index and ts table.
+fn as_active<'a>(s: &Sealed, a: &'a ActiveSegment) -> SegmentReader<'a> {
+    SegmentReader::Active(a, s.seg.count() as u32)
 }

@@ -146,17 +146,20 @@ impl ActiveSegment {
     /// The byte ranges of durable records `ids`' frames.
     fn frame_ranges(&self, ids: &[u64]) -> Result<Vec<(u64, u64)>> {
         let t = self.table();
-        ids.iter()
-            .map(|&id| {
-                t.frame_range((id - self.base_id) as usize).ok_or_else(|| {
-                    Error::corruption(
-                        &self.path,
-                        0,
-                        format!("id {id} is not in the active segment's table"),
-                    )
-                })
+        ids.iter().map(|&id| self.frame_range(&t, id)).collect()
+    }
+
+    /// The byte range of durable record `id`'s frame in `table`.
+    fn frame_range(&self, table: &ActiveTable, id: u64) -> Result<(u64, u64)> {
+        table
+            .frame_range((id - self.base_id) as usize)
+            .ok_or_else(|| {
+                Error::corruption(
+                    &self.path,
+                    0,
+                    format!("id {id} is not in the active segment's table"),
+                )
             })
-            .collect()
     }
 
     /// Appends the CRC-checked payloads of durable records `ids` (in page
@@ -186,7 +189,7 @@ impl ActiveSegment {
 
     /// Reads record `id`; the caller guarantees `id` is durable and in this segment.
     pub fn read(&self, id: u64) -> Result<Record> {
-        let (offset, end) = self.frame_ranges(&[id])?[0];
+        let (offset, end) = self.frame_range(&self.table(), id)?;
         let len = (end.saturating_sub(offset) as usize).min(HEADER_LEN + frame::MAX_PAYLOAD);
         {
             let map = self.map();
