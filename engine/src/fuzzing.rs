@@ -520,6 +520,7 @@ pub fn decode_index(data: &[u8]) {
             loaded.map(Some).map_err(|e| e.to_string()),
             "looking key {key:?} up finds another entry than streaming it"
         );
+        view_agrees(&idx, key);
         keys.push(key.to_vec());
         Ok(())
     });
@@ -550,6 +551,38 @@ pub fn decode_index(data: &[u8]) {
     }
     for k in 0..idx.sparse_len() {
         let _ = idx.sparse_ts(k);
+    }
+}
+
+/// Where both read an entry, the in-place view pages use holds exactly
+/// what the decoded bitmap holds, in both walk orders. (Either may refuse
+/// bytes the other takes: the crate checks array order and bitmap counts,
+/// which the view leaves alone; the view refuses unordered keys and runs,
+/// which the crate takes. A refusal is an error, never a panic.)
+fn view_agrees(idx: &SealedIndex, key: &[u8]) {
+    let (Ok(Some(bm)), Ok(Some((_, view)))) = (idx.bitmap(key), idx.view(key)) else {
+        return;
+    };
+    for desc in [false, true] {
+        let mut walked = Vec::new();
+        let _ = view.walk(0..u32::MAX, desc, |x| {
+            walked.push(x);
+            std::ops::ControlFlow::Continue(())
+        });
+        let mut want: Vec<u32> = bm.iter().filter(|&x| x < u32::MAX).collect();
+        if desc {
+            want.reverse();
+        }
+        assert_eq!(walked, want, "the view of {key:?} walks other values");
+    }
+    for x in bm.iter().take(64) {
+        for probe in [x, x.wrapping_add(1), x.wrapping_sub(1)] {
+            assert_eq!(
+                view.contains(probe),
+                bm.contains(probe),
+                "the view of {key:?} disagrees on {probe}"
+            );
+        }
     }
 }
 

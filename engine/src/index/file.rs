@@ -24,6 +24,7 @@ use roaring::RoaringBitmap;
 use rustc_hash::FxHashMap;
 
 use super::active::ActiveIndex;
+use super::bitmap_view::BitmapView;
 use super::fst_guard::{self, guard};
 use super::terms::{TermSource, Terms};
 use super::TS_STRIDE;
@@ -334,7 +335,8 @@ impl SealedIndex {
         Ok((card, bm))
     }
 
-    fn decode_bitmap(&self, offset: u64) -> Result<RoaringBitmap> {
+    /// The bitmap of the postings entry at `offset`, decoded.
+    pub(crate) fn decode_bitmap(&self, offset: u64) -> Result<RoaringBitmap> {
         let (_, bytes) = self.entry(offset)?;
         RoaringBitmap::deserialize_from(bytes).map_err(|e| {
             Error::corruption(
@@ -351,6 +353,25 @@ impl SealedIndex {
             Some(off) => self.decode_bitmap(off).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// The bitmap of `key` read in place (see [`BitmapView`]), with the
+    /// offset of its entry for [`SealedIndex::decode_bitmap`]; `None` if the key
+    /// does not occur.
+    pub(crate) fn view(&self, key: &[u8]) -> Result<Option<(u64, BitmapView<'_>)>> {
+        let Some(off) = guard(|| self.fst.get(key)).map_err(|why| self.dictionary_error(why))?
+        else {
+            return Ok(None);
+        };
+        let (_, bytes) = self.entry(off)?;
+        let view = BitmapView::parse(bytes).map_err(|why| {
+            Error::corruption(
+                &self.path,
+                self.postings.start as u64 + off,
+                format!("bad bitmap: {why}"),
+            )
+        })?;
+        Ok(Some((off, view)))
     }
 
     /// Calls `f(key, cardinality, bitmap loader)` for every key starting with `prefix`, in key order.

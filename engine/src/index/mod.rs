@@ -10,6 +10,7 @@
 //! goes through [`fst_guard`], so that a crafted dictionary is an error, not a panic.
 
 pub(crate) mod active;
+pub(crate) mod bitmap_view;
 pub mod file;
 pub(crate) mod fst_guard;
 pub(crate) mod snapshot;

@@ -11,9 +11,10 @@
 
 pub(crate) mod page;
 pub(crate) mod segment;
+pub(crate) mod term_set;
 
 use rustc_hash::FxHashMap;
-use std::ops::Range;
+use std::ops::{ControlFlow, Range};
 
 use roaring::RoaringBitmap;
 
@@ -23,6 +24,7 @@ use crate::log::{Log, Snapshot};
 use crate::record::Record;
 pub use page::PageBuf;
 use segment::{ReadVia, SegmentReader};
+use term_set::{SegmentTerms, TermSet};
 
 /// Largest page.
 pub const MAX_LIMIT: usize = 1000;
@@ -320,39 +322,82 @@ fn matching(
     Ok(m)
 }
 
-/// One bitmap per filter (the union of its values) and per word, over the
+/// A selection's sets in one segment.
+type TermSets<'t> = Vec<TermSet<'t>>;
+
+/// A selection's index keys, built once a query rather than once a segment.
+struct SelectionKeys {
+    /// Per filter with values, its values' keys.
+    filters: Vec<Vec<Vec<u8>>>,
+    /// Per word, its key and whether it is a prefix.
+    words: Vec<(Vec<u8>, bool)>,
+}
+
+impl SelectionKeys {
+    fn of(sel: &Selection) -> Self {
+        SelectionKeys {
+            filters: sel
+                .filters
+                .iter()
+                .filter(|(_, values)| !values.is_empty())
+                .map(|(field, values)| values.iter().map(|v| field.key(v)).collect())
+                .collect(),
+            words: sel
+                .words
+                .iter()
+                .map(|w| (crate::index::key(WORD_CODE, &w.text), w.prefix))
+                .collect(),
+        }
+    }
+}
+
+/// One set per filter (the union of its values) and per word, over the
 /// whole segment; `None` when the selection has neither (everything
 /// matches). An empty one ends the list early: nothing can match.
-fn term_bitmaps(seg: &SegmentReader<'_>, sel: &Selection) -> Result<Option<Vec<RoaringBitmap>>> {
-    let mut out = Vec::new();
-    for (field, values) in &sel.filters {
-        if values.is_empty() {
-            continue;
-        }
-        let mut union = RoaringBitmap::new();
-        for v in values {
-            union |= seg.bitmap(&field.key(v))?;
-        }
-        let empty = union.is_empty();
-        out.push(union);
+fn term_sets<'t>(
+    seg: &SegmentReader<'_>,
+    terms: &'t SegmentTerms<'_>,
+    keys: &SelectionKeys,
+) -> Result<Option<TermSets<'t>>> {
+    let mut out = TermSets::with_capacity(keys.filters.len() + keys.words.len());
+    for values in &keys.filters {
+        let set = match values.as_slice() {
+            [one] => terms.get(one)?,
+            many => {
+                let mut union = RoaringBitmap::new();
+                for key in many {
+                    terms.get(key)?.union_into(&mut union)?;
+                }
+                TermSet::Owned(union)
+            }
+        };
+        let empty = set.len() == 0;
+        out.push(set);
         if empty {
             return Ok(Some(out));
         }
     }
-    for w in &sel.words {
-        let key = crate::index::key(WORD_CODE, &w.text);
-        let bm = if w.prefix {
-            seg.prefix_union(&key)?
+    for (key, prefix) in &keys.words {
+        let set = if *prefix {
+            TermSet::Owned(seg.prefix_union(key)?)
         } else {
-            seg.bitmap(&key)?
+            terms.get(key)?
         };
-        let empty = bm.is_empty();
-        out.push(bm);
+        let empty = set.len() == 0;
+        out.push(set);
         if empty {
             return Ok(Some(out));
         }
     }
     Ok((!out.is_empty()).then_some(out))
+}
+
+/// [`term_sets`] decoded, for counts that need every value.
+fn term_bitmaps(seg: &SegmentReader<'_>, sel: &Selection) -> Result<Option<Vec<RoaringBitmap>>> {
+    let terms = SegmentTerms::of(seg);
+    let sets = term_sets(seg, &terms, &SelectionKeys::of(sel))?;
+    sets.map(|sets| sets.into_iter().map(TermSet::into_owned).collect())
+        .transpose()
 }
 
 /// The intersection, smallest bitmap first.
@@ -369,68 +414,75 @@ fn intersect_all(mut bms: Vec<RoaringBitmap>) -> RoaringBitmap {
     acc
 }
 
-/// Up to `want` locals in `range`, in page order, that every bitmap in `bms`
-/// holds (all of `range` when `bms` is `None`).
+/// Up to `want` locals in `range`, in page order, that every set in `sets`
+/// holds (all of `range` when `sets` is `None`).
 ///
 /// A page usually fills long before a segment's matches run out, so rather
 /// than intersecting whole bitmaps (a quarter of a filtered page's work) it
-/// walks the smallest one from the page's end and tests each candidate
-/// against the others. If the candidates it rejects pass a budget sized to
-/// what the whole intersection would cost, it intersects after all.
+/// walks the smallest set from the page's end and tests each candidate
+/// against the others, all read in place. If the candidates it rejects pass
+/// a budget sized to what the whole intersection would cost, it decodes and
+/// intersects after all.
 fn page_matches(
-    bms: Option<Vec<RoaringBitmap>>,
+    sets: Option<TermSets<'_>>,
     range: Range<u32>,
     order: Order,
     want: usize,
-) -> Vec<u32> {
-    fn take(it: impl DoubleEndedIterator<Item = u32>, order: Order, want: usize) -> Vec<u32> {
+    out: &mut Vec<u32>,
+) -> Result<()> {
+    fn take(
+        it: impl DoubleEndedIterator<Item = u32>,
+        order: Order,
+        want: usize,
+        out: &mut Vec<u32>,
+    ) {
         match order {
-            Order::Asc => it.take(want).collect(),
-            Order::Desc => it.rev().take(want).collect(),
+            Order::Asc => out.extend(it.take(want)),
+            Order::Desc => out.extend(it.rev().take(want)),
         }
     }
-    let Some(mut bms) = bms else {
-        return take(range, order, want);
+    out.clear();
+    let Some(mut sets) = sets else {
+        take(range, order, want, out);
+        return Ok(());
     };
-    bms.sort_by_key(RoaringBitmap::len);
-    let mut out = Vec::new();
-    let rest = {
-        let Some((driver, others)) = bms.split_first() else {
-            return out;
-        };
-        if others.is_empty() {
-            return take(driver.range(range), order, want);
-        }
-        let mut budget = (bms.iter().map(RoaringBitmap::len).sum::<u64>() / 8).max(64);
-        let mut candidates = driver.range(range.clone());
-        loop {
-            let next = match order {
-                Order::Asc => candidates.next(),
-                Order::Desc => candidates.next_back(),
-            };
-            let Some(local) = next else {
-                return out;
-            };
-            if others.iter().all(|bm| bm.contains(local)) {
-                out.push(local);
-                if out.len() == want {
-                    return out;
-                }
-            } else {
-                budget -= 1;
-                if budget == 0 {
-                    break match order {
-                        Order::Asc => local + 1..range.end,
-                        Order::Desc => range.start..local,
-                    };
-                }
+    sets.sort_by_key(TermSet::len);
+    let desc = order == Order::Desc;
+    let Some((driver, others)) = sets.split_first() else {
+        return Ok(());
+    };
+    let mut budget = (sets.iter().map(TermSet::len).sum::<u64>() / 8).max(64);
+    let mut gave_up_at = None;
+    let _ = driver.walk(range.clone(), desc, |local| {
+        if others.iter().all(|s| s.contains(local)) {
+            out.push(local);
+            if out.len() == want {
+                return ControlFlow::Break(());
+            }
+        } else {
+            budget -= 1;
+            if budget == 0 {
+                gave_up_at = Some(local);
+                return ControlFlow::Break(());
             }
         }
+        ControlFlow::Continue(())
+    });
+    let Some(local) = gave_up_at else {
+        return Ok(());
     };
-    let all = intersect_all(bms);
+    let rest = match order {
+        Order::Asc => local + 1..range.end,
+        Order::Desc => range.start..local,
+    };
+    let all = intersect_all(
+        sets.into_iter()
+            .map(TermSet::into_owned)
+            .collect::<Result<Vec<_>>>()?,
+    );
     let left = want - out.len();
-    out.extend(take(all.range(rest), order, left));
-    out
+    take(all.range(rest), order, left, out);
+    Ok(())
 }
 
 /// Applies a cursor to a segment's local range.
@@ -493,6 +545,8 @@ impl Log {
             None => None,
         };
         let snap = self.inner.snapshot()?;
+        let keys = SelectionKeys::of(&q.selection);
+        let mut found = Vec::with_capacity(q.limit.min(64) + 1);
         let mut page = PageBuf::with_capacity(q.limit);
         let mut ids = Vec::with_capacity(q.limit.min(64));
         let mut more = false;
@@ -503,9 +557,13 @@ impl Log {
                 continue;
             }
             let want = q.limit - page.len() + 1;
-            let found = page_matches(term_bitmaps(&seg, &q.selection)?, range, q.order, want);
+            {
+                let terms = SegmentTerms::of(&seg);
+                let sets = term_sets(&seg, &terms, &keys)?;
+                page_matches(sets, range, q.order, want, &mut found)?;
+            }
             ids.clear();
-            for local in found {
+            for &local in &found {
                 if page.len() + ids.len() == q.limit {
                     more = true;
                     break;
@@ -795,7 +853,19 @@ mod tests {
                     expect.reverse();
                 }
                 expect.truncate(want);
-                let got = page_matches(Some(bms.clone()), a..b, order, want);
+                // Borrowed and owned sets alike (views are crossed by the
+                // model test in tests/queries.rs, whose sealed segments
+                // answer from index files).
+                let sets = bms
+                    .iter()
+                    .enumerate()
+                    .map(|(i, bm)| match (round + i) % 2 {
+                        0 => TermSet::Borrowed(bm),
+                        _ => TermSet::Owned(bm.clone()),
+                    })
+                    .collect();
+                let mut got = Vec::new();
+                page_matches(Some(sets), a..b, order, want, &mut got).expect("no views to decode");
                 assert_eq!(got, expect, "round {round}, {order:?}, {k} bitmaps");
             }
         }
@@ -806,10 +876,12 @@ mod tests {
             .step_by(2)
             .chain((0..2_000).step_by(6))
             .collect();
-        let got = page_matches(Some(vec![evens, odds_and_low]), 0..20_000, Order::Desc, 50);
+        let sets = vec![TermSet::Owned(evens), TermSet::Borrowed(&odds_and_low)];
+        let mut got = vec![1, 2, 3];
+        page_matches(Some(sets), 0..20_000, Order::Desc, 50, &mut got).expect("no views");
         let expect: Vec<u32> = (0..2_000).step_by(6).rev().take(50).collect();
         assert_eq!(got, expect);
-        let plain = page_matches(None, 3..9, Order::Desc, 4);
-        assert_eq!(plain, vec![8, 7, 6, 5]);
+        page_matches(None, 3..9, Order::Desc, 4, &mut got).expect("no sets");
+        assert_eq!(got, vec![8, 7, 6, 5]);
     }
 }
