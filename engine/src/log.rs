@@ -22,7 +22,7 @@ use crate::segment::sealed::{map_file, SealedSegment};
 use crate::segment::{
     parse_segment_file_name, segment_path, SegmentHeader, SEGMENT_HEADER_LEN, TEMP_SUFFIX,
 };
-use crate::view::{Sealed, View};
+use crate::view::{Sealed, SegmentIndex, View};
 use crate::writer::{beside, IoState, WriterState, DEFER_INDEX_MIN_RECORDS};
 
 /// Name of the lock file in a data directory.
@@ -528,6 +528,26 @@ impl Log {
             return Err(Error::ReadOnly);
         }
         self.inner.roll_now()
+    }
+
+    /// Takes the pages of every segment and index file that reads mapped
+    /// out of this process's resident set. The kernel's page cache keeps
+    /// them, so the next read of one is a minor fault, not a disk read.
+    ///
+    /// Interactive pages read sealed segments and index files through
+    /// shared maps, and every page one touched counts in the process's RSS
+    /// (clean and reclaimable, but what `top` shows) until the kernel needs
+    /// the memory. A server calls this when idle, after a burst of queries.
+    pub fn release_mapped_pages(&self) -> Result<()> {
+        let snap = self.inner.snapshot()?;
+        for s in &snap.view.sealed {
+            s.seg.release_pages();
+            if let SegmentIndex::File(index) = s.index() {
+                index.release_pages();
+            }
+        }
+        snap.view.active.release_pages();
+        Ok(())
     }
 
     /// Counters of the durable-write path (fsync count and latency).

@@ -1,47 +1,77 @@
-//! The server's use of glibc's allocator: a bound on its arenas, and giving
-//! freed memory back to the system after ingest.
+//! The server's allocator: mimalloc, told to give freed memory back at once.
 //!
-//! Both are hints to the allocator, no-ops where it is not glibc.
+//! With glibc's malloc, 8 s of batched ingest left the heap at 44 MB in use
+//! but ~100 MB resident: the active segment's index (many small, long-lived
+//! allocations) interleaved with request buffers freed microseconds later,
+//! and pages holding one live chunk could not be returned, `malloc_trim` or
+//! not. mimalloc keeps allocations of one size class together per thread,
+//! and returns a page to the system as soon as it empties; it also raised
+//! batched ingest by a quarter (benches/README.md, "Session 6").
+//! Meilisearch makes the same choice.
 
-/// glibc gives threads that allocate at once arenas of their own, up to 8
-/// per core, and keeps their freed memory. With tokio workers and the
-/// ingest combiner's blocking threads, that held about a third of the
-/// server's heap after ingest bursts (benches/README.md). Four arenas: two
-/// cost ~20 % of batched ingest throughput in arena-lock contention, four
-/// cost nothing measurable. `MALLOC_ARENA_MAX` in the environment wins.
-/// Call first thing in `main`, before any other thread exists.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
+/// The binary's global allocator; `main.rs` installs it.
+pub type Allocator = mimalloc::MiMalloc;
+
+/// mimalloc 3's `mi_option_purge_delay` (its position in `mi_option_e`,
+/// `mimalloc.h`; libmimalloc-sys names no constant for it).
+const MI3_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Makes mimalloc return emptied pages to the system at once rather than
+/// after a second (mimalloc 3's default). The delayed purge runs only when
+/// the thread that freed the pages allocates again, so after a burst idle
+/// tokio workers kept ~145 MB resident; immediate purging left 57 MB and cost no measurable ingest
+/// throughput. `MIMALLOC_PURGE_DELAY` in the environment wins. Call first
+/// thing in `main`.
 #[allow(unsafe_code)]
-pub fn bound_arenas() {
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: mallopt only sets an allocator parameter; the caller runs
-        // it before any other thread exists.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 4);
+pub fn configure() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        return;
+    }
+    // SAFETY: both are plain calls into the allocator's C API: reading its
+    // version, setting an integer option (any thread, any time).
+    unsafe {
+        // The option's number is that of mimalloc 3; another major version
+        // keeps its defaults.
+        if libmimalloc_sys::mi_version() / 10000 == 3 {
+            libmimalloc_sys::mi_option_set(MI3_OPTION_PURGE_DELAY, 0);
         }
     }
 }
 
-/// See the other `bound_arenas`.
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub fn bound_arenas() {}
-
-/// Returns the free memory at the top of every arena, and whole free pages
-/// inside them, to the system (`malloc_trim(0)`). Ingest frees a lot at
-/// once: each sealed segment's in-memory index, the combined batches. glibc
-/// keeps that memory mapped, and in the resident set, until it is reused: after
-/// eight seconds of batched ingest a trim gave back ~26 MB of 112 MB of heap.
-/// Takes a few milliseconds; run it off the async workers.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
+/// Purges what threads that have exited left behind (the blocking pool's
+/// threads come and go with ingest bursts). Cheap; run it off the async
+/// workers.
 #[allow(unsafe_code)]
 pub fn trim() {
-    // SAFETY: malloc_trim takes the allocator's own locks and may be called
-    // from any thread at any time.
+    // SAFETY: a plain call into the allocator's C API, callable from any
+    // thread at any time.
     unsafe {
-        libc::malloc_trim(0);
+        libmimalloc_sys::mi_collect(true);
     }
 }
 
-/// See the other `trim`.
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub fn trim() {}
+#[cfg(test)]
+mod tests {
+    use super::MI3_OPTION_PURGE_DELAY;
+
+    /// The option number above is mimalloc 3's purge delay: this build links
+    /// mimalloc 3, and that option holds its default (1000 ms, `options.c`).
+    #[test]
+    #[allow(unsafe_code)]
+    fn the_purge_delay_option_is_where_configure_sets_it() {
+        // SAFETY: reads from the allocator's C API.
+        let (version, delay) = unsafe {
+            (
+                libmimalloc_sys::mi_version(),
+                libmimalloc_sys::mi_option_get(MI3_OPTION_PURGE_DELAY),
+            )
+        };
+        assert_eq!(version / 10000, 3, "mimalloc version {version}");
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+            assert_eq!(
+                delay, 1000,
+                "option {MI3_OPTION_PURGE_DELAY} is not the purge delay"
+            );
+        }
+    }
+}

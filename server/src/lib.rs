@@ -319,19 +319,34 @@ async fn shutdown_signal() {
 }
 
 /// Enforces retention every `every`, records what it dropped, flushes
-/// coalesced authentication failures, and after records were appended gives
-/// freed heap back to the system ([`heap::trim`]).
+/// coalesced authentication failures, and after a tick with appends or
+/// queries gives memory back: freed heap ([`heap::trim`]) and the mapped
+/// file pages reads and seals touched ([`Log::release_mapped_pages`]; the
+/// page cache keeps them).
 async fn retention_task(app: AppState, every: Duration) {
     let mut tick = tokio::time::interval(every.min(COALESCE_TICK));
     let mut since_retention = Duration::ZERO;
-    let mut appended = app.log().io_stats().records_appended;
+    let activity = |app: &AppState| {
+        (
+            app.log().io_stats().records_appended,
+            app.metrics.query_latency.count(),
+        )
+    };
+    let mut seen = activity(&app);
     loop {
         tick.tick().await;
         app.failures.flush(&app.recorder, false);
-        let now = app.log().io_stats().records_appended;
-        if now != appended {
-            appended = now;
-            let _ = tokio::task::spawn_blocking(heap::trim).await;
+        let now = activity(&app);
+        if now != seen {
+            seen = now;
+            let log = app.log().clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                heap::trim();
+                if let Err(e) = log.release_mapped_pages() {
+                    tracing::debug!(error = %e, "could not release mapped pages");
+                }
+            })
+            .await;
         }
         since_retention += every.min(COALESCE_TICK);
         if since_retention < every {

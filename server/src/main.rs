@@ -10,8 +10,11 @@ use actlog_server::{json, serve, ServeConfig};
 use anyhow::Context as _;
 use clap::Parser;
 
+#[global_allocator]
+static GLOBAL: actlog_server::heap::Allocator = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
-    actlog_server::heap::bound_arenas();
+    actlog_server::heap::configure();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -18,6 +18,11 @@ pub struct Histogram {
 }
 
 impl Histogram {
+    /// Observations so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
     /// Records one observation.
     pub fn observe(&self, d: Duration) {
         let us = d.as_micros() as u64;

@@ -176,6 +176,16 @@ pub enum FileBytes {
     Owned(Vec<u8>),
 }
 
+impl FileBytes {
+    /// Takes a map's pages out of this process's resident set (the page
+    /// cache keeps them; see `std_fs::release_pages`). Nothing for a copy.
+    pub(crate) fn release_pages(&self) {
+        if let FileBytes::Mapped(m) = self {
+            std_fs::release_pages(m);
+        }
+    }
+}
+
 impl Deref for FileBytes {
     type Target = [u8];
     #[inline]

@@ -77,6 +77,19 @@ fn map_ahead(file: &File, len: usize) -> io::Result<memmap2::Mmap> {
     unsafe { memmap2::MmapOptions::new().len(len).map(file) }
 }
 
+/// Drops `map`'s pages from this process's page tables
+/// (`madvise(MADV_DONTNEED)`): the resident set shrinks, the kernel's page
+/// cache keeps the file's pages, and the next read of a page faults it back
+/// in from there. A hint: an error is ignored.
+#[allow(unsafe_code)]
+pub(crate) fn release_pages(map: &memmap2::Mmap) {
+    // SAFETY: memmap2 marks DONTNEED unsafe because on a private writable
+    // map it discards the process's changes. These maps are read-only and
+    // shared (`Mmap::map`), so no change exists to lose: afterwards every
+    // page reads exactly the file's bytes, as before.
+    let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+}
+
 impl FileSystem for StdFs {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn FileHandle>> {
         let mut o = OpenOptions::new();

@@ -309,6 +309,13 @@ impl SealedIndex {
         &self.path
     }
 
+    /// Takes the file's mapped pages out of this process's resident set.
+    pub(crate) fn release_pages(&self) {
+        if let IndexBytes::Mapped(m) = &*self.bytes {
+            m.release_pages();
+        }
+    }
+
     /// Size in bytes.
     pub fn len_bytes(&self) -> u64 {
         (*self.bytes).as_ref().len() as u64

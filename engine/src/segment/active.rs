@@ -97,6 +97,13 @@ impl ActiveSegment {
         *self.map.write().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
+    /// Takes the map's pages out of this process's resident set.
+    pub(crate) fn release_pages(&self) {
+        if let Some(m) = self.map().as_ref() {
+            m.release_pages();
+        }
+    }
+
     /// Read access to the map (see the module docs).
     fn map(&self) -> RwLockReadGuard<'_, Option<FileBytes>> {
         self.map.read().unwrap_or_else(|e| e.into_inner())

@@ -31,6 +31,12 @@ pub(crate) fn map_file(file: &dyn FileHandle, path: &Path) -> Result<FileBytes> 
 }
 
 impl SealedSegment {
+    /// Takes the map's pages out of this process's resident set; the next
+    /// read faults them back from the page cache.
+    pub(crate) fn release_pages(&self) {
+        self.map.release_pages();
+    }
+
     /// Opens a segment that carries a footer. `Ok(None)` means the file has no
     /// valid footer (it is an active segment, or its seal was torn).
     pub fn open(path: &Path) -> Result<Option<SealedSegment>> {
