@@ -195,6 +195,12 @@ fn serve(dir: &Path, iters: usize, picks: Option<&str>, only: Option<&str>) {
             "{}",
             memory_line("after also walking 90 % of category=device (finding the picks)")
         );
+        // What a server does on its maintenance tick after queries.
+        log.release_mapped_pages().expect("release mapped pages");
+        println!(
+            "{}",
+            memory_line("after Log::release_mapped_pages (the page cache keeps them)")
+        );
     }
 }
 

@@ -13,7 +13,7 @@ use axum::{Extension, Json};
 use serde_json::{json, Value};
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::{blocking, read_body};
+use super::{blocking, read_body, read_task};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::{format_ts, parse_events, record_value, RecordOut};
@@ -64,7 +64,7 @@ pub async fn list(
     let started = Instant::now();
     // The page's records go from their stored bytes straight into the JSON
     // body, without an owned record in between.
-    let body = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ApiError> {
+    let body = read_task(move || -> Result<Vec<u8>, ApiError> {
         let page = log.query_buf(&q)?;
         let mut out = Vec::with_capacity(256 + 512 * page.len());
         out.extend_from_slice(b"{\"items\":[");
@@ -89,8 +89,7 @@ pub async fn list(
         out.push(b'}');
         Ok(out)
     })
-    .await
-    .map_err(|e| ApiError::internal(format!("worker failed: {e}")))??;
+    .await??;
     app.metrics.query_latency.observe(started.elapsed());
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }

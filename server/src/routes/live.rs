@@ -23,7 +23,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::blocking;
+use super::{blocking, read_task};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::RecordOut;
@@ -87,7 +87,7 @@ pub async fn stream(
                     cursor: Some(Cursor::after(&selection, Order::Asc, last)),
                 };
                 let log = log.clone();
-                let page = match tokio::task::spawn_blocking(move || log.query_buf(&q)).await {
+                let page = match read_task(move || log.query_buf(&q)).await {
                     Ok(Ok(page)) => page,
                     _ => return,
                 };
