@@ -23,7 +23,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::{blocking, read_task};
+use super::read_task;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::RecordOut;
@@ -57,16 +57,8 @@ pub async fn stream(
     // Subscribe before reading anything, so nothing durable after this point is missed.
     let mut bus = app.recorder.bus().subscribe();
     let log = app.log().clone();
-    let start = match resume {
-        Some(id) => id,
-        None => {
-            blocking({
-                let log = log.clone();
-                move || Ok(log.last_id().unwrap_or(0))
-            })
-            .await?
-        }
-    };
+    // `last_id` reads one atomic: no blocking call.
+    let start = resume.unwrap_or_else(|| log.last_id().unwrap_or(0));
     let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(256);
     let selection = p.selection;
     let mut shutdown = app.shutdown.clone();
@@ -79,6 +71,11 @@ pub async fn stream(
                 // opened before: deliver nothing more and end the stream.
                 if app.keys.get(&key_id).is_none() {
                     return;
+                }
+                // Nothing past `last` is visible yet (the bus woke every
+                // subscriber, and this one has already caught up): no query.
+                if log.last_id().unwrap_or(0) <= last {
+                    break;
                 }
                 let q = Query {
                     selection: selection.clone(),
