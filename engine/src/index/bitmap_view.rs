@@ -117,16 +117,7 @@ fn u64_at(b: &[u8], i: usize) -> u64 {
 
 /// First index in `0..n` whose value is `>= x`, for values sorted ascending.
 fn lower_bound(n: usize, x: u32, value: impl Fn(usize) -> u32) -> usize {
-    let (mut lo, mut hi) = (0, n);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if value(mid) < x {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    lo
+    super::partition_point(n, |i| value(i) < x)
 }
 
 impl<'a> BitmapView<'a> {
@@ -412,6 +403,30 @@ mod tests {
         out
     }
 
+    /// The view holds what the bitmap holds: length, membership of `probes`
+    /// and of every 31st value, and walks both ways over `ranges`, the whole
+    /// space and an empty range.
+    fn reads_alike(
+        v: &BitmapView<'_>,
+        bm: &RoaringBitmap,
+        probes: &[u32],
+        ranges: &[(u32, u32)],
+    ) -> Result<(), TestCaseError> {
+        prop_assert_eq!(v.len(), bm.len());
+        for x in probes.iter().copied().chain(bm.iter().step_by(31)) {
+            prop_assert_eq!(v.contains(x), bm.contains(x), "contains({})", x);
+        }
+        for &(a, b) in ranges.iter().chain(&[(0, u32::MAX), (0, 0)]) {
+            let r = a.min(b)..a.max(b);
+            let want: Vec<u32> = bm.range(r.clone()).collect();
+            prop_assert_eq!(walked(v, r.clone(), false), want.clone());
+            let mut back = want;
+            back.reverse();
+            prop_assert_eq!(walked(v, r, true), back);
+        }
+        Ok(())
+    }
+
     /// Values spread over a few containers, some dense (bitmaps), some
     /// sparse (arrays), some in long runs.
     fn bitmaps() -> impl Strategy<Value = RoaringBitmap> {
@@ -456,18 +471,7 @@ mod tests {
         ) {
             let bytes = serialized(&bm);
             let v = BitmapView::parse(&bytes).expect("the crate's own bytes parse");
-            prop_assert_eq!(v.len(), bm.len());
-            for x in probes.iter().copied().chain(bm.iter().step_by(97)) {
-                prop_assert_eq!(v.contains(x), bm.contains(x), "contains({})", x);
-            }
-            for (a, b) in ranges.into_iter().chain([(0, u32::MAX), (0, 0)]) {
-                let r = a.min(b)..a.max(b);
-                let want: Vec<u32> = bm.range(r.clone()).collect();
-                prop_assert_eq!(walked(&v, r.clone(), false), want.clone());
-                let mut back = want;
-                back.reverse();
-                prop_assert_eq!(walked(&v, r, true), back);
-            }
+            reads_alike(&v, &bm, &probes, &ranges)?;
         }
 
         #[test]
@@ -499,18 +503,7 @@ mod tests {
             let bytes = with_runs(&containers);
             let bm = RoaringBitmap::deserialize_from(&bytes[..]).expect("the crate reads it");
             let v = BitmapView::parse(&bytes).expect("the view reads it");
-            prop_assert_eq!(v.len(), bm.len());
-            for x in probes.iter().copied().chain(bm.iter().step_by(31)) {
-                prop_assert_eq!(v.contains(x), bm.contains(x), "contains({})", x);
-            }
-            for (a, b) in ranges.into_iter().chain([(0, u32::MAX)]) {
-                let r = a.min(b)..a.max(b);
-                let want: Vec<u32> = bm.range(r.clone()).collect();
-                prop_assert_eq!(walked(&v, r.clone(), false), want.clone());
-                let mut back = want;
-                back.reverse();
-                prop_assert_eq!(walked(&v, r, true), back);
-            }
+            reads_alike(&v, &bm, &probes, &ranges)?;
         }
 
         #[test]

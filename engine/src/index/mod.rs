@@ -125,6 +125,21 @@ pub(crate) fn key(code: u8, term: &str) -> Vec<u8> {
 /// Every this-many records the sealed index stores one ts (the sparse time index).
 pub(crate) const TS_STRIDE: u32 = 64;
 
+/// The first index in `0..n` for which `below` is false, where `below` is
+/// true on a prefix of `0..n` (a binary search over anything indexable).
+pub(crate) fn partition_point(n: usize, below: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if below(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
 /// First local number in `0..count` whose ts is `>= t`, given a sparse sample
 /// `sparse[k] = ts(k * TS_STRIDE)` and exact lookups through `ts_at`.
 pub(crate) fn lower_bound_sparse(
@@ -138,15 +153,7 @@ pub(crate) fn lower_bound_sparse(
         return Ok(0);
     }
     // Number of samples < t.
-    let (mut lo, mut hi) = (0u32, sparse_len);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        if sparse(mid) < t {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
+    let lo = partition_point(sparse_len as usize, |k| sparse(k as u32) < t) as u32;
     if lo == 0 {
         return Ok(0); // the first record is already >= t
     }
