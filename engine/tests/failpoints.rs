@@ -8,11 +8,14 @@
 //!   there, and the batch that failed is entirely present or entirely absent.
 #![cfg(feature = "failpoints")]
 
+mod common;
+
 use std::sync::Mutex;
 
 use actlog_engine::{
     Config, Direction, Error, Field, Log, NewRecord, Order, Query, RecoveryReport, Selection,
 };
+use common::{copy_crash_image, files_with_ext, word_ids};
 
 /// Fault sites are process-global: one test at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -235,10 +238,8 @@ fn recover_cutting_the_active_file_under_an_old_reader_never_faults() {
     fail::remove("segment::sync");
     assert!(log.is_failed());
 
-    let seg = std::fs::read_dir(dir.path())
-        .expect("list")
-        .map(|e| e.expect("entry").path())
-        .find(|p| p.extension().is_some_and(|x| x == "log"))
+    let seg = files_with_ext(dir.path(), "log")
+        .pop()
         .expect("the active segment");
     let len = std::fs::metadata(&seg).expect("stat").len();
     let cut = len / 2;
@@ -334,19 +335,7 @@ fn a_sealed_segment_serves_from_memory_until_its_index_file_is_written() {
     let answers = |log: &Log| {
         let words: Vec<Vec<u64>> = [0, 1, sealed.records as usize - 1, n - 1]
             .iter()
-            .map(|k| {
-                log.query(&Query {
-                    selection: Selection::default().with_words(&k.to_string()),
-                    order: Order::Desc,
-                    limit: 5,
-                    cursor: None,
-                })
-                .expect("query")
-                .items
-                .iter()
-                .map(|r| r.id)
-                .collect()
-            })
+            .map(|k| word_ids(log, &k.to_string()))
             .collect();
         let ent = log
             .facets(Field::EntityId, &Selection::default(), "ent_", 10)
@@ -390,12 +379,7 @@ fn a_sealed_segment_serves_from_memory_until_its_index_file_is_written() {
 
     // A crash now: the files as they are, without the index file.
     let image = tempfile::tempdir().expect("tempdir");
-    for e in std::fs::read_dir(dir.path()).expect("list") {
-        let p = e.expect("entry").path();
-        if p.file_name().is_some_and(|f| f != "LOCK") {
-            std::fs::copy(&p, image.path().join(p.file_name().expect("name"))).expect("copy");
-        }
-    }
+    copy_crash_image(dir.path(), image.path());
     {
         let crashed = Log::open(image.path(), config()).expect("open the crash image");
         let rebuilt: Vec<_> = crashed

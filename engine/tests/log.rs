@@ -2,6 +2,8 @@
 //! and recovery of the on-disk states a crash can leave between steps of a
 //! segment roll.
 
+mod common;
+
 use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -12,6 +14,7 @@ use std::time::Duration;
 use actlog_engine::{
     Clock, Config, Direction, Error, Log, NewRecord, Order, Query, Selection, Severity,
 };
+use common::{files_with_ext, word_ids};
 
 fn rec(n: u64) -> NewRecord {
     let mut r = NewRecord::new(
@@ -38,29 +41,8 @@ fn fill(log: &Log, n: u64) -> Vec<u64> {
         .collect()
 }
 
-/// The ids of the newest (at most 5) records holding `word`.
-fn word_ids(log: &Log, word: &str) -> Vec<u64> {
-    log.query(&Query {
-        selection: Selection::default().with_words(word),
-        order: Order::Desc,
-        limit: 5,
-        cursor: None,
-    })
-    .expect("query")
-    .items
-    .iter()
-    .map(|r| r.id)
-    .collect()
-}
-
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = fs::read_dir(dir)
-        .expect("list")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "log"))
-        .collect();
-    v.sort();
-    v
+    files_with_ext(dir, "log")
 }
 
 #[test]
@@ -539,10 +521,8 @@ fn a_clean_close_saves_the_active_index_and_open_trusts_it_only_when_it_fits() {
     let log = Log::open(dir.path(), Config::default()).expect("open");
     fill(&log, 40);
     log.close().expect("close");
-    let snap = fs::read_dir(dir.path())
-        .expect("list")
-        .map(|e| e.expect("entry").path())
-        .find(|p| p.extension().is_some_and(|e| e == "aidx"))
+    let snap = files_with_ext(dir.path(), "aidx")
+        .pop()
         .expect("a snapshot after a clean close");
     let old = fs::read(&snap).expect("read snapshot");
 
@@ -581,10 +561,8 @@ fn a_clean_close_saves_the_active_index_and_open_trusts_it_only_when_it_fits() {
         other.append_one(&r).expect("append");
     }
     drop(other);
-    let foreign = fs::read_dir(fresh.path())
-        .expect("list")
-        .map(|e| e.expect("entry").path())
-        .find(|p| p.extension().is_some_and(|e| e == "aidx"))
+    let foreign = files_with_ext(fresh.path(), "aidx")
+        .pop()
         .expect("snapshot");
     fs::copy(&foreign, &snap).expect("copy");
     let log = Log::open(dir.path(), Config::default()).expect("reopen");

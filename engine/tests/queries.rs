@@ -2,6 +2,8 @@
 //! rebuilding damaged index files, cursor walks racing appends, rolls and
 //! retention, query-parameter errors, and crash states of retention.
 
+mod common;
+
 use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -13,6 +15,7 @@ use actlog_engine::{
     index_path, Clock, Config, Cursor, Direction, Error, Field, Log, NewRecord, Order, Query,
     Retention, Selection, DAY_US,
 };
+use common::{copy_crash_image, files_with_ext};
 
 const START: i64 = 1_767_225_600_000_000;
 
@@ -44,26 +47,11 @@ fn small() -> Config {
 }
 
 fn idx_files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = fs::read_dir(dir)
-        .expect("list")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "idx"))
-        .collect();
-    v.sort();
-    v
+    files_with_ext(dir, "idx")
 }
 
 fn log_files(dir: &Path) -> usize {
-    fs::read_dir(dir)
-        .expect("list")
-        .filter(|e| {
-            e.as_ref()
-                .expect("entry")
-                .path()
-                .extension()
-                .is_some_and(|x| x == "log")
-        })
-        .count()
+    files_with_ext(dir, "log").len()
 }
 
 /// Dropped segments are unlinked by a background thread: wait for it.
@@ -508,12 +496,7 @@ fn a_crash_between_watermark_and_unlink_recovers_to_the_new_watermark() {
     let out = log.enforce_retention().expect("enforce");
     assert!(out.dropped_segments > 0);
     // … and this is the crash image: watermark persisted, files not yet unlinked.
-    for e in fs::read_dir(dir.path()).expect("list") {
-        let p = e.expect("entry").path();
-        if p.file_name().is_some_and(|n| n != "LOCK") {
-            fs::copy(&p, copy.path().join(p.file_name().expect("name"))).expect("copy");
-        }
-    }
+    copy_crash_image(dir.path(), copy.path());
     let before_files = log_files(copy.path());
     assert_eq!(
         reader.count(),
