@@ -874,3 +874,56 @@ fn acknowledged_batches_are_indexed_when_append_returns_large_or_small() {
         }
     }
 }
+
+/// A prefix word on the active segment takes its index's read lock once
+/// per page. Taking it a second time on the same thread (as an earlier
+/// version did, for the prefix union) deadlocks when an append's indexing
+/// queues for the write lock in between: std's `RwLock` makes new readers
+/// wait behind a queued writer. Appends race the pages here; a watchdog
+/// turns a hang into a failure.
+#[test]
+fn prefix_pages_on_the_active_segment_do_not_wait_on_their_own_lock() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), Config::default()).expect("open");
+    log.append(&(0..200).map(rec).collect::<Vec<_>>())
+        .expect("append");
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4u64)
+        .map(|w| {
+            let (log, stop) = (log.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut i = 1000 + w;
+                while !stop.load(Ordering::Relaxed) {
+                    log.append_one(&rec(i)).expect("append");
+                    i += 4;
+                }
+            })
+        })
+        .collect();
+    let (done, finished) = std::sync::mpsc::channel();
+    let reader = {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            let q = Query {
+                selection: Selection::default().with_words("proj* dropped"),
+                order: Order::Desc,
+                limit: 5,
+                cursor: None,
+            };
+            for _ in 0..20_000 {
+                assert_eq!(log.query(&q).expect("page").items.len(), 5);
+            }
+            let _ = done.send(());
+        })
+    };
+    let outcome = finished.recv_timeout(Duration::from_secs(60));
+    stop.store(true, Ordering::Relaxed);
+    assert!(
+        outcome.is_ok(),
+        "prefix pages stopped making progress: a read lock waits on itself"
+    );
+    reader.join().expect("reader");
+    for w in writers {
+        w.join().expect("writer");
+    }
+}

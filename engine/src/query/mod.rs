@@ -355,7 +355,6 @@ impl SelectionKeys {
 /// whole segment; `None` when the selection has neither (everything
 /// matches). An empty one ends the list early: nothing can match.
 fn term_sets<'t>(
-    seg: &SegmentReader<'_>,
     terms: &'t SegmentTerms<'_>,
     keys: &SelectionKeys,
 ) -> Result<Option<TermSets<'t>>> {
@@ -379,7 +378,7 @@ fn term_sets<'t>(
     }
     for (key, prefix) in &keys.words {
         let set = if *prefix {
-            TermSet::Owned(seg.prefix_union(key)?)
+            TermSet::Owned(terms.prefix_union(key)?)
         } else {
             terms.get(key)?
         };
@@ -395,7 +394,7 @@ fn term_sets<'t>(
 /// [`term_sets`] decoded, for counts that need every value.
 fn term_bitmaps(seg: &SegmentReader<'_>, sel: &Selection) -> Result<Option<Vec<RoaringBitmap>>> {
     let terms = SegmentTerms::of(seg);
-    let sets = term_sets(seg, &terms, &SelectionKeys::of(sel))?;
+    let sets = term_sets(&terms, &SelectionKeys::of(sel))?;
     sets.map(|sets| sets.into_iter().map(TermSet::into_owned).collect())
         .transpose()
 }
@@ -559,7 +558,7 @@ impl Log {
             let want = q.limit - page.len() + 1;
             {
                 let terms = SegmentTerms::of(&seg);
-                let sets = term_sets(&seg, &terms, &keys)?;
+                let sets = term_sets(&terms, &keys)?;
                 page_matches(sets, range, q.order, want, &mut found)?;
             }
             ids.clear();

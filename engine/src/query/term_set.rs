@@ -116,6 +116,32 @@ impl<'a> SegmentTerms<'a> {
         }
     }
 
+    /// The union of the sets of every key starting with `prefix`.
+    ///
+    /// Through the lock this already holds: taking the active index's read
+    /// lock a second time on one thread can deadlock behind a queued writer
+    /// (std's `RwLock` lets a waiting writer block new readers).
+    pub(crate) fn prefix_union(&self, prefix: &[u8]) -> Result<RoaringBitmap> {
+        match self {
+            SegmentTerms::Active(idx) => {
+                let mut out = RoaringBitmap::new();
+                for (_, bm) in idx.with_prefix(prefix) {
+                    out |= bm;
+                }
+                Ok(out)
+            }
+            SegmentTerms::File(index) => {
+                let mut out = RoaringBitmap::new();
+                index.for_prefix(prefix, |_, _, load| {
+                    out |= load()?;
+                    Ok(())
+                })?;
+                Ok(out)
+            }
+            SegmentTerms::Pending(seg) => seg.prefix_union(prefix),
+        }
+    }
+
     /// The set of `key` (empty if the key does not occur).
     pub(crate) fn get(&self, key: &[u8]) -> Result<TermSet<'_>> {
         Ok(match self {
