@@ -19,9 +19,9 @@ const MI3_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 /// Makes mimalloc return emptied pages to the system at once rather than
 /// after a second (mimalloc 3's default). The delayed purge runs only when
 /// the thread that freed the pages allocates again, so after a burst idle
-/// tokio workers kept ~145 MB resident; immediate purging left 57 MB and cost no measurable ingest
-/// throughput. `MIMALLOC_PURGE_DELAY` in the environment wins. Call first
-/// thing in `main`.
+/// tokio workers kept ~145 MB resident; immediate purging left 57 MB and
+/// cost no measurable ingest throughput. `MIMALLOC_PURGE_DELAY` in the
+/// environment wins. Call first thing in `main`.
 #[allow(unsafe_code)]
 pub fn configure() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {

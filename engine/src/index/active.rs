@@ -155,6 +155,15 @@ impl ActiveIndex {
             .map(|(k, p)| (&**k, &p.bitmap))
     }
 
+    /// The union of the bitmaps of every key starting with `prefix`.
+    pub(crate) fn prefix_union(&self, prefix: &[u8]) -> RoaringBitmap {
+        let mut out = RoaringBitmap::new();
+        for (_, bm) in self.with_prefix(prefix) {
+            out |= bm;
+        }
+        out
+    }
+
     /// All keys and bitmaps, sorted by key.
     ///
     /// Runs under the write locks when a segment is sealed, over every term

@@ -345,13 +345,16 @@ impl SealedIndex {
     /// The bitmap of the postings entry at `offset`, decoded.
     pub(crate) fn decode_bitmap(&self, offset: u64) -> Result<RoaringBitmap> {
         let (_, bytes) = self.entry(offset)?;
-        RoaringBitmap::deserialize_from(bytes).map_err(|e| {
-            Error::corruption(
-                &self.path,
-                self.postings.start as u64 + offset,
-                format!("bad bitmap: {e}"),
-            )
-        })
+        RoaringBitmap::deserialize_from(bytes).map_err(|e| self.bad_bitmap(offset, e))
+    }
+
+    /// The error for a postings entry at `offset` that holds no bitmap.
+    fn bad_bitmap(&self, offset: u64, why: impl std::fmt::Display) -> Error {
+        Error::corruption(
+            &self.path,
+            self.postings.start as u64 + offset,
+            format!("bad bitmap: {why}"),
+        )
     }
 
     /// The bitmap of `key`, if the key occurs.
@@ -371,14 +374,18 @@ impl SealedIndex {
             return Ok(None);
         };
         let (_, bytes) = self.entry(off)?;
-        let view = BitmapView::parse(bytes).map_err(|why| {
-            Error::corruption(
-                &self.path,
-                self.postings.start as u64 + off,
-                format!("bad bitmap: {why}"),
-            )
-        })?;
+        let view = BitmapView::parse(bytes).map_err(|why| self.bad_bitmap(off, why))?;
         Ok(Some((off, view)))
+    }
+
+    /// The union of the bitmaps of every key starting with `prefix`.
+    pub(crate) fn prefix_union(&self, prefix: &[u8]) -> Result<RoaringBitmap> {
+        let mut out = RoaringBitmap::new();
+        self.for_prefix(prefix, |_, _, load| {
+            out |= load()?;
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     /// Calls `f(key, cardinality, bitmap loader)` for every key starting with `prefix`, in key order.

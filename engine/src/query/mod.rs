@@ -322,9 +322,6 @@ fn matching(
     Ok(m)
 }
 
-/// A selection's sets in one segment.
-type TermSets<'t> = Vec<TermSet<'t>>;
-
 /// A selection's index keys, built once a query rather than once a segment.
 struct SelectionKeys {
     /// Per filter with values, its values' keys.
@@ -357,8 +354,8 @@ impl SelectionKeys {
 fn term_sets<'t>(
     terms: &'t SegmentTerms<'_>,
     keys: &SelectionKeys,
-) -> Result<Option<TermSets<'t>>> {
-    let mut out = TermSets::with_capacity(keys.filters.len() + keys.words.len());
+) -> Result<Option<Vec<TermSet<'t>>>> {
+    let mut out = Vec::with_capacity(keys.filters.len() + keys.words.len());
     for values in &keys.filters {
         let set = match values.as_slice() {
             [one] => terms.get(one)?,
@@ -423,7 +420,7 @@ fn intersect_all(mut bms: Vec<RoaringBitmap>) -> RoaringBitmap {
 /// a budget sized to what the whole intersection would cost, it decodes and
 /// intersects after all.
 fn page_matches(
-    sets: Option<TermSets<'_>>,
+    sets: Option<Vec<TermSet<'_>>>,
     range: Range<u32>,
     order: Order,
     want: usize,

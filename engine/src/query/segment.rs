@@ -126,12 +126,13 @@ impl SegmentReader<'_> {
 
     /// The union of the bitmaps of every key starting with `prefix`.
     pub(crate) fn prefix_union(&self, prefix: &[u8]) -> Result<RoaringBitmap> {
-        let mut out = RoaringBitmap::new();
-        self.for_prefix(prefix, |_, _, load| {
-            out |= load()?;
-            Ok(())
-        })?;
-        Ok(out)
+        match self {
+            SegmentReader::Sealed(s) => match s.index() {
+                SegmentIndex::File(index) => index.prefix_union(prefix),
+                SegmentIndex::Memory(a) => as_active(s, &a).prefix_union(prefix),
+            },
+            SegmentReader::Active(a, _) => Ok(a.index().prefix_union(prefix)),
+        }
     }
 
     /// Calls `f(key, exact cardinality over the whole segment if known, loader)`

@@ -123,21 +123,8 @@ impl<'a> SegmentTerms<'a> {
     /// (std's `RwLock` lets a waiting writer block new readers).
     pub(crate) fn prefix_union(&self, prefix: &[u8]) -> Result<RoaringBitmap> {
         match self {
-            SegmentTerms::Active(idx) => {
-                let mut out = RoaringBitmap::new();
-                for (_, bm) in idx.with_prefix(prefix) {
-                    out |= bm;
-                }
-                Ok(out)
-            }
-            SegmentTerms::File(index) => {
-                let mut out = RoaringBitmap::new();
-                index.for_prefix(prefix, |_, _, load| {
-                    out |= load()?;
-                    Ok(())
-                })?;
-                Ok(out)
-            }
+            SegmentTerms::Active(idx) => Ok(idx.prefix_union(prefix)),
+            SegmentTerms::File(index) => index.prefix_union(prefix),
             SegmentTerms::Pending(seg) => seg.prefix_union(prefix),
         }
     }
