@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actlog_engine::NewRecord;
@@ -22,8 +22,8 @@ pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// The verified caller of a request.
 #[derive(Debug, Clone)]
 pub struct Principal {
-    /// The key.
-    pub key: KeyInfo,
+    /// The key (shared with the key store, not copied per request).
+    pub key: Arc<KeyInfo>,
 }
 
 impl Principal {

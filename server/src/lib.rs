@@ -39,6 +39,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use axum::serve::ListenerExt as _;
 use axum::Router;
 use tokio::sync::watch;
 
@@ -282,6 +283,13 @@ pub async fn serve(cfg: ServeConfig, on_listen: impl FnOnce(SocketAddr)) -> anyh
             .await;
         let _ = shutdown_tx.send(true);
     };
+    // Answers go out as soon as they are written: a response is one write,
+    // so Nagle's algorithm could only hold it back behind a delayed ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
