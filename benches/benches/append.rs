@@ -4,6 +4,10 @@
 //!   and append one record per `append` call; every call returns only after
 //!   its record is fdatasynced, and concurrent calls share fsyncs through the
 //!   group commit. Reported as records/s.
+//! * `durable_single_record_async/{1,4,16,64}` — the same with that many
+//!   tokio tasks on a multi-threaded runtime of one worker per core, each
+//!   awaiting [`Log::append_async`] of one record: the log's flusher thread
+//!   leads the fsyncs, and a task costs no thread switch of its own.
 //! * `batch_append/1000` — one thread appends batches of 1000 records, one
 //!   fdatasync per batch. Reported as records/s.
 //!
@@ -23,7 +27,7 @@
 //! Run with `cargo bench -p actlog-benches --bench append`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Barrier;
+use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use actlog_engine::{Config, IoStats, Log, NewRecord, Severity};
@@ -256,6 +260,71 @@ fn run_writers(pool: &[NewRecord], writers: usize, iters: u64, tally: &mut Fsync
     elapsed
 }
 
+/// `writers` tokio tasks together append `iters` records, one per
+/// `append_async` call, on `rt`. Returns the wall time from spawning the
+/// first task until the last append has completed.
+fn run_tasks(
+    rt: &tokio::runtime::Runtime,
+    pool: &Arc<Vec<NewRecord>>,
+    writers: usize,
+    iters: u64,
+    tally: &mut FsyncTally,
+) -> Duration {
+    let (dir, log) = fresh_log();
+    let writers_u64 = writers as u64;
+    let elapsed = rt.block_on(async {
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..writers_u64)
+            .map(|t| {
+                let log = log.clone();
+                let pool = pool.clone();
+                // Task t takes records t, t + writers, t + 2 * writers, ...
+                let count = iters / writers_u64 + u64::from(t < iters % writers_u64);
+                tokio::spawn(async move {
+                    for k in 0..count {
+                        let i = (t + k * writers_u64) as usize % pool.len();
+                        log.append_async(std::slice::from_ref(&pool[i]))
+                            .await
+                            .expect("durable append");
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.expect("appending task");
+        }
+        start.elapsed()
+    });
+    tally.add(log.io_stats());
+    drop(log);
+    drop(dir);
+    elapsed
+}
+
+fn durable_single_record_async(c: &mut Criterion) {
+    let pool: Arc<Vec<NewRecord>> = Arc::new((0..POOL as u64).map(realistic_record).collect());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let mut group = c.benchmark_group("durable_single_record_async");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5))
+        .throughput(Throughput::Elements(1));
+    for writers in WRITERS {
+        let mut tally = FsyncTally::default();
+        group.bench_with_input(
+            BenchmarkId::from_parameter(writers),
+            &writers,
+            |b, &writers| b.iter_custom(|iters| run_tasks(&rt, &pool, writers, iters, &mut tally)),
+        );
+        tally.print(&format!("durable_single_record_async/{writers}"));
+    }
+    group.finish();
+}
+
 /// The engine's write-path counters summed over every log of one benchmark
 /// (warm-up included), to show how well the group commit shares fsyncs.
 #[derive(Default)]
@@ -336,6 +405,11 @@ fn batch_append(c: &mut Criterion) {
 /// The harness entry point; `criterion_group!` generates an undocumented `pub fn`.
 #[allow(missing_docs)]
 mod harness {
-    criterion::criterion_group!(benches, super::durable_single_record, super::batch_append);
+    criterion::criterion_group!(
+        benches,
+        super::durable_single_record,
+        super::durable_single_record_async,
+        super::batch_append
+    );
 }
 criterion_main!(harness::benches);

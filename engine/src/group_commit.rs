@@ -28,6 +28,13 @@
 //! nothing is retried (after a failed fsync the kernel may already have
 //! dropped the dirty pages, so a retry could "succeed" without the data).
 //!
+//! Appenders that cannot block (async tasks: [`crate::Log::append_async`])
+//! register a [`Waker`] instead of parking, and never lead. A flusher
+//! thread, started with the first of them, leads on their behalf: it is
+//! unparked whenever task waiters are left uncovered and no flush runs, and
+//! then waits for the highest of them like any appender. Under load it leads
+//! flush after flush, and tasks cost no thread switch per append.
+//!
 //! [`crate::Log::recover`] may later replace the failed state with one
 //! rebuilt from disk ([`GroupCommit::reset`]). Each state has an epoch; a
 //! waiter whose records were staged under an older epoch gets
@@ -36,6 +43,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
@@ -90,32 +98,66 @@ struct CommitState {
     failed: bool,
     /// See the module docs.
     epoch: u64,
-    /// Parked appenders: the id each waits for, and its thread. Only a
-    /// waker removes an entry (or its owner, on becoming leader).
-    waiters: Vec<(u64, Thread)>,
+    /// Waiting appenders and the id each waits for. Only a waker removes an
+    /// entry (or its owner: on becoming leader, or a task dropping its future).
+    waiters: Vec<(u64, Waiter)>,
+    /// The thread that leads for task waiters, once started.
+    flusher: Option<Thread>,
+    /// Source of [`Waiter::Task`] tokens.
+    next_token: u64,
+}
+
+/// How a waiting appender is woken.
+#[derive(Debug)]
+enum Waiter {
+    /// A parked thread; it may lead.
+    Thread(Thread),
+    /// An async task (never leads); `token` names its future.
+    Task { token: u64, waker: Waker },
+}
+
+impl Waiter {
+    fn wake(&self) {
+        match self {
+            Waiter::Thread(t) => t.unpark(),
+            Waiter::Task { waker, .. } => waker.wake_by_ref(),
+        }
+    }
 }
 
 impl CommitState {
-    /// Unparks and forgets the waiters `durable` covers; if no flush is
-    /// running, unparks one more waiter to lead the next.
+    /// Wakes and forgets the waiters `durable` covers; if no flush is
+    /// running, wakes one more waiter to lead the next: a parked thread, or
+    /// the flusher if only tasks are left.
     fn wake_covered(&mut self) {
         let durable = self.durable;
-        self.waiters.retain(|(id, t)| {
+        self.waiters.retain(|(id, w)| {
             let covered = *id <= durable;
             if covered {
-                t.unpark();
+                w.wake();
             }
             !covered
         });
         if !self.leader {
-            if let Some((_, t)) = self.waiters.first() {
-                t.unpark();
+            match self.waiters.iter().find_map(|(_, w)| match w {
+                Waiter::Thread(t) => Some(t),
+                Waiter::Task { .. } => None,
+            }) {
+                Some(t) => t.unpark(),
+                None if !self.waiters.is_empty() => self.unpark_flusher(),
+                None => {}
             }
         }
     }
 
     fn wake_all(&mut self) {
-        for (_, t) in self.waiters.drain(..) {
+        for (_, w) in self.waiters.drain(..) {
+            w.wake();
+        }
+    }
+
+    fn unpark_flusher(&self) {
+        if let Some(t) = &self.flusher {
             t.unpark();
         }
     }
@@ -165,6 +207,8 @@ impl GroupCommit {
                 failed: false,
                 epoch: 0,
                 waiters: Vec::new(),
+                flusher: None,
+                next_token: 0,
             }),
             visible: AtomicU64::new(durable),
             active: AtomicUsize::new(0),
@@ -262,7 +306,7 @@ impl GroupCommit {
             }
             if st.leader {
                 if !registered {
-                    st.waiters.push((id, me.clone()));
+                    st.waiters.push((id, Waiter::Thread(me.clone())));
                     registered = true;
                     self.nudge_gatherer();
                 }
@@ -275,7 +319,8 @@ impl GroupCommit {
             }
             st.leader = true;
             if registered {
-                st.waiters.retain(|(_, t)| t.id() != me.id());
+                st.waiters
+                    .retain(|(_, w)| !matches!(w, Waiter::Thread(t) if t.id() == me.id()));
                 registered = false;
             }
             st = self.gather(st);
@@ -297,6 +342,108 @@ impl GroupCommit {
                 }
             }
         }
+    }
+
+    /// A token for [`GroupCommit::poll_durable`], and whether a flusher
+    /// thread must still be started ([`GroupCommit::set_flusher`]).
+    pub(crate) fn task_token(&self) -> (u64, bool) {
+        let mut st = self.lock();
+        st.next_token += 1;
+        (st.next_token, st.flusher.is_none())
+    }
+
+    /// Registers the thread that leads for tasks (once).
+    pub(crate) fn set_flusher(&self, t: Thread) {
+        let mut st = self.lock();
+        if st.flusher.is_none() {
+            st.flusher = Some(t);
+        }
+    }
+
+    /// Wakes the flusher (to see that its log is gone).
+    pub(crate) fn unpark_flusher(&self) {
+        self.lock().unpark_flusher();
+    }
+
+    /// The non-blocking [`GroupCommit::wait_durable`] of a task: ready when
+    /// `id` is durable (or can no longer be); otherwise registers `cx`'s
+    /// waker under `token` and, if no flush runs, wakes the flusher.
+    pub(crate) fn poll_durable(
+        &self,
+        id: u64,
+        epoch: u64,
+        token: u64,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<()>> {
+        let mut st = self.lock();
+        if st.epoch != epoch || st.failed {
+            return Poll::Ready(Err(Error::PreviousIo));
+        }
+        if st.durable >= id {
+            return Poll::Ready(Ok(()));
+        }
+        let mine = st.waiters.iter_mut().find_map(|(_, w)| match w {
+            Waiter::Task { token: t, waker } if *t == token => Some(waker),
+            _ => None,
+        });
+        match mine {
+            Some(w) => {
+                if !w.will_wake(cx.waker()) {
+                    *w = cx.waker().clone();
+                }
+            }
+            None => {
+                st.waiters.push((
+                    id,
+                    Waiter::Task {
+                        token,
+                        waker: cx.waker().clone(),
+                    },
+                ));
+                self.nudge_gatherer();
+            }
+        }
+        if !st.leader {
+            st.unpark_flusher();
+        }
+        Poll::Pending
+    }
+
+    /// The future of task waiter `token` was dropped before `id` was
+    /// durable: nobody is left to wake, but the records are staged, so the
+    /// flusher still syncs them.
+    pub(crate) fn abandon_task(&self, id: u64, epoch: u64, token: u64) {
+        let mut st = self.lock();
+        st.waiters
+            .retain(|(_, w)| !matches!(w, Waiter::Task { token: t, .. } if *t == token));
+        if st.epoch != epoch || st.failed || st.durable >= id {
+            return;
+        }
+        st.waiters.push((
+            id,
+            Waiter::Task {
+                token,
+                waker: Waker::noop().clone(),
+            },
+        ));
+        if !st.leader {
+            st.unpark_flusher();
+        }
+    }
+
+    /// What the flusher should wait for: the highest id a task waits for,
+    /// with the current epoch, if no flush runs and the handle is healthy.
+    pub(crate) fn task_target(&self) -> Option<(u64, u64)> {
+        let st = self.lock();
+        if st.leader || st.failed {
+            return None;
+        }
+        st.waiters
+            .iter()
+            .filter(|(id, w)| matches!(w, Waiter::Task { .. }) && *id > st.durable)
+            .map(|(id, _)| *id)
+            .max()
+            .map(|id| (id, st.epoch))
     }
 
     /// Records that everything up to `durable` is on disk (used by the roll,

@@ -1,15 +1,18 @@
 //! The public handle: open (with recovery), append, read, iterate, query,
 //! retention, clear, stats, close.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
+use std::task::{Context, Poll};
 
 use crate::config::Config;
 use crate::env::{FileBytes, FileSystem, LockGuard, OpenMode};
 use crate::error::{Error, Result};
 use crate::fsutil::{self, Durable};
-use crate::group_commit::{GroupCommit, IoCounters, IoStats};
+use crate::group_commit::{Entered, GroupCommit, IoCounters, IoStats};
 use crate::index::active::ActiveIndex;
 use crate::index::file::{self as index_file, IndexBytes, SealedIndex, Trust};
 use crate::index::snapshot::{encode_snapshot, load_snapshot, snapshot_path};
@@ -165,12 +168,110 @@ fn terms_of(batch: &[NewRecord]) -> Terms {
     terms
 }
 
+/// A batch staged for the next flush.
+struct Staged<'a> {
+    last: u64,
+    epoch: u64,
+    stamps: Vec<i64>,
+    payloads: Vec<Vec<u8>>,
+    /// Dropped once the appender waits (see `group_commit.rs`).
+    entered: Entered<'a>,
+}
+
+/// The durable completion of [`Log::append_async`]: the batch's ids, or why
+/// not (the errors of [`Log::append`]).
+#[derive(Debug)]
+#[must_use = "the ids arrive only when the future is awaited"]
+pub struct AppendFuture(Pending);
+
+#[derive(Debug)]
+enum Pending {
+    /// Known at the call: an empty batch or an error.
+    Ready(Option<Result<Vec<u64>>>),
+    /// Staged; waiting for its fsync.
+    Waiting {
+        inner: Arc<Inner>,
+        first: u64,
+        last: u64,
+        epoch: u64,
+        token: u64,
+    },
+}
+
+impl Future for AppendFuture {
+    type Output = Result<Vec<u64>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let ready = match &mut self.0 {
+            Pending::Ready(r) => {
+                return Poll::Ready(r.take().unwrap_or(Err(Error::PreviousIo)));
+            }
+            Pending::Waiting {
+                inner,
+                first,
+                last,
+                epoch,
+                token,
+            } => match inner.commit.poll_durable(*last, *epoch, *token, cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(r) => r.map(|()| {
+                    let n = *last + 1 - *first;
+                    inner
+                        .io_counters
+                        .records_appended
+                        .fetch_add(n, Ordering::Relaxed);
+                    (*first..=*last).collect()
+                }),
+            },
+        };
+        // Finished: nothing left to forget on drop.
+        self.0 = Pending::Ready(None);
+        Poll::Ready(ready)
+    }
+}
+
+impl Drop for AppendFuture {
+    fn drop(&mut self) {
+        if let Pending::Waiting {
+            inner,
+            last,
+            epoch,
+            token,
+            ..
+        } = &self.0
+        {
+            inner.commit.abandon_task(*last, *epoch, *token);
+        }
+    }
+}
+
+/// The flusher's loop: whenever task waiters are left uncovered and no flush
+/// runs, wait for the highest of them as an ordinary appender would (and so
+/// lead). Exits when the log is gone.
+fn flusher(log: Weak<Inner>) {
+    loop {
+        let Some(inner) = log.upgrade() else { return };
+        match inner.commit.task_target() {
+            // A failure reaches the tasks through the commit state.
+            Some((id, epoch)) => {
+                let _ = inner.commit.wait_durable(id, epoch, || inner.flush(epoch));
+            }
+            None => {
+                drop(inner);
+                std::thread::park();
+            }
+        }
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        // The flusher, if any, finds the log gone and exits.
+        self.commit.unpark_flusher();
         let reapers = std::mem::take(self.reapers.get_mut().unwrap_or_else(|e| e.into_inner()));
         for h in reapers {
             let _ = h.join();
@@ -464,11 +565,34 @@ impl Log {
         batch: &[NewRecord],
         ts: Option<&[i64]>,
     ) -> Result<(u64, u64, Vec<(i64, Vec<u8>)>)> {
+        let Some(staged) = self.stage_batch(batch, ts)? else {
+            return Ok((1, 0, Vec::new()));
+        };
+        let inner = &self.inner;
+        let epoch = staged.epoch;
+        inner
+            .commit
+            .wait_durable(staged.last, epoch, || inner.flush(epoch))?;
+        drop(staged.entered);
+        inner
+            .io_counters
+            .records_appended
+            .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let first = staged.last + 1 - batch.len() as u64;
+        Ok((
+            first,
+            batch.len() as u64,
+            staged.stamps.into_iter().zip(staged.payloads).collect(),
+        ))
+    }
+
+    /// Validates, encodes and stages `batch` (`None` for an empty one).
+    fn stage_batch(&self, batch: &[NewRecord], ts: Option<&[i64]>) -> Result<Option<Staged<'_>>> {
         if self.inner.read_only {
             return Err(Error::ReadOnly);
         }
         if batch.is_empty() {
-            return Ok((1, 0, Vec::new()));
+            return Ok(None);
         }
         if batch.len() > MAX_BATCH_RECORDS {
             return Err(Error::Config(format!(
@@ -476,9 +600,9 @@ impl Log {
                 batch.len()
             )));
         }
-        // Counted in until this returns: a commit leader waits (briefly) for
-        // appenders between here and their wait.
-        let _entered = self.inner.commit.enter();
+        // Counted in until the appender waits: a commit leader waits
+        // (briefly) for appenders between here and their wait.
+        let entered = self.inner.commit.enter();
         let encode = || {
             batch
                 .iter()
@@ -500,20 +624,61 @@ impl Log {
         };
         let payloads = payloads?;
         let (last, stamps, epoch) = self.inner.stage(&payloads, terms, ts)?;
-        let inner = &self.inner;
-        inner
-            .commit
-            .wait_durable(last, epoch, || inner.flush(epoch))?;
-        inner
-            .io_counters
-            .records_appended
-            .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        let first = last + 1 - batch.len() as u64;
-        Ok((
+        Ok(Some(Staged {
+            last,
+            epoch,
+            stamps,
+            payloads,
+            entered,
+        }))
+    }
+
+    /// Appends a batch like [`Log::append`], for callers that must not
+    /// block: the records are validated, encoded and staged before this
+    /// returns (errors then come out of the first poll), and the future
+    /// completes with their ids once they are fdatasynced.
+    ///
+    /// Concurrent async appenders share fsyncs with each other and with
+    /// blocking ones. A thread of the log's own does the writing and syncing
+    /// for them (started with the first call, gone with the last handle), so
+    /// a task costs no thread switch of its own; `benches/README.md` has the
+    /// figures. The future needs no particular executor.
+    ///
+    /// Dropping the future does not withdraw the records: they were staged,
+    /// and the flusher still makes them durable and visible.
+    pub fn append_async(&self, batch: &[NewRecord]) -> AppendFuture {
+        let staged = match self.stage_batch(batch, None) {
+            Ok(Some(staged)) => staged,
+            Ok(None) => return AppendFuture(Pending::Ready(Some(Ok(Vec::new())))),
+            Err(e) => return AppendFuture(Pending::Ready(Some(Err(e)))),
+        };
+        let (token, start_flusher) = self.inner.commit.task_token();
+        if start_flusher {
+            self.start_flusher();
+        }
+        let first = staged.last + 1 - batch.len() as u64;
+        AppendFuture(Pending::Waiting {
+            inner: self.inner.clone(),
             first,
-            batch.len() as u64,
-            stamps.into_iter().zip(payloads).collect(),
-        ))
+            last: staged.last,
+            epoch: staged.epoch,
+            token,
+        })
+    }
+
+    /// Starts the thread that leads flushes for async appenders. It holds
+    /// the log only while it flushes, so the last handle's drop ends it.
+    fn start_flusher(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        let spawned = std::thread::Builder::new()
+            .name("actlog-flusher".into())
+            .spawn(move || flusher(weak));
+        match spawned {
+            Ok(h) => self.inner.commit.set_flusher(h.thread().clone()),
+            // Without it, async appends could wait forever: fail-stop
+            // instead, so they (and every later append) return an error.
+            Err(_) => self.inner.commit.fail(),
+        }
     }
 
     /// Appends one record; see [`Log::append`].

@@ -5,7 +5,9 @@
 //! ([`sigkill_during_concurrent_appends_loses_no_acknowledged_record`]) runs
 //! `current_exe() --exact child_appender` with [`DIR_ENV`] set; in that child
 //! process [`child_appender`] opens the log and starts [`THREADS`] threads
-//! that append batches of 1–5 records (and now and then 128–160) forever. Before each append a thread
+//! that append batches of 1–5 records (and now and then 128–160) forever, the
+//! odd ones through `append_async` (so the flusher thread leads for them), the
+//! even ones through the blocking `append`. Before each append a thread
 //! prints `begin <thread> <seq> <n>`, after it returns
 //! `ack <thread> <seq> <first_id> <last_id>` (one `write` per line, flushed).
 //! Every record's content is a pure function of `(round, thread, seq, i)`
@@ -47,6 +49,8 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actlog_engine::{Config, Direction, Log, NewRecord, Record, Severity, SYSTEM_ACTOR};
+
+mod common;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Map, Value};
@@ -296,7 +300,14 @@ fn child_appender() {
                         .map(|i| expected_record(round, thread, seq, i))
                         .collect();
                     emit(&format!("begin {thread} {seq} {n}"));
-                    match log.append(&batch) {
+                    // Odd threads append as async tasks (the flusher thread
+                    // leads for them), even ones block (and lead).
+                    let appended = if thread % 2 == 1 {
+                        common::block_on(log.append_async(&batch))
+                    } else {
+                        log.append(&batch)
+                    };
+                    match appended {
                         Ok(ids) => {
                             let first = ids.first().copied().unwrap_or(0);
                             let last = first + n - 1;

@@ -216,6 +216,50 @@ fn concurrent_waiters_all_fail_when_the_leader_fsync_fails() {
     }
 }
 
+/// Async appenders never lead: the flusher thread's failed fsync must reach
+/// every task waiting on it (as an error, never a hang or an ack), and every
+/// later async append.
+#[test]
+fn async_appenders_fail_when_the_flushers_fsync_fails() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), Config::default()).expect("open");
+    fail::cfg("segment::sync", "5*off->return").expect("fail cfg");
+    let mut acked = Vec::new();
+    let mut failures = 0;
+    for round in 0..50 {
+        // 16 futures staged together, then awaited together.
+        let futs: Vec<_> = (0..16)
+            .map(|i| log.append_async(&[rec(round * 100 + i)]))
+            .collect();
+        for r in common::block_on_all(futs) {
+            match r {
+                Ok(ids) => {
+                    assert_eq!(failures, 0, "no ack after a failure on this handle");
+                    acked.extend(ids);
+                }
+                Err(e) => {
+                    assert!(e.is_storage_failure(), "{e}");
+                    failures += 1;
+                }
+            }
+        }
+        if failures > 0 {
+            break;
+        }
+    }
+    fail::remove("segment::sync");
+    assert!(failures > 0, "the fault fired");
+    assert!(log.is_failed());
+    let later = common::block_on(log.append_async(&[rec(0)])).expect_err("fail-stop");
+    assert!(matches!(later, Error::PreviousIo), "{later}");
+    drop(log);
+    let log = Log::open(dir.path(), Config::default()).expect("reopen");
+    for id in &acked {
+        assert!(log.get(*id).expect("read").is_some(), "acked id {id} lost");
+    }
+}
+
 /// The active segment is read through a map made ahead of the file's end.
 /// `Log::recover` may cut that file; a reader still holding the view from
 /// before must then get records or errors, never read a mapped page past the

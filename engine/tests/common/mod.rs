@@ -46,3 +46,70 @@ pub fn word_ids(log: &Log, word: &str) -> Vec<u64> {
     .map(|r| r.id)
     .collect()
 }
+
+/// Runs `fut` to completion on this thread, parking between polls: the
+/// smallest executor, enough to drive [`Log::append_async`] from tests.
+pub fn block_on<F: std::future::Future>(fut: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut fut = std::pin::pin!(fut);
+    loop {
+        match fut.as_mut().poll(&mut cx) {
+            Poll::Ready(v) => return v,
+            Poll::Pending => std::thread::park(),
+        }
+    }
+}
+
+/// Runs every future of `futs` to completion on this thread, polling each
+/// still pending one whenever any wakes (many tasks, one executor thread);
+/// returns their outputs in order.
+pub fn block_on_all<F>(futs: Vec<F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Unpin,
+    F::Output: Unpin,
+{
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    struct All<F: std::future::Future>(Vec<(F, Option<F::Output>)>);
+    impl<F> std::future::Future for All<F>
+    where
+        F: std::future::Future + Unpin,
+        F::Output: Unpin,
+    {
+        type Output = ();
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            let mut pending = false;
+            for (f, out) in self.0.iter_mut() {
+                if out.is_none() {
+                    match Pin::new(f).poll(cx) {
+                        Poll::Ready(v) => *out = Some(v),
+                        Poll::Pending => pending = true,
+                    }
+                }
+            }
+            if pending {
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        }
+    }
+    // `All` is Unpin because `F` is; it is pinned on this stack by block_on.
+    let mut all = All(futs.into_iter().map(|f| (f, None)).collect());
+    block_on(&mut all);
+    all.0
+        .into_iter()
+        .map(|(_, out)| out.expect("every future finished"))
+        .collect()
+}

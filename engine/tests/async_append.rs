@@ -1,0 +1,183 @@
+//! `Log::append_async`: many tasks share fsyncs through the flusher thread,
+//! each gets its own ids only once they are durable, blocking and async
+//! appenders mix, and a dropped future's records are still made durable.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use actlog_engine::{Config, Log, NewRecord};
+use common::{block_on, block_on_all};
+
+fn rec(tag: &str, n: u64) -> NewRecord {
+    let mut r = NewRecord::new("system", "system.test", format!("{tag} record {n}"));
+    r.entity_id = Some(format!("{tag}-{n}"));
+    r
+}
+
+/// Each record's entity id names it, so a reopened log can be checked
+/// against what was acknowledged.
+fn assert_acked_present(log: &Log, acked: &[(u64, String)]) {
+    for (id, want) in acked {
+        let got = log
+            .get(*id)
+            .expect("read")
+            .unwrap_or_else(|| panic!("acknowledged id {id} lost"));
+        assert_eq!(got.entity_id.as_deref(), Some(want.as_str()), "id {id}");
+    }
+}
+
+#[test]
+fn tasks_on_one_thread_share_fsyncs_and_every_ack_survives_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), Config::default()).expect("open");
+    const ROUNDS: u64 = 10;
+    const TASKS: u64 = 64;
+    let mut acked = Vec::new();
+    for round in 0..ROUNDS {
+        // Sixty-four tasks on this one thread: all are staged before any is
+        // polled, so the flusher's next flush covers every one of them.
+        let futs: Vec<_> = (0..TASKS)
+            .map(|t| log.append_async(&[rec("task", round * TASKS + t)]))
+            .collect();
+        for (t, ids) in block_on_all(futs).into_iter().enumerate() {
+            let ids = ids.expect("durable");
+            assert_eq!(ids.len(), 1);
+            acked.push((ids[0], format!("task-{}", round * TASKS + t as u64)));
+        }
+    }
+    let stats = log.io_stats();
+    assert_eq!(stats.records_appended, ROUNDS * TASKS);
+    assert!(
+        stats.fsyncs <= 2 * ROUNDS,
+        "{} fsyncs for {ROUNDS} rounds of {TASKS} staged tasks: they did not share",
+        stats.fsyncs
+    );
+    // Ids are distinct and each task's is its own record.
+    let mut ids: Vec<u64> = acked.iter().map(|(id, _)| *id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len() as u64, ROUNDS * TASKS);
+    assert_acked_present(&log, &acked);
+    drop(log);
+    let log = Log::open(dir.path(), Config::default()).expect("reopen");
+    assert_acked_present(&log, &acked);
+}
+
+#[test]
+fn blocking_and_async_appenders_mix_and_ids_stay_contiguous() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), Config::default()).expect("open");
+    let per_thread = 300u64;
+    let acked: Vec<(u64, String)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4u64)
+            .map(|t| {
+                let log = log.clone();
+                s.spawn(move || {
+                    let mut out = Vec::new();
+                    for i in 0..per_thread {
+                        let tag = format!("t{t}");
+                        let batch: Vec<_> = (0..1 + i % 3).map(|j| rec(&tag, i * 10 + j)).collect();
+                        let ids = if t % 2 == 0 {
+                            log.append(&batch)
+                        } else {
+                            block_on(log.append_async(&batch))
+                        }
+                        .expect("durable");
+                        assert_eq!(ids.len(), batch.len());
+                        assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "{ids:?}");
+                        for (id, r) in ids.iter().zip(&batch) {
+                            out.push((*id, r.entity_id.clone().expect("set")));
+                        }
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    let mut ids: Vec<u64> = acked.iter().map(|(id, _)| *id).collect();
+    ids.sort_unstable();
+    let first = ids[0];
+    assert_eq!(ids, (first..first + ids.len() as u64).collect::<Vec<_>>());
+    drop(log);
+    let log = Log::open(dir.path(), Config::default()).expect("reopen");
+    assert_acked_present(&log, &acked);
+}
+
+#[test]
+fn a_dropped_future_still_has_its_records_made_durable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), Config::default()).expect("open");
+    let before = log.io_stats().fsyncs;
+    // Staged, never polled: nobody waits, but the flusher must still sync it.
+    drop(log.append_async(&[rec("dropped", 1)]));
+    // Liveness, not timing: a generous bound so a hang fails instead of
+    // stalling the suite.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while log.last_id() != Some(1) {
+        assert!(
+            Instant::now() < deadline,
+            "the dropped append never became durable"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(log.io_stats().fsyncs > before);
+    // Visible means durable: a crash image taken now holds it.
+    let image = tempfile::tempdir().expect("tempdir");
+    common::copy_crash_image(dir.path(), image.path());
+    let crashed = Log::open(image.path(), Config::default()).expect("open the image");
+    let got = crashed
+        .get(1)
+        .expect("read")
+        .expect("present after a crash");
+    assert_eq!(got.entity_id.as_deref(), Some("dropped-1"));
+}
+
+#[test]
+fn empty_and_invalid_batches_answer_at_the_first_poll() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), Config::default()).expect("open");
+    assert_eq!(
+        block_on(log.append_async(&[])).expect("empty"),
+        Vec::<u64>::new()
+    );
+    let mut bad = rec("bad", 1);
+    bad.category = "NOT A TOKEN".into();
+    let err = block_on(log.append_async(&[rec("ok", 1), bad])).expect_err("invalid");
+    assert!(
+        matches!(err, actlog_engine::Error::Invalid { index: 1, .. }),
+        "{err}"
+    );
+    // Nothing of the refused batch was written; the log takes appends on.
+    assert_eq!(log.last_id(), None);
+    assert_eq!(
+        block_on(log.append_async(&[rec("ok", 2)])).expect("append"),
+        [1]
+    );
+}
+
+#[test]
+fn the_flusher_does_not_keep_a_closed_log_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let log = Log::open(dir.path(), Config::default()).expect("open");
+        block_on(log.append_async(&[rec("a", 1)])).expect("append");
+        log.close().expect("close");
+    }
+    // The lock is released with the last handle: the flusher held none.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let log = loop {
+        match Log::open(dir.path(), Config::default()) {
+            Ok(log) => break log,
+            Err(actlog_engine::Error::Locked { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => panic!("reopen: {e}"),
+        }
+    };
+    assert_eq!(log.last_id(), Some(1));
+}
