@@ -17,7 +17,9 @@
 //! A new leader first waits, for at most [`GATHER_MAX`], until every other
 //! appender inside `append` has staged and parked (PostgreSQL's
 //! `commit_delay`, gated the same way by the number of active siblings:
-//! [`GATHER_MIN_ACTIVE`]).
+//! [`GATHER_MIN_ACTIVE`]), and until as many tasks wait as waited at the last
+//! publish (a task is not "inside" anything between its wake-up and its next
+//! append, so it is counted this way instead).
 //! With many closed-loop writers, those just acknowledged re-stage within
 //! microseconds; without the wait they would miss the next fsync and the
 //! writers would split into two cohorts taking turns, about N/2 records per
@@ -105,6 +107,9 @@ struct CommitState {
     flusher: Option<Thread>,
     /// Source of [`Waiter::Task`] tokens.
     next_token: u64,
+    /// Task waiters when the last flush was published: about how many
+    /// tasks append concurrently, and so how many a leader gathers.
+    tasks_seen: usize,
 }
 
 /// How a waiting appender is woken.
@@ -131,6 +136,7 @@ impl CommitState {
     /// the flusher if only tasks are left.
     fn wake_covered(&mut self) {
         let durable = self.durable;
+        self.tasks_seen = self.task_waiters(0);
         self.waiters.retain(|(id, w)| {
             let covered = *id <= durable;
             if covered {
@@ -148,6 +154,14 @@ impl CommitState {
                 None => {}
             }
         }
+    }
+
+    /// Task waiters for ids above `durable`.
+    fn task_waiters(&self, durable: u64) -> usize {
+        self.waiters
+            .iter()
+            .filter(|(id, w)| *id > durable && matches!(w, Waiter::Task { .. }))
+            .count()
     }
 
     fn wake_all(&mut self) {
@@ -209,6 +223,7 @@ impl GroupCommit {
                 waiters: Vec::new(),
                 flusher: None,
                 next_token: 0,
+                tasks_seen: 0,
             }),
             visible: AtomicU64::new(durable),
             active: AtomicUsize::new(0),
@@ -255,12 +270,20 @@ impl GroupCommit {
 
     /// The leader's wait for its siblings (see the module docs).
     fn gather<'s>(&'s self, mut st: MutexGuard<'s, CommitState>) -> MutexGuard<'s, CommitState> {
-        if self.active.load(Ordering::SeqCst) < GATHER_MIN_ACTIVE || self.all_parked(&st) {
+        // Threads: every appender inside `append` has staged. Tasks: as many
+        // wait again as waited at the last publish (those it acknowledged
+        // re-stage once their executor polls them).
+        let expected_tasks = st.tasks_seen;
+        let gathered = |st: &CommitState| {
+            (self.active.load(Ordering::SeqCst) < GATHER_MIN_ACTIVE || self.all_parked(st))
+                && st.task_waiters(st.durable) >= expected_tasks
+        };
+        if gathered(&st) {
             return st;
         }
         let deadline = Instant::now() + GATHER_MAX;
         self.set_gatherer(Some(thread::current()));
-        while !self.all_parked(&st) && !st.failed {
+        while !gathered(&st) && !st.failed {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
