@@ -197,8 +197,8 @@ pub(crate) struct GroupCommit {
 pub(crate) const GATHER_MAX: Duration = Duration::from_micros(200);
 /// A leader gathers only with at least this many appenders active, itself
 /// included (PostgreSQL's `commit_siblings` is 5): one sibling rarely
-/// comes back within the wait, e.g. the server's two ingest workers, each
-/// encoding a combined batch of up to 1000 records.
+/// comes back within the wait, e.g. a thread encoding a batch of up to 1000
+/// records.
 pub(crate) const GATHER_MIN_ACTIVE: usize = 3;
 
 /// An appender inside `append`, counted until dropped; see the module docs.

@@ -178,8 +178,8 @@ struct Staged<'a> {
     entered: Entered<'a>,
 }
 
-/// The durable completion of [`Log::append_async`]: the batch's ids, or why
-/// not (the errors of [`Log::append`]).
+/// The durable completion of [`Log::append_async`]: the batch as stored, or
+/// why not (the errors of [`Log::append`]).
 #[derive(Debug)]
 #[must_use = "the ids arrive only when the future is awaited"]
 pub struct AppendFuture(Pending);
@@ -187,7 +187,7 @@ pub struct AppendFuture(Pending);
 #[derive(Debug)]
 enum Pending {
     /// Known at the call: an empty batch or an error.
-    Ready(Option<Result<Vec<u64>>>),
+    Ready(Option<Result<Appended>>),
     /// Staged; waiting for its fsync.
     Waiting {
         inner: Arc<Inner>,
@@ -195,11 +195,12 @@ enum Pending {
         last: u64,
         epoch: u64,
         token: u64,
+        stored: Vec<(i64, Vec<u8>)>,
     },
 }
 
 impl Future for AppendFuture {
-    type Output = Result<Vec<u64>>;
+    type Output = Result<Appended>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let ready = match &mut self.0 {
@@ -212,15 +213,19 @@ impl Future for AppendFuture {
                 last,
                 epoch,
                 token,
+                stored,
             } => match inner.commit.poll_durable(*last, *epoch, *token, cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(r) => r.map(|()| {
-                    let n = *last + 1 - *first;
                     inner
                         .io_counters
                         .records_appended
-                        .fetch_add(n, Ordering::Relaxed);
-                    (*first..=*last).collect()
+                        .fetch_add(stored.len() as u64, Ordering::Relaxed);
+                    Appended {
+                        first: *first,
+                        stored: std::mem::take(stored),
+                        dir: inner.dir.clone(),
+                    }
                 }),
             },
         };
@@ -633,10 +638,10 @@ impl Log {
         }))
     }
 
-    /// Appends a batch like [`Log::append`], for callers that must not
-    /// block: the records are validated, encoded and staged before this
+    /// Appends a batch like [`Log::append_stored`], for callers that must
+    /// not block: the records are validated, encoded and staged before this
     /// returns (errors then come out of the first poll), and the future
-    /// completes with their ids once they are fdatasynced.
+    /// completes with them once they are fdatasynced.
     ///
     /// Concurrent async appenders share fsyncs with each other and with
     /// blocking ones. A thread of the log's own does the writing and syncing
@@ -649,7 +654,13 @@ impl Log {
     pub fn append_async(&self, batch: &[NewRecord]) -> AppendFuture {
         let staged = match self.stage_batch(batch, None) {
             Ok(Some(staged)) => staged,
-            Ok(None) => return AppendFuture(Pending::Ready(Some(Ok(Vec::new())))),
+            Ok(None) => {
+                return AppendFuture(Pending::Ready(Some(Ok(Appended {
+                    first: 1,
+                    stored: Vec::new(),
+                    dir: self.inner.dir.clone(),
+                }))))
+            }
             Err(e) => return AppendFuture(Pending::Ready(Some(Err(e)))),
         };
         let (token, start_flusher) = self.inner.commit.task_token();
@@ -663,6 +674,7 @@ impl Log {
             last: staged.last,
             epoch: staged.epoch,
             token,
+            stored: staged.stamps.into_iter().zip(staged.payloads).collect(),
         })
     }
 

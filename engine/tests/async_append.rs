@@ -41,7 +41,7 @@ fn tasks_on_one_thread_share_fsyncs_and_every_ack_survives_reopen() {
             .map(|t| log.append_async(&[rec("task", round * TASKS + t)]))
             .collect();
         for (t, ids) in block_on_all(futs).into_iter().enumerate() {
-            let ids = ids.expect("durable");
+            let ids: Vec<u64> = ids.expect("durable").ids().collect();
             assert_eq!(ids.len(), 1);
             acked.push((ids[0], format!("task-{}", round * TASKS + t as u64)));
         }
@@ -81,7 +81,7 @@ fn blocking_and_async_appenders_mix_and_ids_stay_contiguous() {
                         let ids = if t % 2 == 0 {
                             log.append(&batch)
                         } else {
-                            block_on(log.append_async(&batch))
+                            block_on(log.append_async(&batch)).map(|a| a.ids().collect())
                         }
                         .expect("durable");
                         assert_eq!(ids.len(), batch.len());
@@ -141,10 +141,10 @@ fn a_dropped_future_still_has_its_records_made_durable() {
 fn empty_and_invalid_batches_answer_at_the_first_poll() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = Log::open(dir.path(), Config::default()).expect("open");
-    assert_eq!(
-        block_on(log.append_async(&[])).expect("empty"),
-        Vec::<u64>::new()
-    );
+    assert!(block_on(log.append_async(&[]))
+        .expect("empty")
+        .ids()
+        .is_empty());
     let mut bad = rec("bad", 1);
     bad.category = "NOT A TOKEN".into();
     let err = block_on(log.append_async(&[rec("ok", 1), bad])).expect_err("invalid");
@@ -154,10 +154,12 @@ fn empty_and_invalid_batches_answer_at_the_first_poll() {
     );
     // Nothing of the refused batch was written; the log takes appends on.
     assert_eq!(log.last_id(), None);
-    assert_eq!(
-        block_on(log.append_async(&[rec("ok", 2)])).expect("append"),
-        [1]
-    );
+    let appended = block_on(log.append_async(&[rec("ok", 2)])).expect("append");
+    assert_eq!(appended.ids(), 1..2);
+    // The records come back as stored (the engine's defaults filled in).
+    let stored = appended.records().expect("decode");
+    assert_eq!(stored[0].entity_id.as_deref(), Some("ok-2"));
+    assert_eq!(stored[0], log.get(1).expect("read").expect("present"));
 }
 
 #[test]

@@ -303,7 +303,7 @@ fn child_appender() {
                     // Odd threads append as async tasks (the flusher thread
                     // leads for them), even ones block (and lead).
                     let appended = if thread % 2 == 1 {
-                        common::block_on(log.append_async(&batch))
+                        common::block_on(log.append_async(&batch)).map(|a| a.ids().collect())
                     } else {
                         log.append(&batch)
                     };

@@ -234,9 +234,9 @@ fn async_appenders_fail_when_the_flushers_fsync_fails() {
             .collect();
         for r in common::block_on_all(futs) {
             match r {
-                Ok(ids) => {
+                Ok(appended) => {
                     assert_eq!(failures, 0, "no ack after a failure on this handle");
-                    acked.extend(ids);
+                    acked.extend(appended.ids());
                 }
                 Err(e) => {
                     assert!(e.is_storage_failure(), "{e}");

@@ -25,6 +25,7 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::read_task;
 use crate::auth::Caller;
+use crate::bus::BusMessage;
 use crate::error::ApiError;
 use crate::json::RecordOut;
 use crate::keys::Role;
@@ -130,11 +131,18 @@ pub async fn ws(
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let key_id = caller.require(Role::Reader)?.key.id.clone();
-    Ok(upgrade.on_upgrade(move |socket| ws_session(app, socket, key_id)))
+    // Subscribed before the 101 goes out: a client that connects and then
+    // ingests gets its own records, however soon the upgrade completes.
+    let bus = app.recorder.bus().subscribe();
+    Ok(upgrade.on_upgrade(move |socket| ws_session(app, socket, key_id, bus)))
 }
 
-async fn ws_session(app: AppState, mut socket: WebSocket, key_id: String) {
-    let mut bus = app.recorder.bus().subscribe();
+async fn ws_session(
+    app: AppState,
+    mut socket: WebSocket,
+    key_id: String,
+    mut bus: tokio::sync::broadcast::Receiver<BusMessage>,
+) {
     let mut shutdown = app.shutdown.clone();
     loop {
         tokio::select! {
