@@ -13,6 +13,7 @@
 pub mod auth;
 pub mod bus;
 pub mod cli;
+pub mod combine;
 pub mod demo;
 pub mod error;
 pub mod heap;

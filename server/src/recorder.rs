@@ -22,12 +22,13 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use actlog_engine::{Appended, Log, NewRecord, Record};
-use tokio::sync::RwLock;
+use actlog_engine::{Log, NewRecord, Record};
+
+use crate::combine::Combiner;
 
 use crate::bus::{Bus, BusMessage};
 use crate::error::ApiError;
@@ -48,9 +49,6 @@ pub fn current_actor() -> String {
 /// Least time between two attempts to recover a fail-stopped log.
 pub const RECOVER_EVERY: Duration = Duration::from_millis(500);
 
-/// Batches of at least this many records are staged on the blocking pool.
-const STAGE_ON_POOL: usize = 128;
-
 /// Events queued for the writer thread before `record` starts dropping them.
 const QUEUE: usize = 10_000;
 
@@ -67,10 +65,11 @@ struct Inner {
     metrics: Arc<Metrics>,
     enabled: AtomicBool,
     queue: SyncSender<NewRecord>,
-    /// Every append holds it shared until its records are durable; a clear
-    /// holds it exclusively, so the record announcing the clear is the first
-    /// one after it.
+    /// Every append holds it shared; a clear holds it exclusively, so the
+    /// record announcing the clear is the first one after it.
     gate: RwLock<()>,
+    /// Ingest requests waiting to be appended together.
+    combiner: Combiner,
     /// When recovery of a fail-stopped log was last tried.
     last_recovery: Mutex<Option<Instant>>,
 }
@@ -86,6 +85,7 @@ impl Recorder {
             enabled: AtomicBool::new(enabled),
             queue: tx,
             gate: RwLock::new(()),
+            combiner: Combiner::default(),
             last_recovery: Mutex::new(None),
         });
         let worker = Arc::downgrade(&inner);
@@ -130,36 +130,23 @@ impl Recorder {
         Ok(ids)
     }
 
-    /// Appends durably without holding a thread while the fsync runs
-    /// ([`Log::append_async`]): concurrent requests share fsyncs through the
-    /// engine's group commit, led by its flusher thread. Publishes the
-    /// records once they are durable.
+    /// Appends through the [`Combiner`]: concurrent requests share one
+    /// engine batch and one fsync. The worker publishes the records once
+    /// they are durable.
     async fn append(&self, batch: Vec<NewRecord>) -> Result<Vec<u64>, ApiError> {
         let started = Instant::now();
-        let inner = &self.inner;
-        let appended = {
-            let _shared = inner.gate.read().await;
-            if inner.log.is_failed() {
-                let healer = inner.clone();
-                tokio::task::spawn_blocking(move || healer.heal())
-                    .await
-                    .map_err(|e| ApiError::internal(format!("recovery task failed: {e}")))?;
-            }
-            // Validating, encoding and indexing take ~3 µs a record: a large
-            // batch is staged on the blocking pool, not on an async worker.
-            let durable = if batch.len() >= STAGE_ON_POOL {
-                let log = inner.log.clone();
-                tokio::task::spawn_blocking(move || log.append_async(&batch))
-                    .await
-                    .map_err(|e| ApiError::internal(format!("append task failed: {e}")))?
-            } else {
-                inner.log.append_async(&batch)
-            };
-            durable.await?
-        };
-        inner.publish_appended(&appended);
-        inner.metrics.append_latency.observe(started.elapsed());
-        Ok(appended.ids().collect())
+        let (reply, start_worker) = self.inner.combiner.submit(batch);
+        if start_worker {
+            let inner = self.inner.clone();
+            tokio::task::spawn_blocking(move || {
+                inner.combiner.work(|b| inner.append_and_publish(b));
+            });
+        }
+        let ids = reply.await.map_err(|_| {
+            ApiError::internal("the append worker stopped; the record was not saved")
+        })??;
+        self.inner.metrics.append_latency.observe(started.elapsed());
+        Ok(ids)
     }
 
     /// Best-effort: queue an internal event; never blocks, never fails.
@@ -215,8 +202,8 @@ impl Recorder {
     ) -> Result<u64, ApiError> {
         let inner = self.inner.clone();
         let actor = current_actor();
-        let _exclusive = self.inner.gate.write().await;
         let (cleared, recorded) = tokio::task::spawn_blocking(move || {
+            let _exclusive = inner.gate.write().unwrap_or_else(|e| e.into_inner());
             inner.heal();
             let cleared = inner.log.clear()?;
             if !inner.enabled.load(Ordering::Acquire) {
@@ -253,22 +240,17 @@ impl Inner {
     /// `routes/live.rs`), since they are already visible.
     fn append_and_publish(&self, batch: &[NewRecord]) -> Result<Vec<u64>, actlog_engine::Error> {
         let appended = {
-            let _shared = self.gate.blocking_read();
+            let _shared = self.gate.read().unwrap_or_else(|e| e.into_inner());
             self.heal();
             self.log.append_stored(batch)?
         };
-        self.publish_appended(&appended);
-        Ok(appended.ids().collect())
-    }
-
-    /// Publishes durable records, decoding them only if someone listens.
-    fn publish_appended(&self, appended: &Appended) {
         if self.bus.has_subscribers() {
             match appended.records() {
                 Ok(records) => self.publish(&records),
                 Err(e) => tracing::error!(error = %e, "could not publish records just appended"),
             }
         }
+        Ok(appended.ids().collect())
     }
 
     /// If the log is fail-stopped, tries (rate-limited) to recover it.
