@@ -32,7 +32,8 @@
 //!
 //! Appenders that cannot block (async tasks: [`crate::Log::append_async`])
 //! register a [`Waker`] instead of parking, and never lead. A flusher
-//! thread, started with the first of them, leads on their behalf: it is
+//! thread (`log.rs`), started with the first of them and joined by the last
+//! handle's drop, leads on their behalf: it is
 //! unparked whenever task waiters are left uncovered and no flush runs, and
 //! then waits for the highest of them like any appender. Under load it leads
 //! flush after flush, and tasks cost no thread switch per append.
@@ -195,6 +196,9 @@ pub(crate) struct GroupCommit {
 
 /// The longest a new leader waits for its siblings to stage.
 pub(crate) const GATHER_MAX: Duration = Duration::from_micros(200);
+/// The same when tasks wait: an executor re-polls the tasks a publish woke
+/// one after another, so they take longer to come back than threads.
+pub(crate) const GATHER_MAX_TASKS: Duration = Duration::from_micros(500);
 /// A leader gathers only with at least this many appenders active, itself
 /// included (PostgreSQL's `commit_siblings` is 5): one sibling rarely
 /// comes back within the wait, e.g. a thread encoding a batch of up to 1000
@@ -281,7 +285,12 @@ impl GroupCommit {
         if gathered(&st) {
             return st;
         }
-        let deadline = Instant::now() + GATHER_MAX;
+        let bound = if expected_tasks > 0 {
+            GATHER_MAX_TASKS
+        } else {
+            GATHER_MAX
+        };
+        let deadline = Instant::now() + bound;
         self.set_gatherer(Some(thread::current()));
         while !gathered(&st) && !st.failed {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -367,25 +376,16 @@ impl GroupCommit {
         }
     }
 
-    /// A token for [`GroupCommit::poll_durable`], and whether a flusher
-    /// thread must still be started ([`GroupCommit::set_flusher`]).
-    pub(crate) fn task_token(&self) -> (u64, bool) {
+    /// A token for [`GroupCommit::poll_durable`].
+    pub(crate) fn task_token(&self) -> u64 {
         let mut st = self.lock();
         st.next_token += 1;
-        (st.next_token, st.flusher.is_none())
+        st.next_token
     }
 
-    /// Registers the thread that leads for tasks (once).
+    /// Registers the thread that leads for tasks (`log.rs` starts one).
     pub(crate) fn set_flusher(&self, t: Thread) {
-        let mut st = self.lock();
-        if st.flusher.is_none() {
-            st.flusher = Some(t);
-        }
-    }
-
-    /// Wakes the flusher (to see that its log is gone).
-    pub(crate) fn unpark_flusher(&self) {
-        self.lock().unpark_flusher();
+        self.lock().flusher = Some(t);
     }
 
     /// The non-blocking [`GroupCommit::wait_durable`] of a task: ready when
@@ -423,7 +423,11 @@ impl GroupCommit {
                         waker: cx.waker().clone(),
                     },
                 ));
-                self.nudge_gatherer();
+                // Wake a gathering leader only when its wait for tasks is
+                // over, not once a task (a futex call each).
+                if st.task_waiters(st.durable) >= st.tasks_seen {
+                    self.nudge_gatherer();
+                }
             }
         }
         if !st.leader {

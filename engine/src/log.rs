@@ -4,8 +4,8 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::task::{Context, Poll};
 
 use crate::config::Config;
@@ -123,6 +123,12 @@ pub(crate) struct Inner {
     report: RecoveryReport,
     /// Opened with [`Log::open_read_only`]: no lock, no writes.
     read_only: bool,
+    /// The thread that leads flushes for async appenders, once started.
+    flusher: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Tells the flusher to exit (set by the last handle's drop).
+    flusher_stop: AtomicBool,
+    /// `flusher` was set: spares every async append that mutex.
+    flusher_started: AtomicBool,
     /// Held (flock) for the life of the handle; released when the last clone drops.
     _lock: Option<LockGuard>,
 }
@@ -175,7 +181,7 @@ struct Staged<'a> {
     stamps: Vec<i64>,
     payloads: Vec<Vec<u8>>,
     /// Dropped once the appender waits (see `group_commit.rs`).
-    entered: Entered<'a>,
+    entered: Option<Entered<'a>>,
 }
 
 /// The durable completion of [`Log::append_async`]: the batch as stored, or
@@ -252,19 +258,15 @@ impl Drop for AppendFuture {
 
 /// The flusher's loop: whenever task waiters are left uncovered and no flush
 /// runs, wait for the highest of them as an ordinary appender would (and so
-/// lead). Exits when the log is gone.
-fn flusher(log: Weak<Inner>) {
-    loop {
-        let Some(inner) = log.upgrade() else { return };
+/// lead). Exits when the last handle is dropped.
+fn flusher(inner: &Inner) {
+    while !inner.flusher_stop.load(Ordering::Acquire) {
         match inner.commit.task_target() {
             // A failure reaches the tasks through the commit state.
             Some((id, epoch)) => {
                 let _ = inner.commit.wait_durable(id, epoch, || inner.flush(epoch));
             }
-            None => {
-                drop(inner);
-                std::thread::park();
-            }
+            None => std::thread::park(),
         }
     }
 }
@@ -275,8 +277,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // The flusher, if any, finds the log gone and exits.
-        self.commit.unpark_flusher();
         let reapers = std::mem::take(self.reapers.get_mut().unwrap_or_else(|e| e.into_inner()));
         for h in reapers {
             let _ = h.join();
@@ -402,6 +402,34 @@ fn first_id_at_or_after(view: &View, last: u64, t: i64) -> Result<u64> {
 #[derive(Debug, Clone)]
 pub struct Log {
     pub(crate) inner: Arc<Inner>,
+    /// Shared by the handles only (not by the flusher or pending futures):
+    /// the last handle's drop stops the flusher before the log can go.
+    _handles: Arc<Handles>,
+}
+
+/// What the last [`Log`] handle's drop does, whoever else holds [`Inner`].
+#[derive(Debug)]
+struct Handles(Arc<Inner>);
+
+impl Drop for Handles {
+    fn drop(&mut self) {
+        let inner = &self.0;
+        let flusher = lock(&inner.flusher).take();
+        let Some(flusher) = flusher else { return };
+        // Sync what tasks staged (their futures may still be awaited), then
+        // stop the flusher and wait for it: after the last handle nothing
+        // writes, and the directory's lock goes with the log at once.
+        let (staged_last, epoch) = {
+            let st = lock(&inner.state);
+            (st.next_id - 1, st.epoch)
+        };
+        let _ = inner
+            .commit
+            .wait_durable(staged_last, epoch, || inner.flush(epoch));
+        inner.flusher_stop.store(true, Ordering::Release);
+        flusher.thread().unpark();
+        let _ = flusher.join();
+    }
 }
 
 impl Log {
@@ -450,23 +478,28 @@ impl Log {
             report,
         } = recover_dir(&dir, &config, read_only, 0)?;
         let durable = state.next_id - 1;
+        let inner = Arc::new(Inner {
+            dir,
+            config,
+            view: RwLock::new(Arc::new(view)),
+            state: Mutex::new(state),
+            io: Mutex::new(IoState { written }),
+            commit: GroupCommit::new(durable),
+            io_counters: IoCounters::default(),
+            low: AtomicU64::new(low),
+            retention: Mutex::new(Retention::default()),
+            maintenance: Mutex::new(()),
+            reapers: Mutex::new(Vec::new()),
+            report,
+            read_only,
+            flusher: Mutex::new(None),
+            flusher_stop: AtomicBool::new(false),
+            flusher_started: AtomicBool::new(false),
+            _lock: lock_file,
+        });
         Ok(Log {
-            inner: Arc::new(Inner {
-                dir,
-                config,
-                view: RwLock::new(Arc::new(view)),
-                state: Mutex::new(state),
-                io: Mutex::new(IoState { written }),
-                commit: GroupCommit::new(durable),
-                io_counters: IoCounters::default(),
-                low: AtomicU64::new(low),
-                retention: Mutex::new(Retention::default()),
-                maintenance: Mutex::new(()),
-                reapers: Mutex::new(Vec::new()),
-                report,
-                read_only,
-                _lock: lock_file,
-            }),
+            _handles: Arc::new(Handles(inner.clone())),
+            inner,
         })
     }
 
@@ -570,7 +603,7 @@ impl Log {
         batch: &[NewRecord],
         ts: Option<&[i64]>,
     ) -> Result<(u64, u64, Vec<(i64, Vec<u8>)>)> {
-        let Some(staged) = self.stage_batch(batch, ts)? else {
+        let Some(staged) = self.stage_batch(batch, ts, true)? else {
             return Ok((1, 0, Vec::new()));
         };
         let inner = &self.inner;
@@ -592,7 +625,15 @@ impl Log {
     }
 
     /// Validates, encodes and stages `batch` (`None` for an empty one).
-    fn stage_batch(&self, batch: &[NewRecord], ts: Option<&[i64]>) -> Result<Option<Staged<'_>>> {
+    /// `enter`: count the caller in for a leader's gather of threads (see
+    /// `group_commit.rs`); tasks are gathered by their number instead, and
+    /// counting them in would make each wake a gathering leader.
+    fn stage_batch(
+        &self,
+        batch: &[NewRecord],
+        ts: Option<&[i64]>,
+        enter: bool,
+    ) -> Result<Option<Staged<'_>>> {
         if self.inner.read_only {
             return Err(Error::ReadOnly);
         }
@@ -607,7 +648,7 @@ impl Log {
         }
         // Counted in until the appender waits: a commit leader waits
         // (briefly) for appenders between here and their wait.
-        let entered = self.inner.commit.enter();
+        let entered = enter.then(|| self.inner.commit.enter());
         let encode = || {
             batch
                 .iter()
@@ -645,14 +686,15 @@ impl Log {
     ///
     /// Concurrent async appenders share fsyncs with each other and with
     /// blocking ones. A thread of the log's own does the writing and syncing
-    /// for them (started with the first call, gone with the last handle), so
+    /// for them (started with the first call; the last handle's drop syncs what is
+    /// staged, then stops it), so
     /// a task costs no thread switch of its own; `benches/README.md` has the
     /// figures. The future needs no particular executor.
     ///
     /// Dropping the future does not withdraw the records: they were staged,
     /// and the flusher still makes them durable and visible.
     pub fn append_async(&self, batch: &[NewRecord]) -> AppendFuture {
-        let staged = match self.stage_batch(batch, None) {
+        let staged = match self.stage_batch(batch, None, false) {
             Ok(Some(staged)) => staged,
             Ok(None) => {
                 return AppendFuture(Pending::Ready(Some(Ok(Appended {
@@ -663,8 +705,8 @@ impl Log {
             }
             Err(e) => return AppendFuture(Pending::Ready(Some(Err(e)))),
         };
-        let (token, start_flusher) = self.inner.commit.task_token();
-        if start_flusher {
+        let token = self.inner.commit.task_token();
+        if !self.inner.flusher_started.load(Ordering::Acquire) {
             self.start_flusher();
         }
         let first = staged.last + 1 - batch.len() as u64;
@@ -678,15 +720,24 @@ impl Log {
         })
     }
 
-    /// Starts the thread that leads flushes for async appenders. It holds
-    /// the log only while it flushes, so the last handle's drop ends it.
+    /// Starts the thread that leads flushes for async appenders; the last
+    /// handle's drop stops and joins it.
     fn start_flusher(&self) {
-        let weak = Arc::downgrade(&self.inner);
+        // Under the handle's mutex: concurrent first calls start one thread.
+        let mut slot = lock(&self.inner.flusher);
+        if self.inner.flusher_started.load(Ordering::Acquire) {
+            return;
+        }
+        let inner = self.inner.clone();
         let spawned = std::thread::Builder::new()
             .name("actlog-flusher".into())
-            .spawn(move || flusher(weak));
+            .spawn(move || flusher(&inner));
         match spawned {
-            Ok(h) => self.inner.commit.set_flusher(h.thread().clone()),
+            Ok(h) => {
+                self.inner.commit.set_flusher(h.thread().clone());
+                *slot = Some(h);
+                self.inner.flusher_started.store(true, Ordering::Release);
+            }
             // Without it, async appends could wait forever: fail-stop
             // instead, so they (and every later append) return an error.
             Err(_) => self.inner.commit.fail(),
