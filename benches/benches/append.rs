@@ -307,7 +307,19 @@ fn durable_single_record_async(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let mut group = c.benchmark_group("durable_single_record_async");
+    single_record_group(c, "durable_single_record_async", |writers, iters, tally| {
+        run_tasks(&rt, &pool, writers, iters, tally)
+    });
+}
+
+/// One benchmark per writer count of [`WRITERS`], one record per append;
+/// `run(writers, iters, tally)` times `iters` appends.
+fn single_record_group(
+    c: &mut Criterion,
+    name: &str,
+    mut run: impl FnMut(usize, u64, &mut FsyncTally) -> Duration,
+) {
+    let mut group = c.benchmark_group(name);
     group
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
@@ -318,9 +330,9 @@ fn durable_single_record_async(c: &mut Criterion) {
         group.bench_with_input(
             BenchmarkId::from_parameter(writers),
             &writers,
-            |b, &writers| b.iter_custom(|iters| run_tasks(&rt, &pool, writers, iters, &mut tally)),
+            |b, &writers| b.iter_custom(|iters| run(writers, iters, &mut tally)),
         );
-        tally.print(&format!("durable_single_record_async/{writers}"));
+        tally.print(&format!("{name}/{writers}"));
     }
     group.finish();
 }
@@ -357,22 +369,9 @@ impl FsyncTally {
 fn durable_single_record(c: &mut Criterion) {
     let pool: Vec<NewRecord> = (0..POOL as u64).map(realistic_record).collect();
     describe_setup(&pool);
-    let mut group = c.benchmark_group("durable_single_record");
-    group
-        .sample_size(10)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(5))
-        .throughput(Throughput::Elements(1));
-    for writers in WRITERS {
-        let mut tally = FsyncTally::default();
-        group.bench_with_input(
-            BenchmarkId::from_parameter(writers),
-            &writers,
-            |b, &writers| b.iter_custom(|iters| run_writers(&pool, writers, iters, &mut tally)),
-        );
-        tally.print(&format!("durable_single_record/{writers}"));
-    }
-    group.finish();
+    single_record_group(c, "durable_single_record", |writers, iters, tally| {
+        run_writers(&pool, writers, iters, tally)
+    });
 }
 
 fn batch_append(c: &mut Criterion) {
