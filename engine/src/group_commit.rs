@@ -106,8 +106,6 @@ struct CommitState {
     waiters: Vec<(u64, Waiter)>,
     /// The thread that leads for task waiters, once started.
     flusher: Option<Thread>,
-    /// Source of [`Waiter::Task`] tokens.
-    next_token: u64,
     /// Task waiters when the last flush was published: about how many
     /// tasks append concurrently, and so how many a leader gathers.
     tasks_seen: usize,
@@ -192,6 +190,8 @@ pub(crate) struct GroupCommit {
     /// leader gathers. SeqCst with `active` and the waiters (see `gather`),
     /// so a nudge the leader needs is never skipped.
     gathering: AtomicBool,
+    /// Source of [`Waiter::Task`] tokens.
+    next_token: AtomicU64,
 }
 
 /// The longest a new leader waits for its siblings to stage.
@@ -226,13 +226,13 @@ impl GroupCommit {
                 epoch: 0,
                 waiters: Vec::new(),
                 flusher: None,
-                next_token: 0,
                 tasks_seen: 0,
             }),
             visible: AtomicU64::new(durable),
             active: AtomicUsize::new(0),
             gatherer: Mutex::new(None),
             gathering: AtomicBool::new(false),
+            next_token: AtomicU64::new(0),
         }
     }
 
@@ -376,11 +376,10 @@ impl GroupCommit {
         }
     }
 
-    /// A token for [`GroupCommit::poll_durable`].
+    /// A token for [`GroupCommit::poll_durable`] (no lock: one per async
+    /// append).
     pub(crate) fn task_token(&self) -> u64 {
-        let mut st = self.lock();
-        st.next_token += 1;
-        st.next_token
+        self.next_token.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Registers the thread that leads for tasks (`log.rs` starts one).

@@ -615,7 +615,7 @@ impl Log {
         inner
             .io_counters
             .records_appended
-            .fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
         let first = staged.last + 1 - batch.len() as u64;
         Ok((
             first,
