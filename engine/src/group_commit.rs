@@ -33,10 +33,11 @@
 //! Appenders that cannot block (async tasks: [`crate::Log::append_async`])
 //! register a [`Waker`] instead of parking, and never lead. A flusher
 //! thread (`log.rs`), started with the first of them and joined by the last
-//! handle's drop, leads on their behalf: it is
-//! unparked whenever task waiters are left uncovered and no flush runs, and
-//! then waits for the highest of them like any appender. Under load it leads
-//! flush after flush, and tasks cost no thread switch per append.
+//! handle's drop, leads on their behalf ([`GroupCommit::lead_for_tasks`]):
+//! it is unparked whenever task waiters are left uncovered and no flush
+//! runs, and after each publish that woke tasks it goes straight into the
+//! next gather for them. Under load it leads flush after flush, and tasks
+//! cost no thread switch per append.
 //!
 //! [`crate::Log::recover`] may later replace the failed state with one
 //! rebuilt from disk ([`GroupCommit::reset`]). Each state has an epoch; a
@@ -144,14 +145,20 @@ impl CommitState {
             !covered
         });
         if !self.leader {
-            match self.waiters.iter().find_map(|(_, w)| match w {
-                Waiter::Thread(t) => Some(t),
-                Waiter::Task { .. } => None,
-            }) {
-                Some(t) => t.unpark(),
-                None if !self.waiters.is_empty() => self.unpark_flusher(),
-                None => {}
-            }
+            self.hand_off();
+        }
+    }
+
+    /// With no flush running, wakes one waiter to lead the next: a parked
+    /// thread, or the flusher if only tasks wait.
+    fn hand_off(&self) {
+        match self.waiters.iter().find_map(|(_, w)| match w {
+            Waiter::Thread(t) => Some(t),
+            Waiter::Task { .. } => None,
+        }) {
+            Some(t) => t.unpark(),
+            None if !self.waiters.is_empty() => self.unpark_flusher(),
+            None => {}
         }
     }
 
@@ -457,19 +464,52 @@ impl GroupCommit {
         }
     }
 
-    /// What the flusher should wait for: the highest id a task waits for,
-    /// with the current epoch, if no flush runs and the handle is healthy.
-    pub(crate) fn task_target(&self) -> Option<(u64, u64)> {
-        let st = self.lock();
+    /// One round of the flusher thread: leads a flush for task waiters
+    /// when no flush runs and the handle is healthy. Returns whether there
+    /// was anything to do (if not, the flusher parks until a task waits).
+    ///
+    /// It leads not only for tasks already waiting but also when tasks
+    /// waited at the last publish: those it acknowledged are about to
+    /// re-stage, and the gather waits for them (see the module docs).
+    /// Leading at once, instead of parking until the first of them wakes
+    /// the flusher, saves a thread wake-up per fsync. If none comes back
+    /// within the gather's bound, it syncs nothing and stops leading.
+    pub(crate) fn lead_for_tasks(&self, flush: impl FnOnce(u64) -> Result<u64>) -> bool {
+        let mut st = self.lock();
         if st.leader || st.failed {
-            return None;
+            return false;
         }
-        st.waiters
-            .iter()
-            .filter(|(id, w)| matches!(w, Waiter::Task { .. }) && *id > st.durable)
-            .map(|(id, _)| *id)
-            .max()
-            .map(|id| (id, st.epoch))
+        if st.task_waiters(st.durable) == 0 && st.tasks_seen == 0 {
+            return false;
+        }
+        st.leader = true;
+        st = self.gather(st);
+        if st.failed || st.task_waiters(st.durable) == 0 {
+            // Nobody came back: the tasks are done (or stopped appending).
+            st.leader = false;
+            st.tasks_seen = 0;
+            st.hand_off();
+            return false;
+        }
+        let epoch = st.epoch;
+        drop(st);
+        let result = flush(epoch);
+        let mut st = self.lock();
+        st.leader = false;
+        if st.epoch != epoch {
+            // Recovered meanwhile: what this flush did belongs to the past.
+            st.wake_all();
+            return true;
+        }
+        match result {
+            Ok(durable) => self.publish_locked(&mut st, durable),
+            Err(_) => {
+                // The tasks learn of it from the failed state.
+                st.failed = true;
+                st.wake_all();
+            }
+        }
+        true
     }
 
     /// Records that everything up to `durable` is on disk (used by the roll,

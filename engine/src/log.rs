@@ -163,6 +163,18 @@ impl Appended {
     }
 }
 
+/// Who stages a batch: the write path treats the two differently.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Appender {
+    /// A blocking [`Log::append`] caller: counted in for a leader's gather
+    /// of threads (see `group_commit.rs`) and indexes its own batch.
+    Thread,
+    /// An [`Log::append_async`] caller: gathered by the number of waiting
+    /// tasks instead (counting each in would make each wake a gathering
+    /// leader), and its batch is indexed by the flush that syncs it.
+    Task,
+}
+
 /// The index terms of a batch of new records.
 fn terms_of(batch: &[NewRecord]) -> Terms {
     let sources: Vec<TermSource<'_>> = batch.iter().map(TermSource::of_new).collect();
@@ -256,17 +268,16 @@ impl Drop for AppendFuture {
     }
 }
 
-/// The flusher's loop: whenever task waiters are left uncovered and no flush
-/// runs, wait for the highest of them as an ordinary appender would (and so
-/// lead). Exits when the last handle is dropped.
+/// The flusher's loop: leads flushes for task waiters while there are any
+/// (see [`GroupCommit::lead_for_tasks`]), parks when there are none. Exits
+/// when the last handle is dropped.
 fn flusher(inner: &Inner) {
-    while !inner.flusher_stop.load(Ordering::Acquire) {
-        match inner.commit.task_target() {
-            // A failure reaches the tasks through the commit state.
-            Some((id, epoch)) => {
-                let _ = inner.commit.wait_durable(id, epoch, || inner.flush(epoch));
-            }
-            None => std::thread::park(),
+    let stop = || inner.flusher_stop.load(Ordering::Acquire);
+    while !stop() {
+        // Checked again before parking: the gather's own park may have
+        // taken the unpark that came with the stop.
+        if !inner.commit.lead_for_tasks(|epoch| inner.flush(epoch)) && !stop() {
+            std::thread::park();
         }
     }
 }
@@ -603,7 +614,7 @@ impl Log {
         batch: &[NewRecord],
         ts: Option<&[i64]>,
     ) -> Result<(u64, u64, Vec<(i64, Vec<u8>)>)> {
-        let Some(staged) = self.stage_batch(batch, ts, true)? else {
+        let Some(staged) = self.stage_batch(batch, ts, Appender::Thread)? else {
             return Ok((1, 0, Vec::new()));
         };
         let inner = &self.inner;
@@ -625,14 +636,11 @@ impl Log {
     }
 
     /// Validates, encodes and stages `batch` (`None` for an empty one).
-    /// `enter`: count the caller in for a leader's gather of threads (see
-    /// `group_commit.rs`); tasks are gathered by their number instead, and
-    /// counting them in would make each wake a gathering leader.
     fn stage_batch(
         &self,
         batch: &[NewRecord],
         ts: Option<&[i64]>,
-        enter: bool,
+        appender: Appender,
     ) -> Result<Option<Staged<'_>>> {
         if self.inner.read_only {
             return Err(Error::ReadOnly);
@@ -648,7 +656,7 @@ impl Log {
         }
         // Counted in until the appender waits: a commit leader waits
         // (briefly) for appenders between here and their wait.
-        let entered = enter.then(|| self.inner.commit.enter());
+        let entered = (appender == Appender::Thread).then(|| self.inner.commit.enter());
         let encode = || {
             batch
                 .iter()
@@ -669,7 +677,11 @@ impl Log {
             (terms_of(batch), encode())
         };
         let payloads = payloads?;
-        let (last, stamps, epoch) = self.inner.stage(&payloads, terms, ts)?;
+        // Tasks leave their index insert to the flusher, which does it during
+        // the fdatasync: a task's re-stage is then only encode + copy, and the
+        // `state` lock is held for less.
+        let defer_index = appender == Appender::Task;
+        let (last, stamps, epoch) = self.inner.stage(&payloads, terms, ts, defer_index)?;
         Ok(Some(Staged {
             last,
             epoch,
@@ -694,7 +706,7 @@ impl Log {
     /// Dropping the future does not withdraw the records: they were staged,
     /// and the flusher still makes them durable and visible.
     pub fn append_async(&self, batch: &[NewRecord]) -> AppendFuture {
-        let staged = match self.stage_batch(batch, None, false) {
+        let staged = match self.stage_batch(batch, None, Appender::Task) {
             Ok(Some(staged)) => staged,
             Ok(None) => {
                 return AppendFuture(Pending::Ready(Some(Ok(Appended {

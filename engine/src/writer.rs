@@ -139,12 +139,16 @@ impl Inner {
     /// batch would overflow it or it is too old.
     ///
     /// `given_ts`, when present, holds one ts per record (imports); each is
-    /// raised to the previous record's ts if it is lower.
+    /// raised to the previous record's ts if it is lower. `defer_index`:
+    /// leave the index insert to the flush that makes the batch durable
+    /// (async appenders, whose flush runs on the log's flusher thread), as
+    /// batches of [`DEFER_INDEX_MIN_RECORDS`] and more always do.
     pub(crate) fn stage(
         &self,
         payloads: &[Vec<u8>],
         terms: Terms,
         given_ts: Option<&[i64]>,
+        defer_index: bool,
     ) -> Result<(u64, Vec<i64>, u64)> {
         let batch_bytes: u64 = payloads.iter().map(|p| (HEADER_LEN + p.len()) as u64).sum();
         // A segment this call seals; dropped (its in-memory index freed)
@@ -194,7 +198,11 @@ impl Inner {
         // Records become visible only when a flush publishes them, and a
         // flush indexes what it took before it publishes: either way a
         // visible record is indexed.
-        if payloads.len() >= DEFER_INDEX_MIN_RECORDS || st.indexing || !st.unindexed.is_empty() {
+        if defer_index
+            || payloads.len() >= DEFER_INDEX_MIN_RECORDS
+            || st.indexing
+            || !st.unindexed.is_empty()
+        {
             st.unindexed.push((first_local, terms));
         } else {
             st.index_bytes = st.active.index_batch(first_local, &terms);

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use actlog_engine::{Config, Log, NewRecord};
+use actlog_engine::{Config, Log, NewRecord, Order, Query, Selection};
 use common::{block_on, block_on_all};
 
 fn rec(tag: &str, n: u64) -> NewRecord {
@@ -180,4 +180,75 @@ fn the_last_handle_releases_the_log_at_once_despite_the_flusher() {
     // Nothing staged was lost on the way: 9 records a round.
     let log = Log::open(dir.path(), Config::default()).expect("reopen");
     assert_eq!(log.last_id(), Some(20 * 9));
+}
+
+/// A task's batch is indexed by the flush that syncs it, not by the call
+/// (see `writer.rs`); blocking appenders index their own unless batches
+/// are queued. Either way a record is found by its words as soon as it is
+/// acknowledged, and the index holds every record once, in id order.
+#[test]
+fn acknowledged_records_are_found_by_their_words_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Log::open(dir.path(), Config::default()).expect("open");
+    let per_thread = 150u64;
+    let mut acked: Vec<u64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4u64)
+            .map(|t| {
+                let log = log.clone();
+                s.spawn(move || {
+                    let mut out = Vec::new();
+                    for i in 0..per_thread {
+                        let batch: Vec<_> = (0..1 + i % 3)
+                            .map(|j| {
+                                let word = format!("w{t}x{i}x{j}");
+                                NewRecord::new("system", "system.test", format!("shared {word}"))
+                            })
+                            .collect();
+                        let ids: Vec<u64> = if t % 2 == 0 {
+                            log.append(&batch).expect("durable")
+                        } else {
+                            block_on(log.append_async(&batch))
+                                .expect("durable")
+                                .ids()
+                                .collect()
+                        };
+                        for (j, id) in ids.iter().enumerate() {
+                            let word = format!("w{t}x{i}x{j}");
+                            assert_eq!(common::word_ids(&log, &word), vec![*id], "{word}");
+                        }
+                        out.extend(ids);
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    acked.sort_unstable();
+    let walk = |log: &Log| {
+        let mut found = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = log
+                .query(&Query {
+                    selection: Selection::default().with_words("shared"),
+                    order: Order::Asc,
+                    limit: 1000,
+                    cursor,
+                })
+                .expect("walk");
+            found.extend(page.items.iter().map(|r| r.id));
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return found,
+            }
+        }
+    };
+    assert_eq!(walk(&log), acked);
+    drop(log);
+    let log = Log::open(dir.path(), Config::default()).expect("reopen");
+    assert_eq!(walk(&log), acked);
 }

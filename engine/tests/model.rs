@@ -7,6 +7,8 @@
 //! The model's filter semantics are written here from API.md, independently
 //! of the engine's (`Selection::matches` is not used).
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -241,6 +243,8 @@ enum Op {
     Append {
         advance_min: i64,
         batch: Vec<Spec>,
+        /// Through `append_async`: the flush indexes the batch, not the call.
+        asynchronous: bool,
     },
     Walk {
         sel: Sel,
@@ -276,8 +280,8 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         // Whole hours often, so records land exactly on bucket and range edges.
-        6 => (prop_oneof![0i64..240, Just(0i64), Just(60i64), Just(180i64)], prop::collection::vec(spec(), 1..6))
-            .prop_map(|(advance_min, batch)| Op::Append { advance_min, batch }),
+        6 => (prop_oneof![0i64..240, Just(0i64), Just(60i64), Just(180i64)], prop::collection::vec(spec(), 1..6), any::<bool>())
+            .prop_map(|(advance_min, batch, asynchronous)| Op::Append { advance_min, batch, asynchronous }),
         4 => (sel(), any::<bool>(), prop_oneof![1usize..4, 4usize..60])
             .prop_map(|(sel, asc, limit)| Op::Walk { sel, asc, limit }),
         2 => (0..6usize, sel(), 0..3usize, 1usize..5)
@@ -351,10 +355,21 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     };
     for (step, op) in ops.into_iter().enumerate() {
         match op {
-            Op::Append { advance_min, batch } => {
+            Op::Append {
+                advance_min,
+                batch,
+                asynchronous,
+            } => {
                 now.fetch_add(advance_min * 60_000_000, Ordering::SeqCst);
                 let recs: Vec<NewRecord> = batch.iter().map(Spec::record).collect();
-                let ids = log.append(&recs).expect("append");
+                let ids: Vec<u64> = if asynchronous {
+                    common::block_on(log.append_async(&recs))
+                        .expect("async append")
+                        .ids()
+                        .collect()
+                } else {
+                    log.append(&recs).expect("append")
+                };
                 let ts = now
                     .load(Ordering::SeqCst)
                     .max(m.all.last().map_or(i64::MIN, |r| r.ts));
