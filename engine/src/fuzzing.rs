@@ -738,9 +738,15 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         .files()
         .into_iter()
         .find(|p| p.extension().is_some_and(|e| e == "log"));
-    if let Some(bytes) = active.and_then(|p| sim.file(&p)) {
+    if let Some((path, file)) = active.and_then(|p| sim.file(&p).map(|b| (p, b))) {
+        // The frames, without most of the zeros the writer preallocates
+        // after them (64 are kept: recovery must read them as that region).
+        let end =
+            crate::recovery::scan_active(&file, &path, 1).map_or(file.len(), |s| s.end as usize);
+        let bytes = &file[..end];
         let mut raw = vec![0u8];
-        raw.extend_from_slice(&bytes);
+        raw.extend_from_slice(bytes);
+        raw.extend_from_slice(&file[end..file.len().min(end + 64)]);
         out.push(("recover_segment", "active-raw".into(), raw));
         let mut behind = vec![1u8];
         behind.extend_from_slice(bytes.get(32..).unwrap_or_default());

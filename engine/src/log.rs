@@ -494,7 +494,7 @@ impl Log {
             config,
             view: RwLock::new(Arc::new(view)),
             state: Mutex::new(state),
-            io: Mutex::new(IoState { written }),
+            io: Mutex::new(IoState::new(written)),
             commit: GroupCommit::new(durable),
             io_counters: IoCounters::default(),
             low: AtomicU64::new(low),
@@ -548,7 +548,7 @@ impl Log {
         let recovered = recover_dir(&inner.dir, &inner.config, false, epoch)?;
         inner.update_view(|_| recovered.view);
         *st = recovered.state;
-        io.written = recovered.written;
+        *io = IoState::new(recovered.written);
         inner.low.store(recovered.low, Ordering::Release);
         let new_epoch = inner.commit.reset(st.next_id - 1);
         debug_assert_eq!(new_epoch, epoch);

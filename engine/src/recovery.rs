@@ -8,8 +8,10 @@
 //! frame carrying [`FLAG_COMMIT`](crate::frame::FLAG_COMMIT): complete frames
 //! after it belong to a batch whose append never returned.
 //!
-//! Whatever follows the end is searched for a valid frame with a later id.
-//! None: a torn tail, truncated by the caller and reported. One: acknowledged
+//! Only zero bytes right after the last committed frame are the region the
+//! writer preallocates (see `writer.rs`): not a torn tail, nothing to cut.
+//! Otherwise whatever follows the end is searched for a valid frame with a
+//! later id. None: a torn tail, truncated by the caller and reported. One: acknowledged
 //! records may sit behind damage, so the scan fails with
 //! [`Error::Corruption`] and nothing is touched. The search only runs the CRC
 //! on offsets whose id field is plausible, so it is linear in the bytes that
@@ -99,6 +101,7 @@ pub fn scan_active(bytes: &[u8], path: &Path, base_id: u64) -> Result<Scan> {
     let mut end = SEGMENT_HEADER_LEN;
     let mut last_ts = i64::MIN;
     let mut next_id = base_id;
+    let mut zeros = false;
     let stop: Option<String> = loop {
         if pos == bytes.len() {
             break None;
@@ -106,7 +109,8 @@ pub fn scan_active(bytes: &[u8], path: &Path, base_id: u64) -> Result<Scan> {
         let f = match frame::decode(&bytes[pos..]) {
             Ok(f) => f,
             Err(FrameError::Zeros) if bytes[pos..].iter().all(|&b| b == 0) => {
-                break Some("zeros after the last frame".to_string())
+                zeros = true;
+                break Some("zeros after the last frame".to_string());
             }
             Err(e) => break Some(e.to_string()),
         };
@@ -146,7 +150,9 @@ pub fn scan_active(bytes: &[u8], path: &Path, base_id: u64) -> Result<Scan> {
             ));
         }
     }
-    let torn = (end < bytes.len()).then(|| TornTail {
+    // Zeros right after the last committed frame: the preallocated region.
+    let preallocated = zeros && pos == end;
+    let torn = (end < bytes.len() && !preallocated).then(|| TornTail {
         file: path.to_path_buf(),
         offset: end as u64,
         bytes_dropped: (bytes.len() - end) as u64,
@@ -231,13 +237,32 @@ mod tests {
     }
 
     #[test]
-    fn zeros_and_garbage_are_a_torn_tail() {
+    fn zeros_after_the_last_commit_are_the_preallocated_region() {
         let (mut b, ends) = segment(&[2]);
         b.extend_from_slice(&[0u8; 100]);
         let s = scan_active(&b, Path::new("a"), 10).expect("zeros");
         assert_eq!(s.end, ends[0] as u64);
+        assert!(s.torn.is_none(), "preallocated zeros are not a torn tail");
+        // Garbage among the zeros is a torn tail again.
         b.extend_from_slice(b"\xde\xad\xbe\xef garbage that is not a frame at all........");
-        assert!(scan_active(&b, Path::new("a"), 10).is_ok());
+        let s = scan_active(&b, Path::new("a"), 10).expect("garbage");
+        assert_eq!(
+            s.torn.expect("torn").bytes_dropped,
+            (b.len() - ends[0]) as u64
+        );
+    }
+
+    #[test]
+    fn zeros_after_an_uncommitted_frame_are_a_torn_tail() {
+        let (mut b, ends) = segment(&[2, 3]);
+        // The second batch's last frame (the one with COMMIT) reads as zeros.
+        let frame_len = (ends[1] - ends[0]) / 3;
+        b.truncate(ends[1] - frame_len);
+        b.extend_from_slice(&[0u8; 64]);
+        let s = scan_active(&b, Path::new("a"), 10).expect("torn");
+        assert_eq!(s.end, ends[0] as u64);
+        let torn = s.torn.expect("the uncommitted frames are dropped");
+        assert_eq!(torn.records_dropped, 2);
     }
 
     #[test]

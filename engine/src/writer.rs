@@ -122,7 +122,37 @@ pub(crate) const DEFER_INDEX_MIN_RECORDS: usize = 128;
 pub(crate) struct IoState {
     /// Bytes of the active segment already written to the file.
     pub written: u64,
+    /// The active file holds zeros from `written` up to here (0: not known
+    /// yet, read from the file's length at the next flush).
+    pub zeroed_to: u64,
 }
+
+impl IoState {
+    /// The state for an active file whose data ends at `written`.
+    pub(crate) fn new(written: u64) -> Self {
+        IoState {
+            written,
+            zeroed_to: 0,
+        }
+    }
+}
+
+/// The flush zeroes the active file ahead of its data: when less than a
+/// quarter of a chunk is left zeroed, it zeroes one more chunk, half the
+/// data's size but at least [`PREALLOCATE_MIN`] and at most
+/// [`PREALLOCATE_MAX`] (a small log pays little, a large one refills
+/// seldom; at most as many bytes of zeros are written as of data).
+///
+/// An append that extends the file makes `fdatasync` commit the size and
+/// the new blocks through the filesystem journal; over zeroed, allocated
+/// blocks it only writes the data and flushes the device cache. Measured on
+/// this project's VM (ext4, virtio): 64-record groups synced in 287-355 µs
+/// instead of 506-963 µs, single records in 190-280 µs instead of
+/// 277-416 µs (`benches/README.md`). Recovery reads zeros right after the
+/// last committed frame as this region, not as a torn tail.
+pub(crate) const PREALLOCATE_MIN: u64 = 64 << 10;
+/// See [`PREALLOCATE_MIN`].
+pub(crate) const PREALLOCATE_MAX: u64 = 1 << 20;
 
 impl Inner {
     fn lock_state(&self) -> MutexGuard<'_, WriterState> {
@@ -237,9 +267,16 @@ impl Inner {
                 unindexed,
             )
         };
+        let zeros = match self.zero_ahead(&mut io, &active, buf.len() as u64) {
+            Ok(z) => z,
+            Err(e) => {
+                self.lock_state().failed = true;
+                return Err(e);
+            }
+        };
         let sync = || {
             let started = std::time::Instant::now();
-            let result = write_and_sync(&active, &buf, io.written);
+            let result = write_and_sync(&active, &buf, io.written, zeros);
             self.io_counters
                 .record_fsync(started.elapsed().as_micros() as u64);
             result
@@ -258,6 +295,9 @@ impl Inner {
         match result {
             Ok(()) => {
                 io.written += buf.len() as u64;
+                if let Some((_, to)) = zeros {
+                    io.zeroed_to = to;
+                }
                 Ok(target)
             }
             Err(e) => {
@@ -265,6 +305,34 @@ impl Inner {
                 Err(e)
             }
         }
+    }
+
+    /// Where this flush should extend the zeroed region of the active file
+    /// (`Some((from, to))`), if its data (`len` bytes at `io.written`) comes
+    /// near the region's end (see [`PREALLOCATE_MIN`]).
+    fn zero_ahead(
+        &self,
+        io: &mut IoState,
+        active: &ActiveSegment,
+        len: u64,
+    ) -> Result<Option<(u64, u64)>> {
+        let end = io.written + len;
+        if io.zeroed_to == 0 {
+            // Past `written` the file holds only zeros: recovery cut anything
+            // else, and a roll starts a file that ends at its header.
+            let file_len = active
+                .file()
+                .len()
+                .map_err(Error::io("stat", active.path()))?;
+            io.zeroed_to = file_len.max(io.written);
+        }
+        let chunk = (end / 2).clamp(PREALLOCATE_MIN, PREALLOCATE_MAX);
+        if end + chunk / 4 <= io.zeroed_to {
+            return Ok(None);
+        }
+        let from = end.max(io.zeroed_to);
+        let to = (end + chunk).min(self.config.segment_max_bytes.max(end));
+        Ok((to > from).then_some((from, to)))
     }
 
     /// Seals the active segment and starts a new one (see the module docs for
@@ -308,6 +376,12 @@ impl Inner {
             seal_trailer(&table, st.crc.clone().finalize(), io.written)
         };
         write_at(&old, &trailer, io.written)?;
+        // The footer must end the file: cut the preallocated zeros after it
+        // (the fdatasync below makes the new length durable with the data).
+        let sealed_len = io.written + trailer.len() as u64;
+        old.file()
+            .set_len(sealed_len)
+            .map_err(Error::io("truncate", &path))?;
         fail::fail_point!("segment::seal::before_sync", |_| Err(fsutil::injected(
             "fsync", &path
         )));
@@ -356,7 +430,7 @@ impl Inner {
             active: active.clone(),
         });
         *st = WriterState::fresh(active, &header, st.last_ts, st.epoch);
-        io.written = SEGMENT_HEADER_LEN as u64;
+        *io = IoState::new(SEGMENT_HEADER_LEN as u64);
         self.commit.publish(header.base_id - 1);
         if background {
             // 7. The index file. A crash before it exists leaves a sealed
@@ -482,9 +556,25 @@ fn write_at(seg: &ActiveSegment, buf: &[u8], at: u64) -> Result<()> {
         .map_err(Error::io("write", seg.path()))
 }
 
-fn write_and_sync(seg: &ActiveSegment, buf: &[u8], at: u64) -> Result<()> {
+/// Writes `buf` at `at`, then zeros over `zeros` (`[from, to)`, past the
+/// data), then fdatasyncs: one sync makes both durable.
+fn write_and_sync(
+    seg: &ActiveSegment,
+    buf: &[u8],
+    at: u64,
+    zeros: Option<(u64, u64)>,
+) -> Result<()> {
     if !buf.is_empty() {
         write_at(seg, buf, at)?;
+    }
+    if let Some((from, to)) = zeros {
+        static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
+        let mut pos = from;
+        while pos < to {
+            let n = (to - pos).min(ZEROS.len() as u64) as usize;
+            write_at(seg, &ZEROS[..n], pos)?;
+            pos += n as u64;
+        }
     }
     fail::fail_point!("segment::sync", |_| Err(fsutil::injected(
         "fsync",

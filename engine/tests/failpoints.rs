@@ -264,8 +264,9 @@ fn async_appenders_fail_when_the_flushers_fsync_fails() {
 /// `Log::recover` may cut that file; a reader still holding the view from
 /// before must then get records or errors, never read a mapped page past the
 /// new end (SIGBUS would kill the process). Here the disk "loses" the newer
-/// half of the acknowledged records (zeros), so recovery cuts inside what the
-/// old reader may read.
+/// half of the acknowledged records (garbage; zeros right after a frame would
+/// read as the preallocated region and not be cut), so recovery cuts inside
+/// what the old reader may read.
 #[test]
 fn recover_cutting_the_active_file_under_an_old_reader_never_faults() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -285,7 +286,10 @@ fn recover_cutting_the_active_file_under_an_old_reader_never_faults() {
     let seg = files_with_ext(dir.path(), "log")
         .pop()
         .expect("the active segment");
-    let len = std::fs::metadata(&seg).expect("stat").len();
+    // Its acknowledged data ends at `len`; the file goes on with the failed
+    // append's frame and preallocated zeros, all overwritten below.
+    let len = log.segments().last().expect("the active segment").bytes;
+    let file_len = std::fs::metadata(&seg).expect("stat").len();
     let cut = len / 2;
     assert!(
         len - cut > 3 * 4096,
@@ -297,12 +301,12 @@ fn recover_cutting_the_active_file_under_an_old_reader_never_faults() {
             .write(true)
             .open(&seg)
             .expect("open segment");
-        f.write_all_at(&vec![0u8; (len - cut) as usize], cut)
-            .expect("zero the tail");
+        f.write_all_at(&vec![0xA5u8; (file_len - cut) as usize], cut)
+            .expect("overwrite the tail");
         f.sync_all().expect("sync");
     }
     let report = log.recover().expect("recover").expect("was failed");
-    let torn = report.torn_tail.expect("recovery cut the zeroed tail");
+    let torn = report.torn_tail.expect("recovery cut the damaged tail");
     assert!(torn.offset <= cut, "{torn:?}");
     assert!(std::fs::metadata(&seg).expect("stat").len() <= cut);
 

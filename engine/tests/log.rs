@@ -660,13 +660,15 @@ fn a_large_log_recovers_a_crash_with_indexes_loaded_beside_the_active_segment() 
         r
     };
     let total = 4400u64;
-    {
+    // Where the active segment's data ends (preallocated zeros follow).
+    let data_end = {
         let log = Log::open(dir.path(), config()).expect("open");
         for start in (0..total).step_by(100) {
             let batch: Vec<NewRecord> = (start..start + 100).map(big).collect();
             log.append(&batch).expect("append");
         }
-    }
+        log.segments().last().expect("active").bytes
+    };
     let segs = segment_files(dir.path());
     let sealed_bytes: u64 = segs[..segs.len() - 1]
         .iter()
@@ -679,21 +681,26 @@ fn a_large_log_recovers_a_crash_with_indexes_loaded_beside_the_active_segment() 
     fs::remove_file(active.with_extension("aidx")).expect("a clean close saved the active index");
     let lost_index = segs[1].with_extension("idx");
     fs::remove_file(&lost_index).expect("remove an index file");
-    {
-        use std::io::Write;
-        let mut f = fs::OpenOptions::new()
-            .append(true)
+    let file_len = {
+        use std::os::unix::fs::FileExt;
+        let f = fs::OpenOptions::new()
+            .write(true)
             .open(&active)
             .expect("open active");
-        f.write_all(&[0xab; 300]).expect("torn bytes");
-    }
+        f.write_all_at(&[0xab; 300], data_end).expect("torn bytes");
+        f.metadata().expect("stat").len()
+    };
 
     let log = Log::open(dir.path(), config()).expect("recover");
     let report = log.recovery_report();
     assert_eq!(report.active_index_snapshot, None, "{report:?}");
+    // The torn bytes and the zeros after them are cut.
     assert_eq!(
-        report.torn_tail.as_ref().map(|t| t.bytes_dropped),
-        Some(300)
+        report
+            .torn_tail
+            .as_ref()
+            .map(|t| (t.offset, t.bytes_dropped)),
+        Some((data_end, file_len - data_end))
     );
     let rebuilt: Vec<&Path> = report
         .rebuilt_indexes

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -448,14 +447,26 @@ fn torn_tail_is_a_warning_and_repair_cuts_it() {
     build(dir.path(), 120);
     let before = engine_records(dir.path());
     let active = segment_files(dir.path()).pop().expect("active segment");
-    let len = fs::metadata(&active).expect("stat").len();
+    // The data's end: the writer preallocates zeros after it, and a torn
+    // write lands there.
+    let bytes = fs::read(&active).expect("read active");
+    let base = actlog_engine::segment::SegmentHeader::decode(&bytes, &active)
+        .expect("header")
+        .base_id;
+    let len = actlog_engine::recovery::scan_active(&bytes, &active, base)
+        .expect("scan")
+        .end;
     let garbage = b"\xde\xad\xbe\xef a torn write that is not a frame at all ..........";
-    fs::OpenOptions::new()
-        .append(true)
-        .open(&active)
-        .expect("open active")
-        .write_all(garbage)
-        .expect("append garbage");
+    std::os::unix::fs::FileExt::write_all_at(
+        &fs::OpenOptions::new()
+            .write(true)
+            .open(&active)
+            .expect("open active"),
+        garbage,
+        len,
+    )
+    .expect("write garbage");
+    let file_len = fs::metadata(&active).expect("stat").len();
 
     let out = inspect(&["verify", p(dir.path())]);
     assert_eq!(out.code, 0, "a torn tail alone is a warning: {out:?}");
@@ -472,7 +483,8 @@ fn torn_tail_is_a_warning_and_repair_cuts_it() {
     let rep = inspect(&["repair", p(dir.path())]);
     assert_eq!(rep.code, 0, "{rep:?}");
     assert!(
-        rep.stdout.contains(&format!("cut {} bytes", garbage.len())),
+        rep.stdout
+            .contains(&format!("cut {} bytes", file_len - len)),
         "{rep:?}"
     );
     assert_eq!(fs::metadata(&active).expect("stat").len(), len);
