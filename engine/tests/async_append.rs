@@ -27,6 +27,47 @@ fn assert_acked_present(log: &Log, acked: &[(u64, String)]) {
     }
 }
 
+/// Four threads append `rounds` batches each, made by `batch(thread,
+/// round)`: threads 0 and 2 through `append`, 1 and 3 through
+/// `append_async`. `check(thread, round, ids)` sees each acknowledgement on
+/// its thread; returns every acknowledged id with its record.
+fn mixed_appenders(
+    log: &Log,
+    rounds: u64,
+    batch: impl Fn(u64, u64) -> Vec<NewRecord> + Sync,
+    check: impl Fn(u64, u64, &[u64]) + Sync,
+) -> Vec<(u64, NewRecord)> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4u64)
+            .map(|t| {
+                let (batch, check) = (&batch, &check);
+                s.spawn(move || {
+                    let mut out = Vec::new();
+                    for i in 0..rounds {
+                        let recs = batch(t, i);
+                        let ids: Vec<u64> = if t % 2 == 0 {
+                            log.append(&recs).expect("durable")
+                        } else {
+                            block_on(log.append_async(&recs))
+                                .expect("durable")
+                                .ids()
+                                .collect()
+                        };
+                        assert_eq!(ids.len(), recs.len());
+                        check(t, i, &ids);
+                        out.extend(ids.into_iter().zip(recs));
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("thread"))
+            .collect()
+    })
+}
+
 #[test]
 fn tasks_on_one_thread_share_fsyncs_and_every_ack_survives_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -68,37 +109,19 @@ fn tasks_on_one_thread_share_fsyncs_and_every_ack_survives_reopen() {
 fn blocking_and_async_appenders_mix_and_ids_stay_contiguous() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = Log::open(dir.path(), Config::default()).expect("open");
-    let per_thread = 300u64;
-    let acked: Vec<(u64, String)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..4u64)
-            .map(|t| {
-                let log = log.clone();
-                s.spawn(move || {
-                    let mut out = Vec::new();
-                    for i in 0..per_thread {
-                        let tag = format!("t{t}");
-                        let batch: Vec<_> = (0..1 + i % 3).map(|j| rec(&tag, i * 10 + j)).collect();
-                        let ids = if t % 2 == 0 {
-                            log.append(&batch)
-                        } else {
-                            block_on(log.append_async(&batch)).map(|a| a.ids().collect())
-                        }
-                        .expect("durable");
-                        assert_eq!(ids.len(), batch.len());
-                        assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "{ids:?}");
-                        for (id, r) in ids.iter().zip(&batch) {
-                            out.push((*id, r.entity_id.clone().expect("set")));
-                        }
-                    }
-                    out
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("thread"))
-            .collect()
-    });
+    let acked: Vec<(u64, String)> = mixed_appenders(
+        &log,
+        300,
+        |t, i| {
+            (0..1 + i % 3)
+                .map(|j| rec(&format!("t{t}"), i * 10 + j))
+                .collect()
+        },
+        |_, _, ids| assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "{ids:?}"),
+    )
+    .into_iter()
+    .map(|(id, r)| (id, r.entity_id.expect("set")))
+    .collect();
     let mut ids: Vec<u64> = acked.iter().map(|(id, _)| *id).collect();
     ids.sort_unstable();
     let first = ids[0];
@@ -190,43 +213,27 @@ fn the_last_handle_releases_the_log_at_once_despite_the_flusher() {
 fn acknowledged_records_are_found_by_their_words_at_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let log = Log::open(dir.path(), Config::default()).expect("open");
-    let per_thread = 150u64;
-    let mut acked: Vec<u64> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..4u64)
-            .map(|t| {
-                let log = log.clone();
-                s.spawn(move || {
-                    let mut out = Vec::new();
-                    for i in 0..per_thread {
-                        let batch: Vec<_> = (0..1 + i % 3)
-                            .map(|j| {
-                                let word = format!("w{t}x{i}x{j}");
-                                NewRecord::new("system", "system.test", format!("shared {word}"))
-                            })
-                            .collect();
-                        let ids: Vec<u64> = if t % 2 == 0 {
-                            log.append(&batch).expect("durable")
-                        } else {
-                            block_on(log.append_async(&batch))
-                                .expect("durable")
-                                .ids()
-                                .collect()
-                        };
-                        for (j, id) in ids.iter().enumerate() {
-                            let word = format!("w{t}x{i}x{j}");
-                            assert_eq!(common::word_ids(&log, &word), vec![*id], "{word}");
-                        }
-                        out.extend(ids);
-                    }
-                    out
+    let word = |t: u64, i: u64, j: usize| format!("w{t}x{i}x{j}");
+    let mut acked: Vec<u64> = mixed_appenders(
+        &log,
+        150,
+        |t, i| {
+            (0..1 + i as usize % 3)
+                .map(|j| {
+                    NewRecord::new("system", "system.test", format!("shared {}", word(t, i, j)))
                 })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("thread"))
-            .collect()
-    });
+                .collect()
+        },
+        |t, i, ids| {
+            for (j, id) in ids.iter().enumerate() {
+                let w = word(t, i, j);
+                assert_eq!(common::word_ids(&log, &w), vec![*id], "{w}");
+            }
+        },
+    )
+    .into_iter()
+    .map(|(id, _)| id)
+    .collect();
     acked.sort_unstable();
     let walk = |log: &Log| {
         let mut found = Vec::new();
