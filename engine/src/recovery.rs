@@ -20,7 +20,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::frame::{self, FrameError, HEADER_LEN};
+use crate::frame::{self, HEADER_LEN};
 use crate::segment::active::ActiveTable;
 use crate::segment::footer::le_u64;
 use crate::segment::SEGMENT_HEADER_LEN;
@@ -108,7 +108,10 @@ pub fn scan_active(bytes: &[u8], path: &Path, base_id: u64) -> Result<Scan> {
         }
         let f = match frame::decode(&bytes[pos..]) {
             Ok(f) => f,
-            Err(FrameError::Zeros) if bytes[pos..].iter().all(|&b| b == 0) => {
+            // Only zeros left, however few (shorter than a frame header
+            // they decode as a short frame): the preallocated region if they
+            // follow a commit.
+            Err(_) if bytes[pos..].iter().all(|&b| b == 0) => {
                 zeros = true;
                 break Some("zeros after the last frame".to_string());
             }
@@ -250,6 +253,17 @@ mod tests {
             s.torn.expect("torn").bytes_dropped,
             (b.len() - ends[0]) as u64
         );
+    }
+
+    #[test]
+    fn fewer_zeros_than_a_frame_header_after_a_commit_are_not_torn() {
+        // The zeroed region stops at the segment's size bound, so a few
+        // bytes of it may be all that is left after the data.
+        let (mut b, ends) = segment(&[2]);
+        b.extend_from_slice(&[0u8; HEADER_LEN - 6]);
+        let s = scan_active(&b, Path::new("a"), 10).expect("zeros");
+        assert_eq!(s.end, ends[0] as u64);
+        assert!(s.torn.is_none());
     }
 
     #[test]

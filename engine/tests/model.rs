@@ -541,7 +541,11 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Reopen => {
                 log.close().expect("close");
                 log = Log::open(dir.path(), config(&now)).expect("reopen");
-                prop_assert!(log.recovery_report().torn_tail.is_none());
+                prop_assert!(
+                    log.recovery_report().torn_tail.is_none(),
+                    "{:?}",
+                    log.recovery_report().torn_tail
+                );
                 prop_assert!(log.recovery_report().rebuilt_indexes.is_empty());
                 log.set_retention(m.retention).expect("retention");
             }
