@@ -389,25 +389,34 @@ impl GroupCommit {
             st = self.gather(st);
             drop(st);
             let result = flush();
+            self.end_flush(epoch, result)?;
             st = self.lock();
-            st.leader = false;
-            if st.epoch != epoch {
-                // Recovered meanwhile: what this flush did belongs to the past.
-                st.wake_all();
-                return Err(Error::PreviousIo);
+        }
+    }
+
+    /// Ends a flush this thread led for appenders of `epoch`: publishes what
+    /// it made durable and wakes whom that covers, or, if it failed,
+    /// fail-stops the handle and wakes everyone. Returns the leader's error
+    /// (`PreviousIo` if the log was recovered meanwhile: what this flush did
+    /// belongs to the past).
+    fn end_flush(&self, epoch: u64, result: Result<u64>) -> Result<()> {
+        let mut st = self.lock();
+        st.leader = false;
+        if st.epoch != epoch {
+            st.wake_all();
+            return Err(Error::PreviousIo);
+        }
+        match result {
+            Ok(durable) => {
+                let covered = self.publish_locked(&mut st, durable);
+                drop(st);
+                covered.wake();
+                Ok(())
             }
-            match result {
-                Ok(durable) => {
-                    let covered = self.publish_locked(&mut st, durable);
-                    drop(st);
-                    covered.wake();
-                    st = self.lock();
-                }
-                Err(e) => {
-                    st.failed = true;
-                    st.wake_all();
-                    return Err(e);
-                }
+            Err(e) => {
+                st.failed = true;
+                st.wake_all();
+                Err(e)
             }
         }
     }
@@ -523,25 +532,8 @@ impl GroupCommit {
         let epoch = st.epoch;
         drop(st);
         let result = flush(epoch);
-        let mut st = self.lock();
-        st.leader = false;
-        if st.epoch != epoch {
-            // Recovered meanwhile: what this flush did belongs to the past.
-            st.wake_all();
-            return true;
-        }
-        match result {
-            Ok(durable) => {
-                let covered = self.publish_locked(&mut st, durable);
-                drop(st);
-                covered.wake();
-            }
-            Err(_) => {
-                // The tasks learn of it from the failed state.
-                st.failed = true;
-                st.wake_all();
-            }
-        }
+        // A failure reaches the tasks through the failed state.
+        let _ = self.end_flush(epoch, result);
         true
     }
 
