@@ -39,6 +39,7 @@ mod fsutil;
 pub mod fuzzing;
 mod group_commit;
 pub mod index;
+mod indexer;
 pub mod inspect;
 mod log;
 mod query;

@@ -17,6 +17,7 @@ use crate::index::active::ActiveIndex;
 use crate::index::file::{self as index_file, IndexBytes, SealedIndex, Trust};
 use crate::index::snapshot::{encode_snapshot, load_snapshot, snapshot_path};
 use crate::index::terms::{TermSource, Terms};
+use crate::indexer::Indexer;
 use crate::record::{NewRecord, Record};
 use crate::recovery::{self, RecoveryReport};
 use crate::retention::{self, Retention, RetentionOutcome, DAY_US};
@@ -129,6 +130,8 @@ pub(crate) struct Inner {
     flusher_stop: AtomicBool,
     /// `flusher` was set: spares every async append that mutex.
     flusher_started: AtomicBool,
+    /// Indexes what a flush took while it writes and syncs.
+    pub indexer: Indexer,
     /// Held (flock) for the life of the handle; released when the last clone drops.
     _lock: Option<LockGuard>,
 }
@@ -506,6 +509,7 @@ impl Log {
             flusher: Mutex::new(None),
             flusher_stop: AtomicBool::new(false),
             flusher_started: AtomicBool::new(false),
+            indexer: Indexer::default(),
             _lock: lock_file,
         });
         Ok(Log {

@@ -19,7 +19,7 @@
 //! starts a new active one.
 
 use std::mem;
-use std::sync::{Arc, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::config::Config;
 use crate::env::FileSystem;
@@ -29,6 +29,7 @@ use crate::fsutil::{self, Durable};
 use crate::index::active::ActiveIndex;
 use crate::index::file::{self as index_file, IndexBytes, SealedIndex, Trust};
 use crate::index::terms::Terms;
+use crate::indexer::index_batches;
 use crate::log::Inner;
 use crate::segment::active::{ActiveSegment, ActiveTable};
 use crate::segment::footer::Footer;
@@ -110,11 +111,12 @@ impl WriterState {
 }
 
 /// A batch at least this large is indexed by the flush that makes it durable,
-/// on a second thread while the leader's write+fdatasync runs, instead of
-/// under the `state` lock while staging. For a batch of 1000 the index insert
-/// (~1.2 µs a record) is about as long as the fdatasync, so overlapping the two
-/// takes a third off the batch; below this size a thread spawn (~20–40 µs)
-/// would cost more than it hides.
+/// on the log's indexing thread (`indexer.rs`) while the leader's
+/// write+fdatasync runs, instead of under the `state` lock while staging. For
+/// a batch of 1000 the index insert (~1.2 µs a record) is about as long as
+/// the fdatasync, so overlapping the two takes a third off the batch; below
+/// this size the hand-over (a thread wake-up, 20–40 µs on this project's
+/// VM) would cost more than it hides.
 pub(crate) const DEFER_INDEX_MIN_RECORDS: usize = 128;
 
 /// Write-side file position, behind `Inner::io`.
@@ -284,9 +286,11 @@ impl Inner {
         let result = if unindexed.is_empty() {
             sync()
         } else {
-            // Index on a second thread while this one writes and syncs; both
-            // finish before anything taken here is published.
-            let (bytes, result) = beside(|| index_batches(&active, &unindexed), sync);
+            // Index on the indexing thread while this one writes and syncs;
+            // both finish before anything taken here is published.
+            let indexing = self.indexer.start(active.clone(), unindexed);
+            let result = sync();
+            let bytes = indexing.wait();
             let mut st = self.lock_state();
             st.indexing = false;
             st.index_bytes = bytes;
@@ -503,29 +507,30 @@ fn write_index(
 }
 
 /// Runs `other` on a scoped thread while this thread runs `here`; returns
-/// both results (a panic on the other thread resumes here).
+/// both results (a panic on the other thread resumes here). If the system
+/// refuses a thread, runs both here, one after the other.
 pub(crate) fn beside<A: Send, B>(
     other: impl FnOnce() -> A + Send,
     here: impl FnOnce() -> B,
 ) -> (A, B) {
+    // The closure stays reachable when the spawn fails and drops its wrapper.
+    let other = Mutex::new(Some(other));
+    let run_other = || {
+        let f = other.lock().unwrap_or_else(|e| e.into_inner()).take();
+        f.map(|f| f())
+    };
     std::thread::scope(|s| {
-        let handle = s.spawn(other);
+        let handle = std::thread::Builder::new().spawn_scoped(s, run_other);
         let b = here();
-        let a = handle
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        (a, b)
+        let a = match handle {
+            Ok(handle) => handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Err(_) => run_other(),
+        };
+        // Taken once, by the thread or by the fallback: always there.
+        (a.expect("`other` is taken exactly once"), b)
     })
-}
-
-/// Indexes batches taken from `WriterState::unindexed`, in order; returns the
-/// index's estimated heap afterwards.
-fn index_batches(active: &ActiveSegment, batches: &[(u32, Terms)]) -> usize {
-    let mut bytes = 0;
-    for (first_local, terms) in batches {
-        bytes = active.index_batch(*first_local, terms);
-    }
-    bytes
 }
 
 /// Offset table + footer for a segment whose frames end at `data_end`.
