@@ -144,4 +144,10 @@ impl Error {
     pub fn is_storage_failure(&self) -> bool {
         matches!(self, Error::Io { .. } | Error::PreviousIo)
     }
+
+    /// An I/O error that says the disk (or the user's quota) has no room.
+    pub(crate) fn is_disk_full(&self) -> bool {
+        matches!(self, Error::Io { source, .. }
+            if matches!(source.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded))
+    }
 }

@@ -127,6 +127,9 @@ pub(crate) struct IoState {
     /// The active file holds zeros from `written` up to here (0: not known
     /// yet, read from the file's length at the next flush).
     pub zeroed_to: u64,
+    /// The disk had no room for the last zeros: no more are written until
+    /// the data reaches this offset (see [`PREALLOCATE_MIN`]).
+    pub zero_again_at: u64,
 }
 
 impl IoState {
@@ -135,6 +138,7 @@ impl IoState {
         IoState {
             written,
             zeroed_to: 0,
+            zero_again_at: 0,
         }
     }
 }
@@ -152,6 +156,12 @@ impl IoState {
 /// instead of 506-963 µs, single records in 190-280 µs instead of
 /// 277-416 µs (`benches/README.md`). Recovery reads zeros right after the
 /// last committed frame as this region, not as a torn tail.
+///
+/// The zeros are only room for data to come: when the disk has no space for
+/// them (ENOSPC, EDQUOT) the flush syncs its data without them, and the
+/// next try waits until another [`PREALLOCATE_MIN`] of data is written. On a
+/// nearly full disk the log so takes records for as long as their frames
+/// fit.
 pub(crate) const PREALLOCATE_MIN: u64 = 64 << 10;
 /// See [`PREALLOCATE_MIN`].
 pub(crate) const PREALLOCATE_MAX: u64 = 1 << 20;
@@ -297,10 +307,16 @@ impl Inner {
             result
         };
         match result {
-            Ok(()) => {
+            Ok(zeroed) => {
                 io.written += buf.len() as u64;
-                if let Some((_, to)) = zeros {
-                    io.zeroed_to = to;
+                match zeros {
+                    Some((_, to)) if zeroed => io.zeroed_to = to,
+                    Some(_) => {
+                        // Some of them may be there: the file's length says.
+                        io.zeroed_to = 0;
+                        io.zero_again_at = io.written + PREALLOCATE_MIN;
+                    }
+                    None => {}
                 }
                 Ok(target)
             }
@@ -331,7 +347,7 @@ impl Inner {
             io.zeroed_to = file_len.max(io.written);
         }
         let chunk = (end / 2).clamp(PREALLOCATE_MIN, PREALLOCATE_MAX);
-        if end + chunk / 4 <= io.zeroed_to {
+        if end + chunk / 4 <= io.zeroed_to || end < io.zero_again_at {
             return Ok(None);
         }
         let from = end.max(io.zeroed_to);
@@ -562,23 +578,33 @@ fn write_at(seg: &ActiveSegment, buf: &[u8], at: u64) -> Result<()> {
 }
 
 /// Writes `buf` at `at`, then zeros over `zeros` (`[from, to)`, past the
-/// data), then fdatasyncs: one sync makes both durable.
+/// data), then fdatasyncs: one sync makes both durable. Returns whether the
+/// zeros were all written: a disk without room for them is no failure (they
+/// are only preallocation, see [`PREALLOCATE_MIN`]), the data is synced
+/// without them.
 fn write_and_sync(
     seg: &ActiveSegment,
     buf: &[u8],
     at: u64,
     zeros: Option<(u64, u64)>,
-) -> Result<()> {
+) -> Result<bool> {
     if !buf.is_empty() {
         write_at(seg, buf, at)?;
     }
+    let mut zeroed = true;
     if let Some((from, to)) = zeros {
         static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
         let mut pos = from;
         while pos < to {
             let n = (to - pos).min(ZEROS.len() as u64) as usize;
-            write_at(seg, &ZEROS[..n], pos)?;
-            pos += n as u64;
+            match write_at(seg, &ZEROS[..n], pos) {
+                Ok(()) => pos += n as u64,
+                Err(e) if e.is_disk_full() => {
+                    zeroed = false;
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
     fail::fail_point!("segment::sync", |_| Err(fsutil::injected(
@@ -587,5 +613,6 @@ fn write_and_sync(
     )));
     seg.file()
         .sync_data()
-        .map_err(Error::io("fsync", seg.path()))
+        .map_err(Error::io("fsync", seg.path()))?;
+    Ok(zeroed)
 }

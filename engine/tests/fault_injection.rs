@@ -451,6 +451,66 @@ fn crash_during_recovery_recovers_to_the_same_state() {
     assert!(ids == [1, 2] || ids == [1, 2, 3, 4, 5], "{ids:?}");
 }
 
+/// A nearly full disk: the log takes records for as long as their frames
+/// fit. The zeros a flush writes ahead of the data (preallocation) give way
+/// when they do not fit; only the data's own write failing stops the
+/// handle. After a power cut every acknowledged record is there, and once
+/// space is freed appends go on.
+#[test]
+fn a_nearly_full_disk_takes_records_while_their_frames_fit() {
+    let sim = SimFs::new();
+    let config = Config {
+        segment_max_bytes: 8 << 20,
+        fs: Fs::new(sim.clone()),
+        ..Config::default()
+    };
+    let log = Log::open(data_dir(), config.clone()).expect("open");
+    let before = sim.used_bytes();
+    let room: u64 = 256 << 10;
+    sim.set_capacity(Some(before + room));
+    let mut acked: Vec<(u64, String)> = Vec::new();
+    let mut n = 0;
+    let err = loop {
+        let batch: Vec<NewRecord> = (n..n + 10).map(rec).collect();
+        n += 10;
+        assert!(n < 100_000, "the disk never filled up");
+        match log.append(&batch) {
+            Ok(ids) => acked.extend(ids.into_iter().zip(batch.into_iter().map(|r| r.message))),
+            Err(e) => break e,
+        }
+    };
+    assert!(err.is_storage_failure(), "{err}");
+    assert!(log.is_failed());
+    // The data filled the room, short of less than the batch that failed
+    // (10 records of at most ~200 bytes), not short of preallocated zeros.
+    let data = log.segments().last().expect("active").bytes;
+    assert!(
+        data + 4096 >= room,
+        "only {data} bytes of data in {room} bytes of room"
+    );
+    drop(log);
+
+    sim.restart(Image::DurableOnly);
+    let log = Log::open(data_dir(), config.clone()).expect("reopen on the full disk");
+    assert_eq!(
+        contents(&log),
+        acked,
+        "every acknowledged record, nothing else"
+    );
+    sim.set_capacity(None);
+    for i in 0..20 {
+        let r = rec(n + i);
+        let ids = log
+            .append(std::slice::from_ref(&r))
+            .expect("append with room again");
+        acked.extend(ids.into_iter().map(|id| (id, r.message.clone())));
+    }
+    drop(log);
+    sim.restart(Image::DurableOnly);
+    let log = Log::open(data_dir(), config).expect("reopen");
+    assert_eq!(contents(&log), acked);
+}
+
 #[test]
 fn recover_brings_a_failed_handle_back_after_the_disk_frees_up() {
     let sim = SimFs::new();

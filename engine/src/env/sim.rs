@@ -145,6 +145,8 @@ struct State {
     crash_point: Option<&'static str>,
     points_seen: BTreeSet<&'static str>,
     disk_full: bool,
+    /// See [`SimFs::set_capacity`].
+    capacity: Option<u64>,
     dead: bool,
     injected: u64,
     locks: FxHashSet<PathBuf>,
@@ -277,6 +279,26 @@ impl State {
         }
     }
 
+    /// How many of `len` bytes written at `at` into `ino` fit under the
+    /// capacity (all of them when there is none).
+    fn room(&self, ino: usize, at: u64, len: usize) -> usize {
+        let Some(capacity) = self.capacity else {
+            return len;
+        };
+        let cur = self.inodes[ino].live.len() as u64;
+        let growth = (at + len as u64).saturating_sub(cur);
+        let used: u64 = self
+            .live
+            .values()
+            .map(|&i| self.inodes[i].live.len() as u64)
+            .sum();
+        let free = capacity.saturating_sub(used);
+        if growth <= free {
+            return len;
+        }
+        usize::try_from((cur + free).saturating_sub(at)).map_or(len, |fit| fit.min(len))
+    }
+
     fn inode(&self, path: &Path) -> io::Result<usize> {
         self.live.get(path).copied().ok_or_else(|| not_found(path))
     }
@@ -319,6 +341,23 @@ impl SimFs {
     /// While set, every write and create fails with ENOSPC.
     pub fn set_disk_full(&self, full: bool) {
         self.lock().disk_full = full;
+    }
+
+    /// Lets the files hold at most `bytes` in all (their current lengths;
+    /// `None`: no limit). A write that would grow them past it writes what
+    /// fits and fails with ENOSPC, as on a nearly full disk; overwrites
+    /// inside a file always fit.
+    pub fn set_capacity(&self, bytes: Option<u64>) {
+        self.lock().capacity = bytes;
+    }
+
+    /// Bytes the files hold now (their current lengths).
+    pub fn used_bytes(&self) -> u64 {
+        let st = self.lock();
+        st.live
+            .values()
+            .map(|&i| st.inodes[i].live.len() as u64)
+            .sum()
     }
 
     /// Stops the machine: every later call fails until [`SimFs::restart`].
@@ -523,7 +562,13 @@ impl FileHandle for SimFile {
         let mut st = self.state()?;
         match st.tick(Op::Write)? {
             None => {
-                st.mutate(self.ino, Pending::Write(at, buf.to_vec()));
+                let fit = st.room(self.ino, at, buf.len());
+                if fit > 0 {
+                    st.mutate(self.ino, Pending::Write(at, buf[..fit].to_vec()));
+                }
+                if fit < buf.len() {
+                    return Err(fault_error(Fault::Enospc));
+                }
                 Ok(())
             }
             Some(Fault::ShortWrite) => {
