@@ -33,7 +33,7 @@
 //!
 //! Appenders that cannot block (async tasks: [`crate::Log::append_async`])
 //! register a [`Waker`] instead of parking, and never lead. A flusher
-//! thread (`log.rs`), started with the first of them and joined by the last
+//! thread (`log/append.rs`), started with the first of them and joined by the last
 //! handle's drop, leads on their behalf ([`GroupCommit::lead_for_tasks`]):
 //! it is unparked whenever task waiters are left uncovered and no flush
 //! runs, and after each publish that woke tasks it goes straight into the
@@ -427,7 +427,7 @@ impl GroupCommit {
         self.next_token.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Registers the thread that leads for tasks (`log.rs` starts one).
+    /// Registers the thread that leads for tasks (`log/append.rs` starts one).
     pub(crate) fn set_flusher(&self, t: Thread) {
         self.lock().flusher = Some(t);
     }
