@@ -9,9 +9,10 @@
 //! One long-lived thread rather than a scoped thread per flush (up to one
 //! every ~600 µs with 64 async appenders): no stack is mapped and unmapped
 //! per flush, and a system that refuses a thread costs speed, not a panic
-//! on the write path (the flush then indexes in place). On this project's
-//! VM the hand-over, a futex wake of the parked thread, costs 20-40 µs,
-//! about what the spawn did; throughput did not move beyond the noise.
+//! on the write path (the flush then indexes in place). Measured on this
+//! project's VM, 64 tasks: 91.9k against 76.8k records/s in six
+//! interleaved pairs (benches/README.md, "Session 9"; an earlier set was
+//! even, and session 8's three pairs favoured the spawn).
 
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
