@@ -287,16 +287,19 @@ impl State {
         };
         let cur = self.inodes[ino].live.len() as u64;
         let growth = (at + len as u64).saturating_sub(cur);
-        let used: u64 = self
-            .live
-            .values()
-            .map(|&i| self.inodes[i].live.len() as u64)
-            .sum();
-        let free = capacity.saturating_sub(used);
+        let free = capacity.saturating_sub(self.used());
         if growth <= free {
             return len;
         }
         usize::try_from((cur + free).saturating_sub(at)).map_or(len, |fit| fit.min(len))
+    }
+
+    /// Bytes the live files hold (their current lengths).
+    fn used(&self) -> u64 {
+        self.live
+            .values()
+            .map(|&i| self.inodes[i].live.len() as u64)
+            .sum()
     }
 
     fn inode(&self, path: &Path) -> io::Result<usize> {
@@ -353,11 +356,7 @@ impl SimFs {
 
     /// Bytes the files hold now (their current lengths).
     pub fn used_bytes(&self) -> u64 {
-        let st = self.lock();
-        st.live
-            .values()
-            .map(|&i| st.inodes[i].live.len() as u64)
-            .sum()
+        self.lock().used()
     }
 
     /// Stops the machine: every later call fails until [`SimFs::restart`].
