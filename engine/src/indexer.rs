@@ -56,13 +56,12 @@ impl std::fmt::Debug for Slot {
     }
 }
 
-/// A job handed to the indexing thread, or done in place when that thread
-/// could not be started. Dropping it waits for the job.
+/// A job handed to the indexing thread (or done in place when that thread
+/// could not be started); its result waits in the slot. Dropping it waits
+/// for the job.
 #[must_use = "the batches must be indexed before the flush publishes"]
 pub(crate) struct Indexing<'a> {
     indexer: &'a Indexer,
-    /// Done in place: the index's estimated heap.
-    inline: Option<usize>,
     waited: bool,
 }
 
@@ -70,24 +69,20 @@ impl Indexer {
     /// Starts indexing `batches` into `active` (in order) on the indexing
     /// thread; the caller goes on with its write and sync.
     pub(crate) fn start(&self, active: Arc<ActiveSegment>, batches: Batches) -> Indexing<'_> {
-        if !self.ensure_thread() {
-            // No thread (the system refused one): index here, before the
-            // sync, which only makes this flush slower.
-            let bytes = index_batches(&active, &batches);
-            return Indexing {
-                indexer: self,
-                inline: Some(bytes),
-                waited: false,
-            };
-        }
+        let threaded = self.ensure_thread();
         let mut slot = self.shared.lock();
         debug_assert!(slot.job.is_none() && slot.done.is_none());
-        slot.job = Some((active, batches));
-        drop(slot);
-        self.shared.changed.notify_all();
+        if threaded {
+            slot.job = Some((active, batches));
+            drop(slot);
+            self.shared.changed.notify_all();
+        } else {
+            // No thread (the system refused one): index here, before the
+            // sync, which only makes this flush slower.
+            slot.done = Some(Ok(index_batches(&active, &batches)));
+        }
         Indexing {
             indexer: self,
-            inline: None,
             waited: false,
         }
     }
@@ -159,9 +154,6 @@ impl Indexing<'_> {
     }
 
     fn finish(&mut self) -> thread::Result<usize> {
-        if let Some(bytes) = self.inline {
-            return Ok(bytes);
-        }
         let shared = &self.indexer.shared;
         let mut slot = shared.lock();
         loop {
