@@ -3,8 +3,8 @@
 //! The HTTP face of actlog: the JSON API of `shared/API.md`, keys and roles,
 //! the recorder and live bus, Server-Sent Events and WebSocket streams,
 //! export, settings, metrics and the embedded web UI. It knows nothing of
-//! bytes on disk: storage is `actlog_engine::Log`, called from
-//! `spawn_blocking`.
+//! bytes on disk: storage is `actlog_engine::Log`, read on the server's
+//! read threads (`read_pool.rs`) and written from `spawn_blocking`.
 //!
 //! [`build_router`] makes the whole API for an [`AppState`]; [`serve`] runs it
 //! with the lifecycle of `actlog serve` (start event, retention task, signal
@@ -23,6 +23,7 @@ pub mod keys;
 pub mod metrics;
 pub mod openapi;
 pub mod params;
+pub mod read_pool;
 pub mod recorder;
 pub mod routes;
 pub mod settings;

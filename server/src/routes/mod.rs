@@ -92,27 +92,15 @@ pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     }
 }
 
-/// Engine reads that run at once on the blocking pool. Each takes
-/// microseconds to milliseconds of CPU, so more than a few a core gain
-/// nothing; unbounded, 1,000 SSE subscribers connecting together grew the
-/// pool to its 512 threads, each holding an allocator heap of its own
-/// (~680 MB resident until they exited 10 s later).
-pub const CONCURRENT_READS: usize = 16;
-
-static READS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(CONCURRENT_READS);
-
-/// Runs a short engine read off the async runtime, at most
-/// [`CONCURRENT_READS`] at once (the rest wait their turn).
+/// Runs a short engine read on the server's read threads (see
+/// `read_pool.rs`: at most [`crate::read_pool::READ_THREADS`] at once, the
+/// rest wait their turn), off the async runtime.
 pub async fn read_task<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
-    let _permit = READS
-        .acquire()
+    crate::read_pool::run(f)
         .await
-        .map_err(|_| ApiError::internal("the read limiter is closed"))?;
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::internal(format!("worker failed: {e}")))
+        .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 /// Runs a blocking engine read off the async runtime (see [`read_task`]).
