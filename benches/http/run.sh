@@ -36,6 +36,14 @@ $L query --rate 1000 --seconds 10 --path '/api/v1/activity?limit=50'
 $L query --rate 1000 --seconds 10 --path '/api/v1/activity?category=device&action=device.disconnected&limit=50'
 $L query --rate 200 --seconds 5 --path '/api/v1/activity/facets/actor'
 $L query --rate 200 --seconds 5 --path '/api/v1/activity/histogram?bucket=1h'
+# The same reads at saturation (64 wrk connections, as fast as answered):
+# the rates the reference's requests/s compare with.
+for q in '/api/v1/activity?limit=50' \
+  '/api/v1/activity?category=device&action=device.disconnected&limit=50' \
+  '/api/v1/activity?entity_id=dev_3&limit=50' \
+  '/api/v1/activity/facets/actor' '/api/v1/activity/histogram?bucket=1h'; do
+  QUERY="$q" TOKEN=$TOKEN wrk -t2 -c64 -d5s -s benches/http/query.lua "http://127.0.0.1:$PORT" | grep '^{'
+done
 for fmt in csv ndjson; do
   t0=$(date +%s.%N)
   rows=$(curl -sf -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$PORT/api/v1/activity/export?format=$fmt" | wc -l)
