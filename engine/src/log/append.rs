@@ -3,7 +3,7 @@
 //! callers), and the flusher thread that leads commits for those futures.
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -22,25 +22,28 @@ use super::{lock, Inner, Log, MAX_BATCH_RECORDS};
 #[derive(Debug)]
 pub struct Appended {
     first: u64,
-    /// (ts, payload) of each record, in id order.
-    stored: Vec<(i64, Vec<u8>)>,
-    dir: PathBuf,
+    /// ts of each record, in id order.
+    stamps: Vec<i64>,
+    /// MessagePack payload of each record, in id order.
+    payloads: Vec<Vec<u8>>,
+    dir: Arc<Path>,
 }
 
 impl Appended {
     /// The ids assigned, in order (empty for an empty batch).
     pub fn ids(&self) -> std::ops::Range<u64> {
-        self.first..self.first + self.stored.len() as u64
+        self.first..self.first + self.payloads.len() as u64
     }
 
     /// The records as stored (ids, ts, default actor, redacted metadata).
     pub fn records(&self) -> Result<Vec<Record>> {
-        self.stored
+        self.stamps
             .iter()
+            .zip(&self.payloads)
             .zip(self.ids())
             .map(|((ts, payload), id)| {
                 Record::decode(id, *ts, payload).map_err(|why| {
-                    Error::corruption(&self.dir, 0, format!("record {id} just written: {why}"))
+                    Error::corruption(&*self.dir, 0, format!("record {id} just written: {why}"))
                 })
             })
             .collect()
@@ -97,7 +100,8 @@ enum Pending {
         last: u64,
         epoch: u64,
         token: u64,
-        stored: Vec<(i64, Vec<u8>)>,
+        stamps: Vec<i64>,
+        payloads: Vec<Vec<u8>>,
     },
 }
 
@@ -115,17 +119,19 @@ impl Future for AppendFuture {
                 last,
                 epoch,
                 token,
-                stored,
+                stamps,
+                payloads,
             } => match inner.commit.poll_durable(*last, *epoch, *token, cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(r) => r.map(|()| {
                     inner
                         .io_counters
                         .records_appended
-                        .fetch_add(stored.len() as u64, Ordering::Relaxed);
+                        .fetch_add(payloads.len() as u64, Ordering::Relaxed);
                     Appended {
                         first: *first,
-                        stored: std::mem::take(stored),
+                        stamps: std::mem::take(stamps),
+                        payloads: std::mem::take(payloads),
                         dir: inner.dir.clone(),
                     }
                 }),
@@ -175,8 +181,7 @@ impl Log {
     /// whose append did not return is either entirely present or entirely
     /// absent. An empty batch returns no ids and does no I/O.
     pub fn append(&self, batch: &[NewRecord]) -> Result<Vec<u64>> {
-        self.append_inner(batch, None)
-            .map(|(first, n, _)| (first..first + n).collect())
+        Ok(self.append_inner(batch, None)?.ids().collect())
     }
 
     /// Like [`Log::append`], but returns the records as stored (ids, ts,
@@ -189,12 +194,7 @@ impl Log {
     /// can decide after the append whether it needs the records at all
     /// ([`Appended::records`]) — e.g. only when someone is listening.
     pub fn append_stored(&self, batch: &[NewRecord]) -> Result<Appended> {
-        let (first, _, stored) = self.append_inner(batch, None)?;
-        Ok(Appended {
-            first,
-            stored,
-            dir: self.inner.dir.clone(),
-        })
+        self.append_inner(batch, None)
     }
 
     /// Appends records with given timestamps (µs), for importing history:
@@ -204,19 +204,13 @@ impl Log {
     pub fn append_at(&self, batch: &[(i64, NewRecord)]) -> Result<Vec<u64>> {
         let ts: Vec<i64> = batch.iter().map(|(t, _)| *t).collect();
         let records: Vec<NewRecord> = batch.iter().map(|(_, r)| r.clone()).collect();
-        self.append_inner(&records, Some(&ts))
-            .map(|(first, n, _)| (first..first + n).collect())
+        Ok(self.append_inner(&records, Some(&ts))?.ids().collect())
     }
 
-    /// Appends; returns the first id, the count, and each record's (ts, payload).
-    #[allow(clippy::type_complexity)]
-    fn append_inner(
-        &self,
-        batch: &[NewRecord],
-        ts: Option<&[i64]>,
-    ) -> Result<(u64, u64, Vec<(i64, Vec<u8>)>)> {
+    /// Appends and waits for the batch's fsync (the blocking path).
+    fn append_inner(&self, batch: &[NewRecord], ts: Option<&[i64]>) -> Result<Appended> {
         let Some(staged) = self.stage_batch(batch, ts, Appender::Thread)? else {
-            return Ok((1, 0, Vec::new()));
+            return Ok(self.appended_nothing());
         };
         let inner = &self.inner;
         let epoch = staged.epoch;
@@ -228,12 +222,22 @@ impl Log {
             .io_counters
             .records_appended
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
-        let first = staged.last + 1 - batch.len() as u64;
-        Ok((
-            first,
-            batch.len() as u64,
-            staged.stamps.into_iter().zip(staged.payloads).collect(),
-        ))
+        Ok(Appended {
+            first: staged.last + 1 - batch.len() as u64,
+            stamps: staged.stamps,
+            payloads: staged.payloads,
+            dir: inner.dir.clone(),
+        })
+    }
+
+    /// The result of appending an empty batch.
+    fn appended_nothing(&self) -> Appended {
+        Appended {
+            first: 1,
+            stamps: Vec::new(),
+            payloads: Vec::new(),
+            dir: self.inner.dir.clone(),
+        }
     }
 
     /// Validates, encodes and stages `batch` (`None` for an empty one).
@@ -309,13 +313,7 @@ impl Log {
     pub fn append_async(&self, batch: &[NewRecord]) -> AppendFuture {
         let staged = match self.stage_batch(batch, None, Appender::Task) {
             Ok(Some(staged)) => staged,
-            Ok(None) => {
-                return AppendFuture(Pending::Ready(Some(Ok(Appended {
-                    first: 1,
-                    stored: Vec::new(),
-                    dir: self.inner.dir.clone(),
-                }))))
-            }
+            Ok(None) => return AppendFuture(Pending::Ready(Some(Ok(self.appended_nothing())))),
             Err(e) => return AppendFuture(Pending::Ready(Some(Err(e)))),
         };
         let token = self.inner.commit.task_token();
@@ -329,7 +327,8 @@ impl Log {
             last: staged.last,
             epoch: staged.epoch,
             token,
-            stored: staged.stamps.into_iter().zip(staged.payloads).collect(),
+            stamps: staged.stamps,
+            payloads: staged.payloads,
         })
     }
 

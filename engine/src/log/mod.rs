@@ -103,7 +103,7 @@ impl Snapshot {
 /// Shared state behind every [`Log`] clone.
 #[derive(Debug)]
 pub(crate) struct Inner {
-    pub dir: PathBuf,
+    pub dir: Arc<Path>,
     pub config: Config,
     pub view: RwLock<Arc<View>>,
     pub state: Mutex<WriterState>,
@@ -342,7 +342,7 @@ impl Log {
         } = recover_dir(&dir, &config, read_only, 0)?;
         let durable = state.next_id - 1;
         let inner = Arc::new(Inner {
-            dir,
+            dir: dir.into(),
             config,
             view: RwLock::new(Arc::new(view)),
             state: Mutex::new(state),
