@@ -40,7 +40,8 @@
 //! next gather for them. Under load it leads flush after flush, and tasks
 //! cost no thread switch per append. While the tasks it woke keep
 //! re-staging, that gather yields the CPU in a loop instead of parking
-//! ([`GATHER_SPIN_IDLE`]), so the flush starts as soon as the last is in.
+//! ([`GATHER_SPIN_IDLE`]; a thread leading a gather of threads does the
+//! same), so the flush starts as soon as the last is in.
 //!
 //! [`crate::Log::recover`] may later replace the failed state with one
 //! rebuilt from disk ([`GroupCommit::reset`]). Each state has an epoch; a
@@ -223,9 +224,10 @@ pub(crate) struct GroupCommit {
     /// leader gathers. SeqCst with `active` and the waiters (see `gather`),
     /// so a nudge the leader needs is never skipped.
     gathering: AtomicBool,
-    /// Task waiters registered so far (the flusher's gather watches it
-    /// without the lock; see [`GATHER_SPIN_IDLE`]).
-    task_arrivals: AtomicU64,
+    /// Bumped when a waiter registers or an appender leaves `append`: a
+    /// gathering leader watches it without the lock (see
+    /// [`GATHER_SPIN_IDLE`]).
+    arrivals_seen: AtomicU64,
     /// Set when as many tasks wait as the flusher's gather expects.
     tasks_in: AtomicBool,
     /// Source of [`Waiter::Task`] tokens.
@@ -243,14 +245,16 @@ pub(crate) const GATHER_MAX_TASKS: Duration = Duration::from_micros(500);
 /// records.
 pub(crate) const GATHER_MIN_ACTIVE: usize = 3;
 
-/// The flusher waits for re-staging tasks by yielding the CPU in a loop
+/// A gathering leader waits for its siblings by yielding the CPU in a loop
 /// rather than parking, for as long as one more arrives within this much
 /// time of the last (or of the gather's start); then it parks as before.
-/// Unparked at the end of a gather, it took a futex wake-up and a
-/// reschedule (tens of µs on a busy 2-vCPU VM) of a cycle of ~350 µs; with
-/// 64 tasks this gave 200-250k records/s against 150-190k in
-/// interleaved runs (benches/README.md, "Session 10"). A lone task that
-/// does not come back costs at most this much CPU a flush.
+/// Parked, it was unparked by every thread that parked or left `append`
+/// (two futex wake-ups and reschedules a thread a cycle), or, for tasks,
+/// once at the end, each wake-up tens of µs on a busy 2-vCPU VM. Measured
+/// in interleaved runs (benches/README.md, "Session 10"): 64 tasks
+/// 212-252k records/s against 156-195k, 64 threads 98-127k against
+/// 60-89k. A sibling that does not come back costs at most this much CPU
+/// a flush.
 pub(crate) const GATHER_SPIN_IDLE: Duration = Duration::from_micros(100);
 
 /// An appender inside `append`, counted until dropped; see the module docs.
@@ -260,6 +264,7 @@ pub(crate) struct Entered<'a>(&'a GroupCommit);
 impl Drop for Entered<'_> {
     fn drop(&mut self) {
         self.0.active.fetch_sub(1, Ordering::SeqCst);
+        self.0.arrivals_seen.fetch_add(1, Ordering::SeqCst);
         self.0.nudge_gatherer();
     }
 }
@@ -280,7 +285,7 @@ impl GroupCommit {
             active: AtomicUsize::new(0),
             gatherer: Mutex::new(None),
             gathering: AtomicBool::new(false),
-            task_arrivals: AtomicU64::new(0),
+            arrivals_seen: AtomicU64::new(0),
             tasks_in: AtomicBool::new(false),
             next_token: AtomicU64::new(0),
         }
@@ -343,7 +348,7 @@ impl GroupCommit {
         let deadline = Instant::now() + bound;
         self.set_gatherer(Some(thread::current()));
         self.tasks_in.store(false, Ordering::SeqCst);
-        let mut arrivals = self.task_arrivals.load(Ordering::SeqCst);
+        let mut arrivals = self.arrivals_seen.load(Ordering::SeqCst);
         let mut progress_at = Instant::now();
         while !gathered(&st) && !st.failed {
             let now = Instant::now();
@@ -351,34 +356,54 @@ impl GroupCommit {
             if left.is_zero() {
                 break;
             }
-            if expected_tasks > 0 && now.duration_since(progress_at) < GATHER_SPIN_IDLE {
+            if now.duration_since(progress_at) < GATHER_SPIN_IDLE {
                 drop(st);
-                self.spin_for_tasks(&mut arrivals, &mut progress_at, deadline);
+                // Threads end their wait in two ways (parking, or leaving
+                // `append`), and only the lock can tell whether the last one
+                // did: check under it after each. Tasks raise `tasks_in`.
+                let recheck = expected_tasks == 0;
+                self.spin_while_arriving(&mut arrivals, &mut progress_at, deadline, recheck);
                 st = self.lock();
                 continue;
             }
             drop(st);
             thread::park_timeout(left);
+            let seen = self.arrivals_seen.load(Ordering::SeqCst);
+            if seen != arrivals {
+                // Woken by an arrival: spin again while more follow.
+                arrivals = seen;
+                progress_at = Instant::now();
+            }
             st = self.lock();
         }
         self.set_gatherer(None);
         st
     }
 
-    /// The flusher's wait for re-staging tasks while they keep coming
-    /// (see [`GATHER_SPIN_IDLE`]): yields the CPU in a loop, without the
-    /// lock, until all are in, none came for that long, or `deadline`.
-    fn spin_for_tasks(&self, arrivals: &mut u64, progress_at: &mut Instant, deadline: Instant) {
+    /// A gathering leader's wait while its siblings keep coming (see
+    /// [`GATHER_SPIN_IDLE`]): yields the CPU in a loop, without the lock,
+    /// until the tasks are all in, one more arrives (with `recheck`), none
+    /// came for that long, or `deadline`.
+    fn spin_while_arriving(
+        &self,
+        arrivals: &mut u64,
+        progress_at: &mut Instant,
+        deadline: Instant,
+        recheck: bool,
+    ) {
         loop {
             thread::yield_now();
             if self.tasks_in.load(Ordering::SeqCst) {
                 return;
             }
             let now = Instant::now();
-            let seen = self.task_arrivals.load(Ordering::SeqCst);
+            let seen = self.arrivals_seen.load(Ordering::SeqCst);
             if seen != *arrivals {
                 *arrivals = seen;
                 *progress_at = now;
+                if recheck {
+                    return;
+                }
             }
             if now.duration_since(*progress_at) >= GATHER_SPIN_IDLE || now >= deadline {
                 return;
@@ -421,6 +446,7 @@ impl GroupCommit {
                 if !registered {
                     st.waiters.push((id, Waiter::Thread(me.clone())));
                     registered = true;
+                    self.arrivals_seen.fetch_add(1, Ordering::SeqCst);
                     self.nudge_gatherer();
                 }
                 drop(st);
@@ -517,7 +543,7 @@ impl GroupCommit {
                         waker: cx.waker().clone(),
                     },
                 ));
-                self.task_arrivals.fetch_add(1, Ordering::SeqCst);
+                self.arrivals_seen.fetch_add(1, Ordering::SeqCst);
                 // Wake a gathering leader only when its wait for tasks is
                 // over, not once a task (a futex call each).
                 if st.task_waiters(st.durable) >= st.tasks_seen {
