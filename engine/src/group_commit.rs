@@ -360,8 +360,9 @@ impl GroupCommit {
                 drop(st);
                 // Threads end their wait in two ways (parking, or leaving
                 // `append`), and only the lock can tell whether the last one
-                // did: check under it after each. Tasks raise `tasks_in`.
-                let recheck = expected_tasks == 0;
+                // did: while any are inside, check under it after each
+                // arrival. Tasks alone raise `tasks_in`.
+                let recheck = expected_tasks == 0 || self.active.load(Ordering::SeqCst) > 0;
                 self.spin_while_arriving(&mut arrivals, &mut progress_at, deadline, recheck);
                 st = self.lock();
                 continue;
