@@ -165,6 +165,80 @@ impl<'a> From<RecordView<'a>> for RecordJson<'a> {
     }
 }
 
+impl RecordJson<'_> {
+    /// Appends the record as JSON to `out`: byte for byte what
+    /// `serde_json::to_writer(out, self)` writes (tested), faster. A page
+    /// of records is mostly plain text, and serde_json escapes strings a
+    /// byte at a time (17.6 % of the server's CPU serving newest-50 pages);
+    /// here a string with nothing to escape is copied whole, and any other
+    /// goes through serde_json.
+    pub fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        let mut id = itoa::Buffer::new();
+        out.extend_from_slice(b"{\"id\":");
+        out.extend_from_slice(id.format(self.id).as_bytes());
+        out.extend_from_slice(b",\"ts\":");
+        write_ts(out, self.ts)?;
+        for (key, value) in [
+            (&b",\"category\":"[..], Some(self.category)),
+            (b",\"action\":", Some(self.action)),
+            (b",\"actor\":", Some(self.actor)),
+            (b",\"entity_type\":", self.entity_type),
+            (b",\"entity_id\":", self.entity_id),
+            (b",\"entity_name\":", self.entity_name),
+            (b",\"message\":", Some(self.message)),
+            (b",\"severity\":", Some(self.severity)),
+        ] {
+            out.extend_from_slice(key);
+            match value {
+                Some(v) => write_json_str(out, v)?,
+                None => out.extend_from_slice(b"null"),
+            }
+        }
+        out.extend_from_slice(b",\"metadata\":");
+        serde_json::to_writer(&mut *out, &self.metadata)?;
+        out.extend_from_slice(b",\"occurred_at\":");
+        match self.occurred_at {
+            Some(ts) => write_ts(out, ts)?,
+            None => out.extend_from_slice(b"null"),
+        }
+        out.push(b'}');
+        Ok(())
+    }
+}
+
+/// [`Ts`] as a JSON string.
+fn write_ts(out: &mut Vec<u8>, ts: Ts) -> serde_json::Result<()> {
+    match ts_text(ts.0) {
+        Some(b) => {
+            // Digits and `-:.TZ`: nothing to escape.
+            out.push(b'"');
+            out.extend_from_slice(&b);
+            out.push(b'"');
+            Ok(())
+        }
+        None => serde_json::to_writer(&mut *out, &ts),
+    }
+}
+
+/// `s` as a JSON string, escaped exactly as serde_json escapes it: copied
+/// whole when it holds no `"`, `\` or control character (serde_json
+/// escapes nothing else), otherwise written by serde_json.
+fn write_json_str(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
+    // No early exit, so the compiler can check many bytes a step.
+    let plain = !s.as_bytes().iter().fold(false, |any, &b| {
+        any | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if plain {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        Ok(())
+    } else {
+        serde_json::to_writer(&mut *out, s)
+    }
+}
+
 /// The CSV header row.
 pub const CSV_COLUMNS: [&str; 11] = [
     "id",
@@ -385,6 +459,70 @@ mod tests {
         );
         assert_eq!(csv_cells(&owned), csv_cells_of_view(&view));
         assert!(csv_cells_of_view(&view)[8].starts_with('\''));
+    }
+
+    /// `write_json` makes exactly serde_json's bytes, for owned records and
+    /// views, with every character serde_json escapes, non-ASCII text,
+    /// missing fields, metadata and timestamps outside years 0000–9999.
+    #[test]
+    fn direct_json_matches_serde_json() {
+        use crate::record::{NewRecord, Severity};
+        let pool = [
+            "\"", "\\", "/", "\n", "\r", "\t", "\0", "\u{1}", "\u{1f}", "\u{7f}", "\u{2028}", "é∆",
+            "😀", "a", "0", " ", "x y", "'", "<", "&",
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..3000 {
+            let mut text = |max: u64| -> String {
+                let n = 1 + next() % max;
+                (0..n)
+                    .map(|_| pool[(next() % pool.len() as u64) as usize])
+                    .collect()
+            };
+            let mut r = NewRecord::new("entity", "entity.updated", text(12));
+            r.actor = (round % 2 == 0).then(|| text(6));
+            r.entity_type = (round % 3 == 1).then(|| "device".to_string());
+            r.entity_id = (round % 3 != 0).then(|| text(5));
+            r.entity_name = (round % 4 != 0).then(|| text(8));
+            r.severity = Severity::ALL[round % 3];
+            if round % 5 == 0 {
+                r.metadata
+                    .insert(text(3), serde_json::Value::String(text(6)));
+                r.metadata
+                    .insert("n".into(), serde_json::json!([1, 2.5, null, true]));
+            }
+            let ts = match round % 7 {
+                0 => i64::MIN + (next() % 1000) as i64,
+                1 => -((next() % 1_000_000_000_000) as i64),
+                _ => 1_767_225_600_000_000 + (next() % 1_000_000_000) as i64,
+            };
+            r.occurred_at = match round % 4 {
+                0 => None,
+                1 => Some(-62_135_596_800_000_000 + (next() % 1000) as i64),
+                _ => Some(1_767_225_600_000_000 - (next() % 1_000_000_000) as i64),
+            };
+            let payload = r.encode_payload().expect("valid");
+            let id = next() >> (next() % 64);
+            let view = RecordView::parse(id, ts, &payload).expect("parse");
+            let owned = Record::decode(id, ts, &payload).expect("decode");
+            for json in [RecordJson::from(view), RecordJson::from(&owned)] {
+                let want = serde_json::to_vec(&json).expect("serde_json");
+                let mut got = Vec::new();
+                json.write_json(&mut got).expect("direct");
+                assert!(
+                    got == want,
+                    "round {round}:\n got {}\nwant {}",
+                    String::from_utf8_lossy(&got),
+                    String::from_utf8_lossy(&want)
+                );
+            }
+        }
     }
 
     /// The direct row writer makes exactly the bytes the csv crate's default

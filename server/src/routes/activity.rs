@@ -73,7 +73,7 @@ pub async fn list(
                 out.push(b',');
             }
             let v = v?;
-            serde_json::to_writer(&mut out, &RecordOut::from(v)).map_err(|e| {
+            RecordOut::from(v).write_json(&mut out).map_err(|e| {
                 ApiError::internal(format!("record {} cannot be written: {e}", v.id))
             })?;
         }
@@ -279,13 +279,13 @@ fn write_export(
                     sink.buf.push(b',');
                 }
                 first = false;
-                serde_json::to_writer(&mut sink.buf, &RecordOut::from(v))?;
+                RecordOut::from(v).write_json(&mut sink.buf)?;
                 sink.flush_if_full()
             })?;
             sink.buf.push(b']');
         }
         Format::Ndjson => each(&mut |v| {
-            serde_json::to_writer(&mut sink.buf, &RecordOut::from(v))?;
+            RecordOut::from(v).write_json(&mut sink.buf)?;
             sink.buf.push(b'\n');
             sink.flush_if_full()
         })?,
