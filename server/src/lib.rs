@@ -242,6 +242,9 @@ pub async fn serve(cfg: ServeConfig, on_listen: impl FnOnce(SocketAddr)) -> anyh
         }
     }
     let generated = bootstrap_admin(&app, cfg.admin_token.as_deref())?;
+    // Before anyone can learn the address: a signal that comes as soon as
+    // the server is up must shut it down cleanly, not kill it.
+    let stop = shutdown_signal();
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
@@ -269,7 +272,7 @@ pub async fn serve(cfg: ServeConfig, on_listen: impl FnOnce(SocketAddr)) -> anyh
     let router = build_router(app.clone());
     let app_for_signal = app.clone();
     let graceful = async move {
-        shutdown_signal().await;
+        stop.await;
         // The first thing done on SIGTERM/SIGINT.
         app_for_signal
             .recorder
@@ -310,19 +313,25 @@ pub async fn serve(cfg: ServeConfig, on_listen: impl FnOnce(SocketAddr)) -> anyh
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Installs the SIGTERM and SIGINT handlers at once and returns what
+/// completes on the first of them. (Installed only when first polled, as
+/// before, they left a window after start-up in which SIGINT killed the
+/// server without its shutdown record.)
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut t), Ok(mut i)) => {
-            tokio::select! {
-                _ = t.recv() => {},
-                _ = i.recv() => {},
+    async move {
+        match (term, int) {
+            (Ok(mut t), Ok(mut i)) => {
+                tokio::select! {
+                    _ = t.recv() => {},
+                    _ = i.recv() => {},
+                }
             }
-        }
-        _ => {
-            let _ = tokio::signal::ctrl_c().await;
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
 }

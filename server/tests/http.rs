@@ -2197,7 +2197,7 @@ async fn sigterm_exits_cleanly_and_restart_follows_shutdown() {
     let mut s = s;
     signal(s.pid(), libc::SIGINT);
     let status = s.wait(Duration::from_secs(10));
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(status.code(), Some(0), "{status:?}\n{}", s.stderr());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
