@@ -461,6 +461,33 @@ mod tests {
         assert!(csv_cells_of_view(&view)[8].starts_with('\''));
     }
 
+    /// Random text from a pool of pieces (xorshift64: the same every run).
+    struct TextGen<'p> {
+        x: u64,
+        pool: &'p [&'p str],
+    }
+
+    impl<'p> TextGen<'p> {
+        fn new(seed: u64, pool: &'p [&'p str]) -> Self {
+            TextGen { x: seed, pool }
+        }
+
+        fn next(&mut self) -> u64 {
+            self.x ^= self.x << 13;
+            self.x ^= self.x >> 7;
+            self.x ^= self.x << 17;
+            self.x
+        }
+
+        /// 1 to `max` pieces.
+        fn text(&mut self, max: u64) -> String {
+            let n = 1 + self.next() % max;
+            (0..n)
+                .map(|_| self.pool[(self.next() % self.pool.len() as u64) as usize])
+                .collect()
+        }
+    }
+
     /// `write_json` makes exactly serde_json's bytes, for owned records and
     /// views, with every character serde_json escapes, non-ASCII text,
     /// missing fields, metadata and timestamps outside years 0000–9999.
@@ -471,44 +498,32 @@ mod tests {
             "\"", "\\", "/", "\n", "\r", "\t", "\0", "\u{1}", "\u{1f}", "\u{7f}", "\u{2028}", "é∆",
             "😀", "a", "0", " ", "x y", "'", "<", "&",
         ];
-        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut g = TextGen::new(0x9e37_79b9_7f4a_7c15, &pool);
         for round in 0..3000 {
-            let mut text = |max: u64| -> String {
-                let n = 1 + next() % max;
-                (0..n)
-                    .map(|_| pool[(next() % pool.len() as u64) as usize])
-                    .collect()
-            };
-            let mut r = NewRecord::new("entity", "entity.updated", text(12));
-            r.actor = (round % 2 == 0).then(|| text(6));
+            let mut r = NewRecord::new("entity", "entity.updated", g.text(12));
+            r.actor = (round % 2 == 0).then(|| g.text(6));
             r.entity_type = (round % 3 == 1).then(|| "device".to_string());
-            r.entity_id = (round % 3 != 0).then(|| text(5));
-            r.entity_name = (round % 4 != 0).then(|| text(8));
+            r.entity_id = (round % 3 != 0).then(|| g.text(5));
+            r.entity_name = (round % 4 != 0).then(|| g.text(8));
             r.severity = Severity::ALL[round % 3];
             if round % 5 == 0 {
                 r.metadata
-                    .insert(text(3), serde_json::Value::String(text(6)));
+                    .insert(g.text(3), serde_json::Value::String(g.text(6)));
                 r.metadata
                     .insert("n".into(), serde_json::json!([1, 2.5, null, true]));
             }
             let ts = match round % 7 {
-                0 => i64::MIN + (next() % 1000) as i64,
-                1 => -((next() % 1_000_000_000_000) as i64),
-                _ => 1_767_225_600_000_000 + (next() % 1_000_000_000) as i64,
+                0 => i64::MIN + (g.next() % 1000) as i64,
+                1 => -((g.next() % 1_000_000_000_000) as i64),
+                _ => 1_767_225_600_000_000 + (g.next() % 1_000_000_000) as i64,
             };
             r.occurred_at = match round % 4 {
                 0 => None,
-                1 => Some(-62_135_596_800_000_000 + (next() % 1000) as i64),
-                _ => Some(1_767_225_600_000_000 - (next() % 1_000_000_000) as i64),
+                1 => Some(-62_135_596_800_000_000 + (g.next() % 1000) as i64),
+                _ => Some(1_767_225_600_000_000 - (g.next() % 1_000_000_000) as i64),
             };
             let payload = r.encode_payload().expect("valid");
-            let id = next() >> (next() % 64);
+            let id = g.next() >> (g.next() % 64);
             let view = RecordView::parse(id, ts, &payload).expect("parse");
             let owned = Record::decode(id, ts, &payload).expect("decode");
             for json in [RecordJson::from(view), RecordJson::from(&owned)] {
@@ -535,37 +550,25 @@ mod tests {
         let pool = [
             ",", "\"", "\n", "\r", "\t", "=", "+", "-", "@", " ", "'", "é∆", "a", "0", "\0", "x y",
         ];
-        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
+        let mut g = TextGen::new(0x2545_f491_4f6c_dd1d, &pool);
         let mut scratch = Vec::new();
         for round in 0..3000 {
-            let mut text = |max: u64| -> String {
-                let n = 1 + next() % max;
-                (0..n)
-                    .map(|_| pool[(next() % pool.len() as u64) as usize])
-                    .collect()
-            };
-            let mut r = NewRecord::new("entity", "entity.updated", text(12));
-            r.actor = Some(text(6));
-            r.entity_id = (round % 3 != 0).then(|| text(5));
-            r.entity_name = (round % 4 != 0).then(|| text(8));
+            let mut r = NewRecord::new("entity", "entity.updated", g.text(12));
+            r.actor = Some(g.text(6));
+            r.entity_id = (round % 3 != 0).then(|| g.text(5));
+            r.entity_name = (round % 4 != 0).then(|| g.text(8));
             r.severity = Severity::ALL[round % 3];
             if round % 5 == 0 {
                 r.metadata
-                    .insert(text(3), serde_json::Value::String(text(6)));
+                    .insert(g.text(3), serde_json::Value::String(g.text(6)));
             }
             let payload = r.encode_payload().expect("valid");
             let ts = match round % 7 {
-                0 => i64::MIN + (next() % 1000) as i64,
-                1 => -((next() % 1_000_000_000_000) as i64),
-                _ => 1_767_225_600_000_000 + (next() % 1_000_000_000) as i64,
+                0 => i64::MIN + (g.next() % 1000) as i64,
+                1 => -((g.next() % 1_000_000_000_000) as i64),
+                _ => 1_767_225_600_000_000 + (g.next() % 1_000_000_000) as i64,
             };
-            let id = next() >> (next() % 64);
+            let id = g.next() >> (g.next() % 64);
             let view = RecordView::parse(id, ts, &payload).expect("parse");
             let mut want = csv::Writer::from_writer(Vec::new());
             want.write_record(csv_cells_of_view(&view).iter().map(|c| c.as_bytes()))
