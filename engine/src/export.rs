@@ -486,6 +486,29 @@ mod tests {
                 .map(|_| self.pool[(self.next() % self.pool.len() as u64) as usize])
                 .collect()
         }
+
+        /// A record of random text, some fields missing by `round`.
+        fn record(&mut self, round: usize) -> crate::record::NewRecord {
+            let mut r = crate::record::NewRecord::new("entity", "entity.updated", self.text(12));
+            r.actor = Some(self.text(6));
+            r.entity_id = (!round.is_multiple_of(3)).then(|| self.text(5));
+            r.entity_name = (!round.is_multiple_of(4)).then(|| self.text(8));
+            r.severity = crate::record::Severity::ALL[round % 3];
+            if round.is_multiple_of(5) {
+                let (k, v) = (self.text(3), self.text(6));
+                r.metadata.insert(k, serde_json::Value::String(v));
+            }
+            r
+        }
+
+        /// A record time: near the earliest i64, before 1970, or recent.
+        fn ts(&mut self, round: usize) -> i64 {
+            match round % 7 {
+                0 => i64::MIN + (self.next() % 1000) as i64,
+                1 => -((self.next() % 1_000_000_000_000) as i64),
+                _ => 1_767_225_600_000_000 + (self.next() % 1_000_000_000) as i64,
+            }
+        }
     }
 
     /// `write_json` makes exactly serde_json's bytes, for owned records and
@@ -493,30 +516,22 @@ mod tests {
     /// missing fields, metadata and timestamps outside years 0000–9999.
     #[test]
     fn direct_json_matches_serde_json() {
-        use crate::record::{NewRecord, Severity};
         let pool = [
             "\"", "\\", "/", "\n", "\r", "\t", "\0", "\u{1}", "\u{1f}", "\u{7f}", "\u{2028}", "é∆",
             "😀", "a", "0", " ", "x y", "'", "<", "&",
         ];
         let mut g = TextGen::new(0x9e37_79b9_7f4a_7c15, &pool);
         for round in 0..3000 {
-            let mut r = NewRecord::new("entity", "entity.updated", g.text(12));
-            r.actor = (round % 2 == 0).then(|| g.text(6));
+            let mut r = g.record(round);
+            if round % 2 == 0 {
+                r.actor = None;
+            }
             r.entity_type = (round % 3 == 1).then(|| "device".to_string());
-            r.entity_id = (round % 3 != 0).then(|| g.text(5));
-            r.entity_name = (round % 4 != 0).then(|| g.text(8));
-            r.severity = Severity::ALL[round % 3];
             if round % 5 == 0 {
-                r.metadata
-                    .insert(g.text(3), serde_json::Value::String(g.text(6)));
                 r.metadata
                     .insert("n".into(), serde_json::json!([1, 2.5, null, true]));
             }
-            let ts = match round % 7 {
-                0 => i64::MIN + (g.next() % 1000) as i64,
-                1 => -((g.next() % 1_000_000_000_000) as i64),
-                _ => 1_767_225_600_000_000 + (g.next() % 1_000_000_000) as i64,
-            };
+            let ts = g.ts(round);
             r.occurred_at = match round % 4 {
                 0 => None,
                 1 => Some(-62_135_596_800_000_000 + (g.next() % 1000) as i64),
@@ -546,28 +561,15 @@ mod tests {
     /// timestamps outside years 0000–9999.
     #[test]
     fn direct_csv_rows_match_the_csv_crate() {
-        use crate::record::{NewRecord, Severity};
         let pool = [
             ",", "\"", "\n", "\r", "\t", "=", "+", "-", "@", " ", "'", "é∆", "a", "0", "\0", "x y",
         ];
         let mut g = TextGen::new(0x2545_f491_4f6c_dd1d, &pool);
         let mut scratch = Vec::new();
         for round in 0..3000 {
-            let mut r = NewRecord::new("entity", "entity.updated", g.text(12));
-            r.actor = Some(g.text(6));
-            r.entity_id = (round % 3 != 0).then(|| g.text(5));
-            r.entity_name = (round % 4 != 0).then(|| g.text(8));
-            r.severity = Severity::ALL[round % 3];
-            if round % 5 == 0 {
-                r.metadata
-                    .insert(g.text(3), serde_json::Value::String(g.text(6)));
-            }
+            let r = g.record(round);
             let payload = r.encode_payload().expect("valid");
-            let ts = match round % 7 {
-                0 => i64::MIN + (g.next() % 1000) as i64,
-                1 => -((g.next() % 1_000_000_000_000) as i64),
-                _ => 1_767_225_600_000_000 + (g.next() % 1_000_000_000) as i64,
-            };
+            let ts = g.ts(round);
             let id = g.next() >> (g.next() % 64);
             let view = RecordView::parse(id, ts, &payload).expect("parse");
             let mut want = csv::Writer::from_writer(Vec::new());
