@@ -92,7 +92,11 @@ pub async fn stream(
                 let more = page.next_cursor.is_some();
                 for i in 0..page.len() {
                     let Ok(v) = page.view(i) else { return };
-                    let data = serde_json::to_string(&RecordOut::from(v)).unwrap_or_default();
+                    let mut data = Vec::with_capacity(512);
+                    let data = match RecordOut::from(v).write_json(&mut data) {
+                        Ok(()) => String::from_utf8(data).unwrap_or_default(),
+                        Err(_) => String::new(),
+                    };
                     let ev = Event::default()
                         .id(v.id.to_string())
                         .event("activity")
