@@ -10,9 +10,12 @@
 //!   stores, shared by the `versus` runner, the `versus` criterion suite and
 //!   the cross-check test; [`report`] turns the runner's figures into the
 //!   README table and the SVG chart.
+//! * [`slow_disk`] emulates a disk slower to sync than this one, for the
+//!   `append` bench's group-commit cases.
 
 pub mod query_set;
 pub mod report;
+pub mod slow_disk;
 pub mod sqlite_design;
 pub mod versus;
 pub mod workload;
