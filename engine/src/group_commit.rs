@@ -106,9 +106,13 @@ struct CommitState {
     failed: bool,
     /// See the module docs.
     epoch: u64,
-    /// Waiting appenders and the id each waits for. Only a waker removes an
-    /// entry (or its owner: on becoming leader, or a task dropping its future).
+    /// Waiting appenders and the id each waits for, every id above
+    /// `durable`. Only a waker removes an entry (or its owner: on becoming
+    /// leader, or a task dropping its future).
     waiters: Vec<(u64, Waiter)>,
+    /// How many of `waiters` are tasks: a task's poll needs the count, and
+    /// counting took O(waiters) under the lock, O(n²) a flush.
+    tasks: usize,
     /// The thread that leads for task waiters, once started.
     flusher: Option<Thread>,
     /// Task waiters when the last flush was published: about how many
@@ -155,7 +159,7 @@ impl CommitState {
     #[must_use = "the covered waiters must be woken"]
     fn take_covered(&mut self) -> Covered {
         let durable = self.durable;
-        self.tasks_seen = self.task_waiters(0);
+        self.tasks_seen = self.tasks;
         let (mut covered, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiters)
             .into_iter()
             .partition(|(id, _)| *id <= durable);
@@ -163,13 +167,17 @@ impl CommitState {
         // Tasks are woken here, under the lock, all at once: their executor's
         // workers then wait for it rather than take the CPU from the rest of
         // this loop (measured: 64 tasks re-staged a third slower otherwise).
+        let mut woken = 0;
         covered.retain(|(_, w)| match w {
             Waiter::Task { waker, .. } => {
                 waker.wake_by_ref();
+                woken += 1;
                 false
             }
             Waiter::Thread(_) => true,
         });
+        self.tasks -= woken;
+        self.check_tasks();
         if !self.leader {
             self.hand_off();
         }
@@ -189,15 +197,41 @@ impl CommitState {
         }
     }
 
-    /// Task waiters for ids above `durable`.
-    fn task_waiters(&self, durable: u64) -> usize {
-        self.waiters
+    /// Registers a waiter for `id` (above `durable`).
+    fn push_waiter(&mut self, id: u64, w: Waiter) {
+        debug_assert!(id > self.durable);
+        if matches!(w, Waiter::Task { .. }) {
+            self.tasks += 1;
+        }
+        self.waiters.push((id, w));
+    }
+
+    /// Forgets task waiter `token`, if registered.
+    fn remove_task(&mut self, token: u64) {
+        let at = self
+            .waiters
             .iter()
-            .filter(|(id, w)| *id > durable && matches!(w, Waiter::Task { .. }))
-            .count()
+            .position(|(_, w)| matches!(w, Waiter::Task { token: t, .. } if *t == token));
+        if let Some(at) = at {
+            self.waiters.remove(at);
+            self.tasks -= 1;
+        }
+        self.check_tasks();
+    }
+
+    /// Debug builds: `tasks` counts the task waiters.
+    fn check_tasks(&self) {
+        debug_assert_eq!(
+            self.tasks,
+            self.waiters
+                .iter()
+                .filter(|(_, w)| matches!(w, Waiter::Task { .. }))
+                .count()
+        );
     }
 
     fn wake_all(&mut self) {
+        self.tasks = 0;
         for (_, w) in self.waiters.drain(..) {
             w.wake();
         }
@@ -278,6 +312,7 @@ impl GroupCommit {
                 failed: false,
                 epoch: 0,
                 waiters: Vec::new(),
+                tasks: 0,
                 flusher: None,
                 tasks_seen: 0,
             }),
@@ -335,7 +370,7 @@ impl GroupCommit {
         let expected_tasks = st.tasks_seen;
         let gathered = |st: &CommitState| {
             (self.active.load(Ordering::SeqCst) < GATHER_MIN_ACTIVE || self.all_parked(st))
-                && st.task_waiters(st.durable) >= expected_tasks
+                && st.tasks >= expected_tasks
         };
         if gathered(&st) {
             return st;
@@ -445,7 +480,7 @@ impl GroupCommit {
             }
             if st.leader {
                 if !registered {
-                    st.waiters.push((id, Waiter::Thread(me.clone())));
+                    st.push_waiter(id, Waiter::Thread(me.clone()));
                     registered = true;
                     self.arrivals_seen.fetch_add(1, Ordering::SeqCst);
                     self.nudge_gatherer();
@@ -512,11 +547,15 @@ impl GroupCommit {
     /// The non-blocking [`GroupCommit::wait_durable`] of a task: ready when
     /// `id` is durable (or can no longer be); otherwise registers `cx`'s
     /// waker under `token` and, if no flush runs, wakes the flusher.
+    /// `registered`: an earlier poll of this future returned `Pending`
+    /// (only then can `token` be among the waiters, so a first poll, the
+    /// usual case, does not search them).
     pub(crate) fn poll_durable(
         &self,
         id: u64,
         epoch: u64,
         token: u64,
+        registered: bool,
         cx: &mut Context<'_>,
     ) -> Poll<Result<()>> {
         let mut st = self.lock();
@@ -526,10 +565,14 @@ impl GroupCommit {
         if st.durable >= id {
             return Poll::Ready(Ok(()));
         }
-        let mine = st.waiters.iter_mut().find_map(|(_, w)| match w {
-            Waiter::Task { token: t, waker } if *t == token => Some(waker),
-            _ => None,
-        });
+        let mine = if registered {
+            st.waiters.iter_mut().find_map(|(_, w)| match w {
+                Waiter::Task { token: t, waker } if *t == token => Some(waker),
+                _ => None,
+            })
+        } else {
+            None
+        };
         match mine {
             Some(w) => {
                 if !w.will_wake(cx.waker()) {
@@ -537,17 +580,17 @@ impl GroupCommit {
                 }
             }
             None => {
-                st.waiters.push((
+                st.push_waiter(
                     id,
                     Waiter::Task {
                         token,
                         waker: cx.waker().clone(),
                     },
-                ));
+                );
                 self.arrivals_seen.fetch_add(1, Ordering::SeqCst);
                 // Wake a gathering leader only when its wait for tasks is
                 // over, not once a task (a futex call each).
-                if st.task_waiters(st.durable) >= st.tasks_seen {
+                if st.tasks >= st.tasks_seen {
                     self.tasks_in.store(true, Ordering::SeqCst);
                     self.nudge_gatherer();
                 }
@@ -564,18 +607,17 @@ impl GroupCommit {
     /// flusher still syncs them.
     pub(crate) fn abandon_task(&self, id: u64, epoch: u64, token: u64) {
         let mut st = self.lock();
-        st.waiters
-            .retain(|(_, w)| !matches!(w, Waiter::Task { token: t, .. } if *t == token));
+        st.remove_task(token);
         if st.epoch != epoch || st.failed || st.durable >= id {
             return;
         }
-        st.waiters.push((
+        st.push_waiter(
             id,
             Waiter::Task {
                 token,
                 waker: Waker::noop().clone(),
             },
-        ));
+        );
         if !st.leader {
             st.unpark_flusher();
         }
@@ -596,12 +638,12 @@ impl GroupCommit {
         if st.leader || st.failed {
             return false;
         }
-        if st.task_waiters(st.durable) == 0 && st.tasks_seen == 0 {
+        if st.tasks == 0 && st.tasks_seen == 0 {
             return false;
         }
         st.leader = true;
         st = self.gather(st);
-        if st.failed || st.task_waiters(st.durable) == 0 {
+        if st.failed || st.tasks == 0 {
             // Nobody came back: the tasks are done (or stopped appending).
             st.leader = false;
             st.tasks_seen = 0;

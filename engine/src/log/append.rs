@@ -100,6 +100,8 @@ enum Pending {
         last: u64,
         epoch: u64,
         token: u64,
+        /// A poll returned `Pending`: the waker is registered under `token`.
+        registered: bool,
         stamps: Vec<i64>,
         payloads: Vec<Vec<u8>>,
     },
@@ -119,10 +121,17 @@ impl Future for AppendFuture {
                 last,
                 epoch,
                 token,
+                registered,
                 stamps,
                 payloads,
-            } => match inner.commit.poll_durable(*last, *epoch, *token, cx) {
-                Poll::Pending => return Poll::Pending,
+            } => match inner
+                .commit
+                .poll_durable(*last, *epoch, *token, *registered, cx)
+            {
+                Poll::Pending => {
+                    *registered = true;
+                    return Poll::Pending;
+                }
                 Poll::Ready(r) => r.map(|()| {
                     inner
                         .io_counters
@@ -327,6 +336,7 @@ impl Log {
             last: staged.last,
             epoch: staged.epoch,
             token,
+            registered: false,
             stamps: staged.stamps,
             payloads: staged.payloads,
         })
