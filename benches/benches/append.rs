@@ -415,8 +415,12 @@ impl FsyncTally {
         t.records_appended += s.records_appended;
     }
 
+    /// Prints the counters; nothing for a case a filter skipped.
     fn print(&self, name: &str) {
         let t = &self.0;
+        if t.records_appended == 0 {
+            return;
+        }
         let fsyncs = t.fsyncs.max(1);
         eprintln!(
             "{name}: {} records in {} fsyncs = {:.1} records/fsync; \
