@@ -12,9 +12,16 @@ use crate::record_view::{RawMetadata, RecordView};
 
 /// `2026-11-25T20:01:02.123456Z`: RFC 3339, UTC, always six fractional digits.
 pub fn format_ts(us: i64) -> String {
+    with_ts_text(us, |b| b.iter().map(|&c| char::from(c)).collect())
+}
+
+/// Calls `f` with [`format_ts`]'s text as ASCII bytes, allocating only for
+/// years outside 0000–9999. The text holds only digits and `-:.TZ`, so it
+/// goes into JSON strings and CSV cells as it is.
+fn with_ts_text<R>(us: i64, f: impl FnOnce(&[u8]) -> R) -> R {
     match ts_text(us) {
-        Some(b) => b.iter().map(|&c| char::from(c)).collect(),
-        None => format_ts_any_year(us),
+        Some(b) => f(&b),
+        None => f(format_ts_any_year(us).as_bytes()),
     }
 }
 
@@ -69,11 +76,9 @@ struct Ts(i64);
 
 impl Serialize for Ts {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match ts_text(self.0) {
-            Some(b) => serializer
-                .serialize_str(std::str::from_utf8(&b).map_err(serde::ser::Error::custom)?),
-            None => serializer.serialize_str(&format_ts_any_year(self.0)),
-        }
+        with_ts_text(self.0, |b| {
+            serializer.serialize_str(std::str::from_utf8(b).map_err(serde::ser::Error::custom)?)
+        })
     }
 }
 
@@ -177,7 +182,7 @@ impl RecordJson<'_> {
         out.extend_from_slice(b"{\"id\":");
         out.extend_from_slice(id.format(self.id).as_bytes());
         out.extend_from_slice(b",\"ts\":");
-        write_ts(out, self.ts)?;
+        write_ts(out, self.ts);
         for (key, value) in [
             (&b",\"category\":"[..], Some(self.category)),
             (b",\"action\":", Some(self.action)),
@@ -198,7 +203,7 @@ impl RecordJson<'_> {
         serde_json::to_writer(&mut *out, &self.metadata)?;
         out.extend_from_slice(b",\"occurred_at\":");
         match self.occurred_at {
-            Some(ts) => write_ts(out, ts)?,
+            Some(ts) => write_ts(out, ts),
             None => out.extend_from_slice(b"null"),
         }
         out.push(b'}');
@@ -206,18 +211,13 @@ impl RecordJson<'_> {
     }
 }
 
-/// [`Ts`] as a JSON string.
-fn write_ts(out: &mut Vec<u8>, ts: Ts) -> serde_json::Result<()> {
-    match ts_text(ts.0) {
-        Some(b) => {
-            // Digits and `-:.TZ`: nothing to escape.
-            out.push(b'"');
-            out.extend_from_slice(&b);
-            out.push(b'"');
-            Ok(())
-        }
-        None => serde_json::to_writer(&mut *out, &ts),
-    }
+/// [`Ts`] as a JSON string (nothing in it needs escaping).
+fn write_ts(out: &mut Vec<u8>, ts: Ts) {
+    with_ts_text(ts.0, |b| {
+        out.push(b'"');
+        out.extend_from_slice(b);
+        out.push(b'"');
+    })
 }
 
 /// `s` as a JSON string, escaped exactly as serde_json escapes it: copied
@@ -306,10 +306,7 @@ pub fn write_csv_row(out: &mut Vec<u8>, v: &RecordView<'_>, scratch: &mut Vec<u8
     }
     out.extend_from_slice(&digits[at..]);
     out.push(b',');
-    match ts_text(v.ts) {
-        Some(b) => out.extend_from_slice(&b),
-        None => out.extend_from_slice(format_ts_any_year(v.ts).as_bytes()),
-    }
+    with_ts_text(v.ts, |b| out.extend_from_slice(b));
     for cell in [Some(v.category), Some(v.action), Some(v.actor)] {
         out.push(b',');
         push_safe_cell(out, cell.unwrap_or_default().as_bytes());
