@@ -1,7 +1,7 @@
-//! Query latency of `actlog-engine` over the shared event workload.
+//! Query latency of `actlog-engine` over the deterministic event workload.
 //!
 //! The log holds `ACTLOG_BENCH_RECORDS` events (default 1 000 000) generated
-//! by `shared/workload/gen_events.py --seed 42`, loaded with `Log::append_at`
+//! by [`actlog_benches::generator`] (seed 42), loaded with `Log::append_at`
 //! under the default config (64 MiB / 24 h segments). It is built once under
 //! `target/bench-data/log-<count>/` and reused by later runs.
 //!

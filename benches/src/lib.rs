@@ -1,7 +1,8 @@
 //! Shared helpers for the actlog benchmarks.
 //!
-//! * [`workload`] generates (once) the shared deterministic event workload and
-//!   loads it into prepared logs of a given size.
+//! * [`generator`] is the deterministic event workload (a lighting
+//!   controller's activity, by seed); [`workload`] writes it (once) to events
+//!   files and loads it into prepared logs of a given size.
 //! * [`query_set`] is the engine's query set prepared against such a log, run
 //!   by the `queries` criterion bench and the `engine_figures` runner.
 //! * [`sqlite_design`] is the SQLite design actlog replaces (schema, ingest,
@@ -13,6 +14,7 @@
 //! * [`slow_disk`] emulates a disk slower to sync than this one, for the
 //!   `append` bench's group-commit cases.
 
+pub mod generator;
 pub mod query_set;
 pub mod report;
 pub mod slow_disk;

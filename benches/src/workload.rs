@@ -1,8 +1,8 @@
-//! The shared, deterministic event workload (`shared/workload/gen_events.py`)
-//! loaded into prepared logs for the query benchmarks.
+//! The deterministic event workload ([`crate::generator`]) written to events
+//! files and loaded into prepared logs for the query benchmarks.
 //!
 //! * [`events_file`] runs the generator once per `(count, seed)` and caches
-//!   its JSON lines under [`data_root`] (about 16 s per million events).
+//!   its JSON lines under [`data_root`].
 //! * [`parse_event`] turns one line into `(ts, NewRecord)`.
 //! * [`prepared_log`] builds `log-<count>/` once with [`Log::append_at`] in
 //!   batches of [`LOAD_BATCH`] and reuses it while it holds the right number
@@ -14,14 +14,15 @@
 //! [`data_root`] refuses a tmpfs.
 
 use std::fs::{self, File};
-use std::io::{BufRead, BufReader};
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use actlog_engine::{Config, Log, NewRecord, Severity};
 use serde::Deserialize;
 use serde_json::{Map, Value};
+
+use crate::generator::{Event, Generator, Options};
 
 /// The generator seed every benchmark uses.
 pub const SEED: u64 = 42;
@@ -42,14 +43,6 @@ pub fn records_from_env() -> u64 {
             .unwrap_or_else(|_| panic!("{RECORDS_ENV}={s:?} is not a record count")),
         Err(_) => DEFAULT_RECORDS,
     }
-}
-
-/// The generator script, relative to this crate's manifest.
-pub fn generator_path() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/workload/gen_events.py"
-    ))
 }
 
 /// Where events files and prepared logs are kept: `ACTLOG_BENCH_DATA` or
@@ -101,15 +94,14 @@ pub fn filesystem_of(path: &Path) -> Option<(String, String)> {
 /// needed (written to a temporary name and renamed, so an interrupted run
 /// never leaves a short file behind).
 pub fn events_file(count: u64, seed: u64) -> PathBuf {
-    let path = data_root().join(format!("events-{count}-{seed}.jsonl"));
+    // `chacha8` names the generator's stream, so files of an earlier
+    // generator are never mistaken for this one's.
+    let path = data_root().join(format!("events-chacha8-{count}-{seed}.jsonl"));
     if path.exists() {
         return path;
     }
     let tmp = path.with_extension("jsonl.partial");
-    eprintln!(
-        "generating {count} events (seed {seed}) with {} ...",
-        generator_path().display()
-    );
+    eprintln!("generating {count} events (seed {seed}) ...");
     let start = Instant::now();
     generate_events(count, seed, &tmp);
     fs::rename(&tmp, &path).expect("rename the events file into place");
@@ -117,16 +109,24 @@ pub fn events_file(count: u64, seed: u64) -> PathBuf {
     path
 }
 
-/// Runs the generator for `(count, seed)` into `path` (overwritten).
+/// Runs the generator for `(count, seed)` into `path` (overwritten): one
+/// JSON line per event, flushed and synced before it returns.
 pub fn generate_events(count: u64, seed: u64, path: &Path) {
-    let out = File::create(path).expect("create the events file");
-    let status = Command::new("python3")
-        .arg(generator_path())
-        .args(["--count", &count.to_string(), "--seed", &seed.to_string()])
-        .stdout(Stdio::from(out))
-        .status()
-        .expect("run python3 gen_events.py");
-    assert!(status.success(), "gen_events.py failed: {status}");
+    let file = File::create(path).expect("create the events file");
+    let mut out = BufWriter::with_capacity(1 << 20, file);
+    write_events(Generator::new(Options::new(count, seed)), &mut out)
+        .expect("write the events file");
+    let file = out.into_inner().expect("flush the events file");
+    file.sync_all().expect("fsync the events file");
+}
+
+/// Writes `events` as JSON lines (the events-file format) to `out`.
+pub fn write_events(events: impl Iterator<Item = Event>, out: &mut impl Write) -> io::Result<()> {
+    for e in events {
+        serde_json::to_writer(&mut *out, &e)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()
 }
 
 /// Calls `f` with successive batches of at most `batch` parsed events of the
@@ -186,7 +186,7 @@ pub fn scratch_root() -> PathBuf {
 
 /// One generator line, as a client would POST it plus its `ts`.
 #[derive(Debug, Deserialize)]
-struct Event {
+struct EventLine {
     ts: i64,
     category: String,
     action: String,
@@ -210,7 +210,7 @@ struct Event {
 /// Parses one generator line into `(ts µs, record)`. Optional fields may be
 /// null or absent; a missing severity is `info`.
 pub fn parse_event(line: &str) -> Result<(i64, NewRecord), String> {
-    let e: Event = serde_json::from_str(line).map_err(|e| format!("bad event line: {e}"))?;
+    let e: EventLine = serde_json::from_str(line).map_err(|e| format!("bad event line: {e}"))?;
     let severity = match e.severity.as_deref() {
         None => Severity::Info,
         Some(s) => s

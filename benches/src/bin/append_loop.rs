@@ -6,8 +6,8 @@
 //! cargo run --release -p actlog-benches --bin append_loop -- [RECORDS] [BATCH] [ROUNDS]
 //! ```
 //!
-//! Appends the first `RECORDS` (default 200 000) events of the shared
-//! workload (`gen_events.py --seed 42`) in batches of `BATCH` (default 1000)
+//! Appends the first `RECORDS` (default 200 000) events of the
+//! deterministic workload (`actlog_benches::generator`, seed 42) in batches of `BATCH` (default 1000)
 //! to a fresh log under `target/bench-tmp/append-loop` (default config),
 //! `ROUNDS` times (default 3, each into a fresh log), and prints records/s
 //! and the engine's fsync counters for each round. Parsing the events is not
