@@ -1,25 +1,45 @@
 //! What a consistent backup of a live data directory consists of.
 //!
 //! Sealed segments and their index files never change, so a plain copy of
-//! them is consistent. The active segment is copied up to the end of its last
-//! committed frame, found by scanning a snapshot of it: the file only grows
-//! (or gains a footer) while a server runs, so that prefix stays valid. The
-//! watermark and the server's state files are copied whole. Retention may
-//! delete a segment while the backup runs. It always deletes the oldest, but
-//! the files before a vanished one may already have been copied (a hole in
-//! the ids), or every planned segment may vanish behind a fast writer; so a
-//! caller that finds a file gone must plan again rather than go on.
+//! them is consistent. Every segment but the newest is sealed; the newest is
+//! the active one, whatever its last bytes are (see `log/open.rs`), and is
+//! copied up to the end of its last committed frame, found by scanning a
+//! snapshot of it read with plain reads (never a map: the writer may seal
+//! and cut it meanwhile): the file only grows below that point while a
+//! server runs, so that prefix stays valid. A scan that finds damage is
+//! repeated before it is believed: a read racing the writer's `pwrite` can
+//! see part of a page written and the rest still zeros.
+//!
+//! The watermark and the id reservation are read into the plan itself, after
+//! the segments were listed, so the backup holds them as they were at one
+//! moment: a watermark read later could lie beyond the copied segments
+//! (retention or a clear ran meanwhile), one read earlier could name
+//! segments the listing no longer has. The server's state files (`extra`)
+//! are copied whole when the backup copies them.
+//!
+//! Retention may delete a segment while the backup runs. It always deletes
+//! the oldest, but the files before a vanished one may already have been
+//! copied (a hole in the ids), or every planned segment may vanish behind a
+//! fast writer; so a caller that finds a file gone must plan again rather
+//! than go on.
 
 use std::fs::{self, File};
 use std::io::Read;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::ids::IDS_FILE;
 use crate::index::file::index_path;
-use crate::recovery::scan_active;
+use crate::recovery::{scan_active, Scan};
 use crate::retention::WATERMARK_FILE;
 use crate::segment::sealed::SealedSegment;
 use crate::segment::{parse_segment_file_name, segment_path};
+
+/// The marker a restore writes into a data directory before it changes
+/// anything there and removes once the backup is wholly in place: while it
+/// is there, [`Log::open`](crate::Log::open) refuses the directory (a restore
+/// killed halfway leaves part of the old files and part of the backup).
+pub const RESTORING_FILE: &str = "RESTORING";
 
 /// One file to copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,70 +53,118 @@ pub struct BackupItem {
     pub immutable: bool,
     /// The ids it holds, `[first, last]`, for segments with records.
     pub ids: Option<(u64, u64)>,
+    /// The file's bytes as the plan read them (the watermark and the id
+    /// reservation): what the backup holds, whatever the file says later.
+    pub contents: Option<Vec<u8>>,
 }
 
-/// Lists what to copy from `dir`: the watermark, each of `extra` that exists
-/// (the server's settings and keys), then the segments oldest first, each
-/// sealed one followed by its index.
-pub fn plan(dir: &Path, extra: &[&str]) -> Result<Vec<BackupItem>> {
-    let mut items = Vec::new();
-    for name in [WATERMARK_FILE].iter().chain(extra) {
-        if let Ok(m) = fs::metadata(dir.join(name)) {
-            items.push(BackupItem {
-                name: name.to_string(),
-                len: m.len(),
-                immutable: false,
-                ids: None,
-            });
+/// How often a lock-free reader reads the active segment again when its
+/// scan finds damage, before it believes it (see the module docs).
+pub const ACTIVE_READ_TRIES: u32 = 3;
+
+/// Reads and scans the active segment at `path` (base id `base`) without a
+/// lock and without a map, retrying damage [`ACTIVE_READ_TRIES`] times:
+/// what a running writer is in the middle of writing is no damage.
+pub fn read_active(path: &Path, base: u64) -> Result<(Vec<u8>, Scan)> {
+    let mut tries = 0;
+    loop {
+        let data = fs::read(path).map_err(Error::io("read", path))?;
+        match scan_active(&data, path, base) {
+            Err(Error::Corruption { .. }) if tries + 1 < ACTIVE_READ_TRIES => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20 << tries));
+            }
+            other => return other.map(|scan| (data, scan)),
         }
     }
+}
+
+/// Lists what to copy from `dir`: the watermark and id reservation (with
+/// their bytes), each of `extra` that exists (the server's settings and
+/// keys), then the segments oldest first, each sealed one followed by its
+/// index.
+pub fn plan(dir: &Path, extra: &[&str]) -> Result<Vec<BackupItem>> {
     let mut bases: Vec<u64> = fs::read_dir(dir)
         .map_err(Error::io("list", dir))?
         .filter_map(|e| e.ok())
         .filter_map(|e| parse_segment_file_name(&e.file_name().to_string_lossy()))
         .collect();
     bases.sort_unstable();
-    for base in bases {
+    let mut segments = Vec::new();
+    for (i, &base) in bases.iter().enumerate() {
         let path = segment_path(dir, base);
         let name = file_name(&path);
+        if i + 1 == bases.len() {
+            let (_, scan) = read_active(&path, base)?;
+            let n = scan.table.offsets.len() as u64;
+            segments.push(BackupItem {
+                name,
+                len: scan.end,
+                immutable: false,
+                ids: (n > 0).then(|| (base, base + n - 1)),
+                contents: None,
+            });
+            continue;
+        }
         let seg = match SealedSegment::open(&path) {
-            Ok(s) => s,
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                return Err(Error::corruption(
+                    &path,
+                    0,
+                    "segment has no valid seal footer, but newer segments exist",
+                ))
+            }
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 continue; // dropped by retention just now
             }
             Err(e) => return Err(e),
         };
-        match seg {
-            Some(seg) => {
-                items.push(BackupItem {
-                    name,
-                    len: seg.file_len(),
-                    immutable: true,
-                    ids: (seg.count() > 0).then(|| (seg.base_id(), seg.end_id() - 1)),
-                });
-                let idx = index_path(&path);
-                if let Ok(m) = fs::metadata(&idx) {
-                    items.push(BackupItem {
-                        name: file_name(&idx),
-                        len: m.len(),
-                        immutable: true,
-                        ids: None,
-                    });
-                }
-            }
-            None => {
-                let data = fs::read(&path).map_err(Error::io("read", &path))?;
-                let scan = scan_active(&data, &path, base)?;
-                let n = scan.table.offsets.len() as u64;
-                items.push(BackupItem {
-                    name,
-                    len: scan.end,
-                    immutable: false,
-                    ids: (n > 0).then(|| (base, base + n - 1)),
-                });
-            }
+        segments.push(BackupItem {
+            name,
+            len: seg.file_len(),
+            immutable: true,
+            ids: (seg.count() > 0).then(|| (seg.base_id(), seg.end_id() - 1)),
+            contents: None,
+        });
+        let idx = index_path(&path);
+        if let Ok(m) = fs::metadata(&idx) {
+            segments.push(BackupItem {
+                name: file_name(&idx),
+                len: m.len(),
+                immutable: true,
+                ids: None,
+                contents: None,
+            });
         }
     }
+    let mut items = Vec::new();
+    for name in [WATERMARK_FILE, IDS_FILE] {
+        let path = dir.join(name);
+        match fs::read(&path) {
+            Ok(bytes) => items.push(BackupItem {
+                name: name.to_string(),
+                len: bytes.len() as u64,
+                immutable: false,
+                ids: None,
+                contents: Some(bytes),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("read", &path)(e)),
+        }
+    }
+    for name in extra {
+        if let Ok(m) = fs::metadata(dir.join(name)) {
+            items.push(BackupItem {
+                name: name.to_string(),
+                len: m.len(),
+                immutable: false,
+                ids: None,
+                contents: None,
+            });
+        }
+    }
+    items.extend(segments);
     Ok(items)
 }
 
@@ -106,10 +174,14 @@ fn file_name(p: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// Opens `item` for copying: at most `item.len` bytes. A file that vanished
-/// since the plan (retention) is an `Error::Io` with kind `NotFound`.
-pub fn open_item(dir: &Path, item: &BackupItem) -> Result<impl Read> {
+/// Opens `item` for copying: its planned bytes, or at most `item.len` bytes
+/// of the file. A file that vanished since the plan (retention) is an
+/// `Error::Io` with kind `NotFound`.
+pub fn open_item(dir: &Path, item: &BackupItem) -> Result<Box<dyn Read + Send>> {
+    if let Some(bytes) = &item.contents {
+        return Ok(Box::new(std::io::Cursor::new(bytes.clone())));
+    }
     let path = dir.join(&item.name);
     let f = File::open(&path).map_err(Error::io("open", &path))?;
-    Ok(f.take(item.len))
+    Ok(Box::new(f.take(item.len)))
 }

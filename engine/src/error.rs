@@ -32,11 +32,12 @@ pub enum Error {
     /// affected, so the engine refuses to guess: nothing has been truncated or
     /// deleted.
     #[error(
-        "corruption in {} at byte offset {offset}: {reason}. Nothing was modified; \
-         run `actlog-inspect verify {}` for a full report and `actlog-inspect repair` to \
-         quarantine the damage",
+        "corruption in {} at byte offset {offset}: {reason}. No record was cut or deleted; \
+         run `actlog-inspect verify {dir}` for a full report, then `actlog-inspect repair \
+         {dir}`, which moves the damaged segment aside (keeping a copy in quarantine/) and \
+         never hands its ids out again",
         file.display(),
-        dir_of(file)
+        dir = dir_of(file)
     )]
     Corruption {
         /// The damaged file.
@@ -101,6 +102,20 @@ pub enum Error {
         param: &'static str,
         /// What is wrong with it.
         reason: String,
+    },
+
+    /// A restore into this directory started and did not finish: it holds
+    /// part of the old contents and part of the backup.
+    #[error(
+        "a restore into {} did not finish (the file {} is there): it holds part of a backup; \
+         run `actlog-inspect restore --from BACKUP --to {} --force` again",
+        dir.display(),
+        dir.join(crate::backup::RESTORING_FILE).display(),
+        dir.display()
+    )]
+    RestoreUnfinished {
+        /// The data directory.
+        dir: PathBuf,
     },
 
     /// The log was opened read-only.

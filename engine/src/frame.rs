@@ -11,8 +11,9 @@
 //! * `crc` — CRC-32/ISO-HDLC (the IEEE 802.3 polynomial, as computed by
 //!   `crc32fast`) of bytes `4..24+len`: everything in the frame but itself.
 //! * `len|flags` — low 24 bits: payload length, `1..=MAX_PAYLOAD`; high 8 bits:
-//!   flags. Bit 0 ([`FLAG_COMMIT`]) marks the last frame of a batch; every other
-//!   bit must be zero.
+//!   flags. Bit 0 ([`FLAG_COMMIT`]) marks the last frame of a batch; bit 1
+//!   ([`FLAG_FLUSH`], segment format 2 on) the first frame of a flush; every
+//!   other bit must be zero.
 //! * `id` — the record id; `ts` — the engine's append time in µs since the epoch.
 //!
 //! The length is checked against [`MAX_PAYLOAD`] before anything is
@@ -26,7 +27,15 @@ pub const MAX_PAYLOAD: usize = 64 * 1024;
 /// Flag: the last frame of its batch. Frames after the last committed frame
 /// of the active segment belong to a batch that was never acknowledged.
 pub const FLAG_COMMIT: u8 = 0x01;
-const KNOWN_FLAGS: u8 = FLAG_COMMIT;
+/// Flag bit 1 (segment format 2 on): the first frame of a flush, the bytes
+/// one `pwrite` + `fdatasync` of the writer makes durable. Flushes are
+/// serialized and each starts only after the previous one's fdatasync
+/// succeeded, so a valid flagged frame on disk proves that every byte before
+/// it was durable when it was written. Recovery uses that to tell a torn,
+/// never-acknowledged flush from damage to acknowledged data
+/// (`recovery.rs`).
+pub const FLAG_FLUSH: u8 = 0x02;
+const KNOWN_FLAGS: u8 = FLAG_COMMIT | FLAG_FLUSH;
 const LEN_MASK: u32 = 0x00FF_FFFF;
 
 /// The fixed part of a frame.
@@ -53,6 +62,11 @@ impl FrameHeader {
     /// Whether this frame ends its batch.
     pub fn is_commit(&self) -> bool {
         self.flags & FLAG_COMMIT != 0
+    }
+
+    /// Whether this frame starts a flush ([`FLAG_FLUSH`]).
+    pub fn starts_flush(&self) -> bool {
+        self.flags & FLAG_FLUSH != 0
     }
 }
 

@@ -36,6 +36,8 @@ pub(crate) enum Durable {
     Index,
     /// The watermark file.
     Watermark,
+    /// The id reservation file (`ids.rs`).
+    Ids,
     /// Anything else (settings, keys, snapshots).
     Other,
 }
@@ -49,6 +51,7 @@ impl Durable {
             ),
             Durable::Index => ("index::seal::before_rename", "index::seal::before_dir_sync"),
             Durable::Watermark => ("watermark::before_rename", "watermark::before_dir_sync"),
+            Durable::Ids => ("ids::before_rename", "ids::before_dir_sync"),
             Durable::Other => ("atomic::before_rename", "atomic::before_dir_sync"),
         }
     }

@@ -85,12 +85,7 @@ pub fn recover_segment(data: &[u8]) {
     match input.byte() % 3 {
         0 => sim.put_file(&segment_path(&dir(), 1), input.0),
         1 => {
-            let mut bytes = SegmentHeader {
-                base_id: 1,
-                created_us: 0,
-            }
-            .encode()
-            .to_vec();
+            let mut bytes = SegmentHeader::new(1, 0).encode().to_vec();
             bytes.extend_from_slice(input.0);
             sim.put_file(&segment_path(&dir(), 1), &bytes);
         }

@@ -10,13 +10,13 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use crate::backup::read_active;
 use crate::error::{Error, Result};
 use crate::index::file::{index_path, IndexProblem, SealedIndex};
 use crate::log::QUARANTINE_DIR;
-use crate::recovery::scan_active;
 use crate::retention;
 use crate::segment::sealed::SealedSegment;
-use crate::segment::{parse_segment_file_name, segment_path, SegmentHeader, TEMP_SUFFIX};
+use crate::segment::{parse_segment_file_name, segment_path, TEMP_SUFFIX};
 
 /// One problem found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -206,6 +206,25 @@ fn examine(dir: &Path, full: bool, progress: &mut dyn FnMut(u64)) -> Result<DirS
                     damage: !known,
                 });
             }
+        } else if status.base_id > st.watermark.max(1) {
+            // The oldest segment must hold the oldest visible id.
+            let from = st.watermark.max(1);
+            let known = crate::log::quarantined(&crate::env::StdFs, dir, from);
+            st.findings.push(Finding {
+                file: status.path.clone(),
+                offset: 0,
+                what: format!(
+                    "id gap: the oldest segment starts at id {}, but records from id {from} on \
+                     should be here (an older segment is missing){}",
+                    status.base_id,
+                    if known {
+                        " (recorded in quarantine/)"
+                    } else {
+                        ""
+                    }
+                ),
+                damage: !known,
+            });
         }
         st.segments.push(status);
     }
@@ -223,7 +242,14 @@ fn examine_segment(dir: &Path, base: u64, is_last: bool, full: bool) -> Result<E
     let bytes = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     let idx_path = index_path(&path);
     let index_bytes = fs::metadata(&idx_path).ok().map(|m| m.len());
-    let status = match SealedSegment::open(&path) {
+    // Every segment but the newest is sealed; the newest is the active one,
+    // whatever its last bytes are (see `log/open.rs`).
+    let opened = if is_last {
+        Ok(None)
+    } else {
+        SealedSegment::open(&path)
+    };
+    let status = match opened {
         Err(e) => {
             findings.push(finding_from(e, &path));
             return Ok((None, findings, checked));
@@ -307,14 +333,9 @@ fn examine_segment(dir: &Path, base: u64, is_last: bool, full: bool) -> Result<E
                     damage: true,
                 });
             }
-            let data = fs::read(&path).map_err(Error::io("read", &path))?;
-            checked += data.len() as u64;
-            if let Err(e) = SegmentHeader::decode(&data, &path) {
-                findings.push(finding_from(e, &path));
-                return Ok((None, findings, checked));
-            }
-            let (records, ts_range) = match scan_active(&data, &path, base) {
-                Ok(scan) => {
+            let (records, ts_range) = match read_active(&path, base) {
+                Ok((data, scan)) => {
+                    checked += data.len() as u64;
                     if let Some(t) = &scan.torn {
                         findings.push(Finding {
                             file: path.clone(),

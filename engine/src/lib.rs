@@ -38,6 +38,7 @@ mod fsutil;
 #[doc(hidden)]
 pub mod fuzzing;
 mod group_commit;
+pub mod ids;
 pub mod index;
 mod indexer;
 pub mod inspect;

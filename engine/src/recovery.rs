@@ -10,12 +10,21 @@
 //!
 //! Only zero bytes right after the last committed frame are the region the
 //! writer preallocates (see `writer.rs`): not a torn tail, nothing to cut.
-//! Otherwise whatever follows the end is searched for a valid frame with a
-//! later id. None: a torn tail, truncated by the caller and reported. One: acknowledged
-//! records may sit behind damage, so the scan fails with
-//! [`Error::Corruption`] and nothing is touched. The search only runs the CRC
-//! on offsets whose id field is plausible, so it is linear in the bytes that
-//! follow, and no length read from the file is ever allocated.
+//! Otherwise whatever follows the end is searched for valid frames with later
+//! ids. None: a torn tail, truncated by the caller and reported. Some: they
+//! are either the rest of a flush that a crash tore (its pages reached the
+//! disk in any order, some not at all) or acknowledged records behind
+//! damage. Segment format 2 tells the two apart (see [`torn_flush`]); in
+//! format 1, and whenever the evidence is not there, the scan fails with
+//! [`Error::Corruption`] and nothing is touched. The search only runs the
+//! CRC on offsets whose id field is plausible, so it is linear in the bytes
+//! that follow, and no length read from the file is ever allocated.
+//!
+//! Which file is scanned this way is decided by position, never by its
+//! bytes: the newest segment of a directory is the active one, whatever it
+//! ends with (a record's payload can imitate a seal footer; only a
+//! successor proves that a segment was sealed, see `log/open.rs`). A seal
+//! trailer at the end of the newest file is cut like any torn tail.
 
 use std::path::{Path, PathBuf};
 
@@ -23,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::frame::{self, HEADER_LEN};
 use crate::segment::active::ActiveTable;
 use crate::segment::footer::le_u64;
-use crate::segment::SEGMENT_HEADER_LEN;
+use crate::segment::{SegmentHeader, SEGMENT_HEADER_LEN};
 
 /// What recovery cut off the end of the active segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +70,14 @@ pub struct RecoveryReport {
     /// Id ranges `[from, to)` missing because `actlog-inspect repair` moved
     /// the segment that held them to `quarantine/`.
     pub quarantined_gaps: Vec<(u64, u64)>,
+    /// Ids `[from, to)` skipped by this open: the id reservation said they
+    /// may have been handed out in a segment no longer here (quarantined, or
+    /// newer than the backup the directory was restored from). Recorded in
+    /// `quarantine/`; never handed out.
+    pub lost_ids: Option<(u64, u64)>,
+    /// The active segment this open sealed before starting a new one (the
+    /// ids went on past a gap, or the segment was of an older format).
+    pub sealed_on_open: Option<PathBuf>,
     /// Records of the active segment whose index came from the snapshot a
     /// clean close saved (the rest were re-indexed from their frames).
     pub active_index_snapshot: Option<u64>,
@@ -76,12 +93,16 @@ impl RecoveryReport {
             && !self.created_active
             && self.rebuilt_indexes.is_empty()
             && self.deleted_below_watermark.is_empty()
+            && self.lost_ids.is_none()
+            && self.sealed_on_open.is_none()
     }
 }
 
 /// The result of scanning an active segment's bytes.
 #[derive(Debug)]
 pub struct Scan {
+    /// The segment's header.
+    pub header: SegmentHeader,
     /// Committed records: offsets and ts.
     pub table: ActiveTable,
     /// CRC32 state over `[0, end)`.
@@ -92,9 +113,25 @@ pub struct Scan {
     pub torn: Option<TornTail>,
 }
 
+/// Bytes of the unit a disk writes whole: a torn write keeps or loses whole
+/// sectors (512 bytes; a 4 KiB page is eight of them).
+pub const SECTOR: usize = 512;
+
 /// Scans `bytes` (the whole active segment, header included) of the segment
-/// at `path` whose first id is `base_id`.
+/// at `path`, whose name says its first id is `base_id`.
 pub fn scan_active(bytes: &[u8], path: &Path, base_id: u64) -> Result<Scan> {
+    let header = SegmentHeader::decode(bytes, path)?;
+    if header.base_id != base_id {
+        return Err(Error::corruption(
+            path,
+            16,
+            format!(
+                "header says the segment starts at id {}, its name says {base_id}",
+                header.base_id
+            ),
+        ));
+    }
+    let marks_flushes = header.marks_flushes();
     let mut pos = SEGMENT_HEADER_LEN;
     let mut table = ActiveTable::default();
     let mut committed = 0usize;
@@ -141,16 +178,30 @@ pub fn scan_active(bytes: &[u8], path: &Path, base_id: u64) -> Result<Scan> {
     table.ts.truncate(committed);
     table.end = end as u64;
 
+    let mut stop = stop;
+    let mut dropped_after = 0u64;
     if let Some(reason) = &stop {
         if let Some((offset, id)) = find_valid_frame(bytes, pos + 1, next_id - 1) {
-            return Err(Error::corruption(
-                path,
-                pos as u64,
-                format!(
-                    "{reason}, but a valid frame (id {id}) follows at offset {offset}: \
-                     acknowledged records lie behind damaged bytes"
-                ),
-            ));
+            match torn_flush(bytes, pos, offset, next_id - 1).filter(|_| marks_flushes) {
+                Some(frames) => {
+                    dropped_after = frames;
+                    stop = Some(format!(
+                        "{reason}; the {frames} valid frame(s) after it, from offset {offset}, \
+                         belong to the same flush, which a crash tore before it was \
+                         acknowledged"
+                    ));
+                }
+                None => {
+                    return Err(Error::corruption(
+                        path,
+                        pos as u64,
+                        format!(
+                            "{reason}, but a valid frame (id {id}) follows at offset {offset}: \
+                             acknowledged records lie behind damaged bytes"
+                        ),
+                    ))
+                }
+            }
         }
     }
     // Zeros right after the last committed frame: the preallocated region.
@@ -159,17 +210,64 @@ pub fn scan_active(bytes: &[u8], path: &Path, base_id: u64) -> Result<Scan> {
         file: path.to_path_buf(),
         offset: end as u64,
         bytes_dropped: (bytes.len() - end) as u64,
-        records_dropped: uncommitted,
+        records_dropped: uncommitted + dropped_after,
         reason: stop.unwrap_or_else(|| "the last batch never committed".to_string()),
     });
     let mut crc = crc32fast::Hasher::new();
     crc.update(&bytes[..end]);
     Ok(Scan {
+        header,
         table,
         crc,
         end: end as u64,
         torn,
     })
+}
+
+/// Whether the valid frames found after the scan's stop point `stop` (the
+/// first at `first`) are the rest of a torn flush that was never
+/// acknowledged; if so, how many there are.
+///
+/// Flushes are serialized: the writer starts one only after the previous
+/// one's fdatasync succeeded, and marks its first frame with
+/// [`FLAG_FLUSH`](crate::frame::FLAG_FLUSH). So:
+///
+/// * if any valid frame after the stop point starts a flush, the flush the
+///   damage lies in had completed (and was acknowledged): damage;
+/// * otherwise the damage and every valid frame after it lie in the last
+///   flush the file received. It is torn, not damaged, when a sector that did
+///   not reach the disk shows between the stop point and the first valid
+///   frame: it reads as the preallocated zeros, so either the bytes from the
+///   stop point to the end of its sector are zeros (the lost sector holds the
+///   stop point) or a whole aligned sector in between is (a later one). Bit
+///   rot or a stray write leaves bytes that are not all zero.
+///
+/// What this cannot tell apart: a disk that loses whole sectors of the last
+/// flush *after* acknowledging it, and returns zeros for them. Recovery then
+/// cuts that flush (reported as a torn tail), as it cuts any tail.
+fn torn_flush(bytes: &[u8], stop: usize, first: usize, last_id: u64) -> Option<u64> {
+    let zero = |range: &[u8]| range.iter().all(|&b| b == 0);
+    let sector_end = ((stop / SECTOR) + 1) * SECTOR;
+    let lost_sector = (first >= sector_end && zero(&bytes[stop..sector_end]))
+        || (sector_end..first.saturating_sub(SECTOR - 1))
+            .step_by(SECTOR)
+            .any(|b| zero(&bytes[b..b + SECTOR]));
+    if !lost_sector {
+        return None;
+    }
+    let mut frames = 0u64;
+    let mut at = first;
+    let mut last = last_id;
+    while let Some((off, _)) = find_valid_frame(bytes, at, last) {
+        let f = frame::decode(&bytes[off..]).ok()?;
+        if f.header.starts_flush() {
+            return None;
+        }
+        frames += 1;
+        last = f.header.id;
+        at = off + f.header.frame_len();
+    }
+    Some(frames)
 }
 
 /// The first offset at or after `from` where a valid frame with an id above
@@ -195,15 +293,9 @@ fn find_valid_frame(bytes: &[u8], from: usize, last_id: u64) -> Option<(usize, u
 mod tests {
     use super::*;
     use crate::frame::{encode_into, FLAG_COMMIT};
-    use crate::segment::SegmentHeader;
 
     fn segment(batches: &[usize]) -> (Vec<u8>, Vec<usize>) {
-        let mut b = SegmentHeader {
-            base_id: 10,
-            created_us: 0,
-        }
-        .encode()
-        .to_vec();
+        let mut b = SegmentHeader::new(10, 0).encode().to_vec();
         let mut ends = vec![];
         let mut id = 10;
         for &n in batches {
@@ -277,6 +369,117 @@ mod tests {
         assert_eq!(s.end, ends[0] as u64);
         let torn = s.torn.expect("the uncommitted frames are dropped");
         assert_eq!(torn.records_dropped, 2);
+    }
+
+    /// A format-`version` segment of `flushes`, each a list of batch sizes,
+    /// with 200-byte payloads; returns the bytes and where each flush starts.
+    fn flushed(version: u16, flushes: &[&[usize]]) -> (Vec<u8>, Vec<usize>) {
+        let mut h = SegmentHeader::new(10, 0);
+        h.version = version;
+        let mut b = h.encode().to_vec();
+        let mut starts = vec![];
+        let mut id = 10;
+        for batches in flushes {
+            starts.push(b.len());
+            let mut first = version >= 2;
+            for &n in batches.iter() {
+                for i in 0..n {
+                    let mut flags = if i + 1 == n { FLAG_COMMIT } else { 0 };
+                    if std::mem::take(&mut first) {
+                        flags |= crate::frame::FLAG_FLUSH;
+                    }
+                    encode_into(&mut b, id, id as i64, flags, &[b'x'; 200]);
+                    id += 1;
+                }
+            }
+        }
+        (b, starts)
+    }
+
+    /// Zeros the aligned sector `k` sectors after the one holding `at`.
+    fn lose_sector(b: &mut [u8], at: usize, k: usize) {
+        let s = (at / SECTOR + k) * SECTOR;
+        b[s..s + SECTOR].fill(0);
+    }
+
+    #[test]
+    fn a_torn_last_flush_is_cut_even_with_valid_frames_after_the_hole() {
+        // Three flushes; the last (ten 1-record batches, ~2.2 KiB) lost its
+        // second sector, while later sectors reached the disk.
+        let (mut b, starts) = flushed(2, &[&[2], &[1, 1], &[1; 10]]);
+        b.extend_from_slice(&[0u8; 1024]);
+        lose_sector(&mut b, starts[2], 1);
+        let s = scan_active(&b, Path::new("a"), 10).expect("a torn flush is no damage");
+        let hole = (starts[2] / SECTOR + 1) * SECTOR;
+        assert!(
+            s.end >= starts[2] as u64 && s.end <= hole as u64,
+            "{}",
+            s.end
+        );
+        let torn = s.torn.expect("the rest of the flush is cut");
+        assert!(torn.records_dropped >= 4, "{torn:?}");
+        assert!(torn.reason.contains("same flush"), "{}", torn.reason);
+        // Every record of the first two flushes is kept.
+        assert!(s.table.offsets.len() >= 4);
+
+        // The flush's first sector lost: the stop point is its first frame.
+        let (mut b, starts) = flushed(2, &[&[2], &[1; 10]]);
+        b.extend_from_slice(&[0u8; 1024]);
+        let first_sector_end = (starts[1] / SECTOR + 1) * SECTOR;
+        b[starts[1]..first_sector_end].fill(0);
+        let s = scan_active(&b, Path::new("a"), 10).expect("torn");
+        assert_eq!(s.end, starts[1] as u64);
+        assert_eq!(s.table.offsets.len(), 2);
+    }
+
+    #[test]
+    fn a_hole_followed_by_a_later_flush_is_corruption() {
+        // The hole lies in the second flush, and the third flush's first
+        // frame is on disk: the second flush had been acknowledged.
+        let (mut b, starts) = flushed(2, &[&[2], &[1; 10], &[1, 1]]);
+        lose_sector(&mut b, starts[1], 1);
+        let err = scan_active(&b, Path::new("a"), 10).expect_err("acknowledged data damaged");
+        assert!(matches!(err, Error::Corruption { .. }), "{err}");
+    }
+
+    #[test]
+    fn damage_in_the_last_flush_that_is_not_a_lost_sector_is_corruption() {
+        let (mut b, starts) = flushed(2, &[&[2], &[1; 10]]);
+        let at = starts[1] + 700;
+        b[at] ^= 0x40; // bit rot, not a sector of zeros
+        let err = scan_active(&b, Path::new("a"), 10).expect_err("bit rot");
+        assert!(matches!(err, Error::Corruption { .. }), "{err}");
+    }
+
+    #[test]
+    fn format_1_has_no_flush_marks_and_keeps_refusing() {
+        let (mut b, starts) = flushed(1, &[&[2], &[1; 10]]);
+        lose_sector(&mut b, starts[1], 1);
+        let err = scan_active(&b, Path::new("a"), 10).expect_err("format 1 cannot tell");
+        assert!(matches!(err, Error::Corruption { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_forged_footer_at_the_end_of_the_active_file_changes_nothing() {
+        // The newest file is scanned as active whatever its last bytes
+        // look like: a seal trailer there (real or imitated by a payload)
+        // is cut like any torn tail, never read as a seal.
+        let (mut b, _) = segment(&[1, 2]);
+        let end = b.len();
+        let footer = crate::segment::footer::Footer {
+            count: 1,
+            data_crc: 0,
+            first_ts: 10,
+            last_ts: 10,
+            data_end: end as u64 - 52 + 4,
+            table_crc: 0,
+        };
+        b.extend_from_slice(&[0x20, 0, 0, 0]);
+        b.extend_from_slice(&footer.encode());
+        let s = scan_active(&b, Path::new("a"), 10).expect("scan");
+        assert_eq!(s.table.offsets.len(), 3);
+        assert_eq!(s.end, end as u64);
+        assert!(s.torn.is_some());
     }
 
     #[test]

@@ -19,11 +19,12 @@ use crate::env::FileSystem;
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::segment::footer::{le_u32, le_u64};
-use crate::segment::FORMAT_VERSION;
 
 /// Name of the watermark file in a data directory.
 pub const WATERMARK_FILE: &str = "WATERMARK";
 const MAGIC: [u8; 8] = *b"ACTLOGWM";
+/// The watermark file's own version (unchanged since format 1).
+const WATERMARK_VERSION: u16 = 1;
 const LEN: usize = 24;
 /// µs in a day.
 pub const DAY_US: i64 = 86_400_000_000;
@@ -67,11 +68,11 @@ pub(crate) fn read_watermark(fs: &dyn FileSystem, dir: &Path) -> Result<u64> {
         return Err(Error::corruption(&path, 0, "watermark file damaged"));
     }
     let version = u16::from_le_bytes([bytes[8], bytes[9]]);
-    if version != FORMAT_VERSION {
+    if version != WATERMARK_VERSION {
         return Err(Error::UnsupportedVersion {
             file: path,
             found: version,
-            supported: FORMAT_VERSION,
+            supported: WATERMARK_VERSION,
         });
     }
     Ok(le_u64(&bytes[16..24]).max(1))
@@ -81,7 +82,7 @@ pub(crate) fn read_watermark(fs: &dyn FileSystem, dir: &Path) -> Result<u64> {
 pub(crate) fn write_watermark(fs: &dyn FileSystem, dir: &Path, low: u64) -> Result<()> {
     let mut b = [0u8; LEN];
     b[0..8].copy_from_slice(&MAGIC);
-    b[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    b[8..10].copy_from_slice(&WATERMARK_VERSION.to_le_bytes());
     b[16..24].copy_from_slice(&low.to_le_bytes());
     let c = crc(&b);
     b[12..16].copy_from_slice(&c.to_le_bytes());

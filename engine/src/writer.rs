@@ -10,22 +10,31 @@
 //!
 //! Seal order (a roll): write staged frames; write the offset table and the
 //! footer; fdatasync the old segment; (small segments: write its index file)
-//! create the new segment (temp, fsync, rename, directory fsync); swap the
-//! view; publish the old segment's last id as durable; (large segments: write
-//! the index file on a background thread, readers using the in-memory index
-//! until it is there). A crash before the footer is durable leaves the old segment
-//! active (recovery cuts a torn footer as a torn tail); a crash after it but
-//! before the new file exists leaves every segment sealed, and recovery
-//! starts a new active one.
+//! create the new segment (temp, fsync, rename, directory fsync); write the
+//! id reservation for it (`ids.rs`); swap the view; publish the old
+//! segment's last id as durable; (large segments: write the index file on a
+//! background thread, readers using the in-memory index until it is there).
+//!
+//! A segment is sealed once its successor exists, not once its footer is on
+//! disk: recovery scans the newest file as the active one whatever its last
+//! bytes are. So a crash anywhere before the new file's directory entry is
+//! durable leaves the old segment active, its staged frames and trailer cut
+//! like any torn tail (whatever subset of them reached the disk); one after
+//! it finds the old segment complete, since its one fdatasync came first.
+//!
+//! Each flush marks its first frame with [`FLAG_FLUSH`]: the frame staged
+//! into an empty staging buffer, since a flush takes the whole buffer.
 
 use std::mem;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::config::Config;
+use crate::env::FileHandle;
 use crate::env::FileSystem;
 use crate::error::{Error, Result};
-use crate::frame::{self, FLAG_COMMIT, HEADER_LEN};
+use crate::frame::{self, FLAG_COMMIT, FLAG_FLUSH, HEADER_LEN};
 use crate::fsutil::{self, Durable};
+use crate::ids::{self, Reservation};
 use crate::index::active::ActiveIndex;
 use crate::index::file::{self as index_file, IndexBytes, SealedIndex, Trust};
 use crate::index::terms::Terms;
@@ -71,6 +80,10 @@ pub(crate) struct WriterState {
     /// Bumped each time [`crate::Log::recover`] replaces a failed state:
     /// an appender staged under an older epoch never gets an ack.
     pub epoch: u64,
+    /// The persisted id reservation's limit: no id at or above it may be
+    /// staged (a batch that would reach it rolls first, and the roll
+    /// reserves anew).
+    pub id_limit: u64,
 }
 
 impl WriterState {
@@ -80,6 +93,7 @@ impl WriterState {
         header: &SegmentHeader,
         last_ts: i64,
         epoch: u64,
+        id_limit: u64,
     ) -> Self {
         let mut crc = crc32fast::Hasher::new();
         crc.update(&header.encode());
@@ -97,14 +111,16 @@ impl WriterState {
             crc,
             failed: false,
             epoch,
+            id_limit,
         }
     }
 
-    fn needs_roll(&self, batch_bytes: u64, now: i64, config: &Config) -> bool {
+    fn needs_roll(&self, batch_bytes: u64, records: usize, now: i64, config: &Config) -> bool {
         let Some(first_ts) = self.first_ts else {
             return false; // never roll an empty segment
         };
         self.logical_len + batch_bytes > config.segment_max_bytes
+            || self.next_id.saturating_add(records as u64) > self.id_limit
             || now.saturating_sub(first_ts) >= config.max_age_us()
             || self.index_bytes >= config.active_index_max_bytes
     }
@@ -124,6 +140,11 @@ pub(crate) const DEFER_INDEX_MIN_RECORDS: usize = 128;
 pub(crate) struct IoState {
     /// Bytes of the active segment already written to the file.
     pub written: u64,
+    /// Bytes of the active segment known durable: its length after the last
+    /// fdatasync that succeeded. [`crate::Log::recover`] cuts the file back
+    /// to it, since after a failed fsync the page cache may hold bytes the
+    /// disk never got.
+    pub synced: u64,
     /// The active file holds zeros from `written` up to here (0: not known
     /// yet, read from the file's length at the next flush).
     pub zeroed_to: u64,
@@ -137,6 +158,7 @@ impl IoState {
     pub(crate) fn new(written: u64) -> Self {
         IoState {
             written,
+            synced: written,
             zeroed_to: 0,
             zero_again_at: 0,
         }
@@ -204,19 +226,21 @@ impl Inner {
             Some(ts) => ts.first().copied().unwrap_or(i64::MIN).max(st.last_ts),
             None => self.config.clock.now(),
         };
-        if st.needs_roll(batch_bytes, now, &self.config) {
+        if st.needs_roll(batch_bytes, payloads.len(), now, &self.config) {
             drop(st);
             let mut io = self.lock_io();
             st = self.lock_state();
             if st.failed {
                 return Err(Error::PreviousIo);
             }
-            if st.needs_roll(batch_bytes, now, &self.config) {
+            if st.needs_roll(batch_bytes, payloads.len(), now, &self.config) {
                 _retired = Some(self.roll_locked(&mut io, &mut st)?);
             }
         }
         let mut ts = now.max(st.last_ts);
         let start = st.pending.len();
+        // The first frame of the next flush (which takes the whole buffer).
+        let mut flush_mark = if start == 0 { FLAG_FLUSH } else { 0 };
         let first_local = st.count;
         let mut offsets = Vec::with_capacity(payloads.len());
         let mut stamps = Vec::with_capacity(payloads.len());
@@ -226,7 +250,7 @@ impl Inner {
                 FLAG_COMMIT
             } else {
                 0
-            };
+            } | mem::take(&mut flush_mark);
             if let Some(given) = given_ts {
                 ts = given[i].max(ts);
             }
@@ -309,6 +333,7 @@ impl Inner {
         match result {
             Ok(zeroed) => {
                 io.written += buf.len() as u64;
+                io.synced = io.written;
                 match zeros {
                     Some((_, to)) if zeroed => io.zeroed_to = to,
                     Some(_) => {
@@ -389,25 +414,18 @@ impl Inner {
         write_at(&old, &staged, io.written)?;
         io.written += staged.len() as u64;
         debug_assert_eq!(io.written, st.logical_len);
-        // 2. Offset table and footer.
-        fsutil::crash_point(fs, "segment::roll::before_trailer", &path)?;
-        let trailer = {
+        // 2. Offset table and footer, 3. one fdatasync for all of it.
+        {
             let table = old.table();
-            seal_trailer(&table, st.crc.clone().finalize(), io.written)
-        };
-        write_at(&old, &trailer, io.written)?;
-        // The footer must end the file: cut the preallocated zeros after it
-        // (the fdatasync below makes the new length durable with the data).
-        let sealed_len = io.written + trailer.len() as u64;
-        old.file()
-            .set_len(sealed_len)
-            .map_err(Error::io("truncate", &path))?;
-        fail::fail_point!("segment::seal::before_sync", |_| Err(fsutil::injected(
-            "fsync", &path
-        )));
-        // 3. The sealed file is complete and durable.
-        fsutil::crash_point(fs, "segment::roll::before_seal_sync", &path)?;
-        old.file().sync_data().map_err(Error::io("fsync", &path))?;
+            seal_file(
+                fs,
+                old.file(),
+                &path,
+                &table,
+                st.crc.clone().finalize(),
+                io.written,
+            )?;
+        }
         let sealed = SealedSegment::open_in(fs, &path)?.ok_or_else(|| {
             Error::corruption(&path, io.written, "footer just written does not read back")
         })?;
@@ -427,12 +445,12 @@ impl Inner {
             "create", &path
         )));
         fsutil::crash_point(fs, "segment::roll::before_create", &path)?;
-        let header = SegmentHeader {
-            base_id: st.next_id,
-            created_us: self.config.clock.now(),
-        };
+        let header = SegmentHeader::new(st.next_id, self.config.clock.now());
         let new_path = segment_path(&self.dir, header.base_id);
         let file = fsutil::create_durable(fs, &new_path, &header.encode(), Durable::Segment)?;
+        // Its ids, reserved before any is handed out.
+        let reservation = Reservation::for_segment(header.base_id, header.base_id, &self.config);
+        ids::write(fs, &self.dir, &reservation)?;
         let active = Arc::new(
             ActiveSegment::new(
                 new_path,
@@ -449,7 +467,7 @@ impl Inner {
             sealed: v.sealed.iter().cloned().chain([sealed.clone()]).collect(),
             active: active.clone(),
         });
-        *st = WriterState::fresh(active, &header, st.last_ts, st.epoch);
+        *st = WriterState::fresh(active, &header, st.last_ts, st.epoch, reservation.limit);
         *io = IoState::new(SEGMENT_HEADER_LEN as u64);
         self.commit.publish(header.base_id - 1);
         if background {
@@ -497,7 +515,7 @@ pub(crate) const BACKGROUND_INDEX_MIN_BYTES: u64 = 4 << 20;
 /// Writes the index of a segment being sealed (temp, fsync, rename,
 /// directory fsync) and maps it. The index is derived data: if writing it
 /// fails, its bytes serve from memory and the next open rebuilds the file.
-fn write_index(
+pub(crate) fn write_index(
     fs: &dyn FileSystem,
     old: &ActiveSegment,
     sealed: &SealedSegment,
@@ -549,6 +567,33 @@ pub(crate) fn beside<A: Send, B>(
     })
 }
 
+/// Seals the active segment file `file` at `path`, whose frames (all of
+/// them written) end at `data_end`: writes the offset table and footer,
+/// cuts the file to end with them (dropping the preallocated zeros), and
+/// fdatasyncs, which makes the frames, the trailer and the new length
+/// durable at once. The file is sealed for good only when a successor
+/// segment exists (see the module docs).
+pub(crate) fn seal_file(
+    fs: &dyn FileSystem,
+    file: &dyn FileHandle,
+    path: &std::path::Path,
+    table: &ActiveTable,
+    data_crc: u32,
+    data_end: u64,
+) -> Result<()> {
+    fsutil::crash_point(fs, "segment::roll::before_trailer", path)?;
+    let trailer = seal_trailer(table, data_crc, data_end);
+    write_file_at(file, path, &trailer, data_end)?;
+    let sealed_len = data_end + trailer.len() as u64;
+    file.set_len(sealed_len)
+        .map_err(Error::io("truncate", path))?;
+    fail::fail_point!("segment::seal::before_sync", |_| Err(fsutil::injected(
+        "fsync", path
+    )));
+    fsutil::crash_point(fs, "segment::roll::before_seal_sync", path)?;
+    file.sync_data().map_err(Error::io("fsync", path))
+}
+
 /// Offset table + footer for a segment whose frames end at `data_end`.
 fn seal_trailer(table: &ActiveTable, data_crc: u32, data_end: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(table.offsets.len() * 4 + 48);
@@ -568,13 +613,12 @@ fn seal_trailer(table: &ActiveTable, data_crc: u32, data_end: u64) -> Vec<u8> {
 }
 
 fn write_at(seg: &ActiveSegment, buf: &[u8], at: u64) -> Result<()> {
-    fail::fail_point!("segment::write", |_| Err(fsutil::injected(
-        "write",
-        seg.path()
-    )));
-    seg.file()
-        .write_all_at(buf, at)
-        .map_err(Error::io("write", seg.path()))
+    write_file_at(seg.file(), seg.path(), buf, at)
+}
+
+fn write_file_at(file: &dyn FileHandle, path: &std::path::Path, buf: &[u8], at: u64) -> Result<()> {
+    fail::fail_point!("segment::write", |_| Err(fsutil::injected("write", path)));
+    file.write_all_at(buf, at).map_err(Error::io("write", path))
 }
 
 /// Writes `buf` at `at`, then zeros over `zeros` (`[from, to)`, past the

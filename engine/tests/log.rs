@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use actlog_engine::ids::IDS_FILE;
 use actlog_engine::{
     Clock, Config, Direction, Error, Log, NewRecord, Order, Query, Selection, Severity,
 };
@@ -307,33 +308,46 @@ fn concurrent_appenders_get_unique_contiguous_ids() {
     assert_eq!(log.last_id(), Some(all.len() as u64));
 }
 
+/// A roll that a crash cut short after the seal's fdatasync but before the
+/// new segment existed: the sealed file is the newest, and the id
+/// reservation is still the one made for it.
+fn crash_between_seal_and_create(dir: &Path) -> Vec<PathBuf> {
+    let log = Log::open(dir, Config::default()).expect("open");
+    fill(&log, 10);
+    let ids_before = fs::read(dir.join(IDS_FILE)).expect("reservation");
+    log.roll().expect("roll");
+    drop(log);
+    let files = segment_files(dir);
+    assert_eq!(files.len(), 2);
+    fs::remove_file(&files[1]).expect("remove new active");
+    fs::write(dir.join(IDS_FILE), ids_before).expect("the reservation before the roll");
+    files
+}
+
 #[test]
 fn crash_after_seal_before_new_segment_recovers() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = Log::open(dir.path(), Config::default()).expect("open");
-    fill(&log, 10);
-    log.roll().expect("roll");
-    drop(log);
-    // The crash happened before the new active segment was created.
-    let files = segment_files(dir.path());
-    assert_eq!(files.len(), 2);
-    fs::remove_file(&files[1]).expect("remove new active");
+    crash_between_seal_and_create(dir.path());
     let log = Log::open(dir.path(), Config::default()).expect("recovers");
-    assert!(log.recovery_report().created_active);
+    // Only a successor makes a segment sealed: the newest file is active
+    // again, its trailer cut as a torn tail.
+    let torn = log
+        .recovery_report()
+        .torn_tail
+        .clone()
+        .expect("trailer cut");
+    assert_eq!(torn.records_dropped, 0);
+    assert!(!log.recovery_report().created_active);
     assert_eq!(log.last_id(), Some(10));
     assert_eq!(log.append_one(&rec(0)).expect("append"), 11);
     assert_eq!(log.iter(0, Direction::Forward).count(), 11);
+    assert_eq!(log.segments().len(), 1);
 }
 
 #[test]
 fn a_torn_seal_footer_reverts_the_segment_to_active() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let log = Log::open(dir.path(), Config::default()).expect("open");
-    fill(&log, 10);
-    log.roll().expect("roll");
-    drop(log);
-    let files = segment_files(dir.path());
-    fs::remove_file(&files[1]).expect("remove new active");
+    let files = crash_between_seal_and_create(dir.path());
     // The footer write was torn: cut part of it off.
     let len = fs::metadata(&files[0]).expect("stat").len();
     let f = fs::OpenOptions::new()

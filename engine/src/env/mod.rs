@@ -123,6 +123,8 @@ pub const CRASH_POINTS: &[&str] = &[
     "segment::create::before_dir_sync",
     "watermark::before_rename",
     "watermark::before_dir_sync",
+    "ids::before_rename",
+    "ids::before_dir_sync",
     "retention::before_unlink",
     "retention::before_dir_sync",
     "atomic::before_rename",

@@ -24,7 +24,7 @@ mod open;
 
 pub use append::{AppendFuture, Appended};
 pub(crate) use open::quarantined;
-use open::{create_dir_durable, lock_dir, recover_dir, Recovered};
+use open::{create_dir_durable, lock_dir, recover_dir, DurableHint, Recovered};
 pub use open::{missing_marker_path, MISSING_MARKER_SUFFIX, QUARANTINE_DIR};
 
 /// Name of the lock file in a data directory.
@@ -223,8 +223,13 @@ impl Inner {
 
     /// Takes a read snapshot with retention applied as of now.
     pub(crate) fn snapshot(&self) -> Result<Snapshot> {
-        let last = self.commit.visible();
+        // Visible first, then the view: a view taken later holds every id
+        // published before it.
+        let visible = self.commit.visible();
         let view = self.view();
+        // The newest held id: ids of a gap at the head (lost ids recovery
+        // skipped, see `ids.rs`) count as durable but no segment holds them.
+        let last = view.nearest_held(visible, false).unwrap_or(0);
         let mut first = self.low.load(Ordering::Acquire).max(view.first_id());
         let policy = *lock(&self.retention);
         if let Some(n) = policy.max_entries {
@@ -339,7 +344,7 @@ impl Log {
             written,
             low,
             report,
-        } = recover_dir(&dir, &config, read_only, 0)?;
+        } = recover_dir(&dir, &config, read_only, 0, None)?;
         let durable = state.next_id - 1;
         let inner = Arc::new(Inner {
             dir: dir.into(),
@@ -398,7 +403,14 @@ impl Log {
         // Recovery may cut the active file: readers of the old view must not
         // read it through a map meanwhile (they fall back to positioned reads).
         st.active.unmap();
-        let recovered = recover_dir(&inner.dir, &inner.config, false, epoch)?;
+        // Nothing past the last fdatasync that succeeded is trusted: after a
+        // failed fsync the page cache may still show bytes the disk never
+        // got (Linux drops them from writeback but not from the cache).
+        let durable = DurableHint {
+            base: st.active.base_id(),
+            len: io.synced,
+        };
+        let recovered = recover_dir(&inner.dir, &inner.config, false, epoch, Some(durable))?;
         inner.update_view(|_| recovered.view);
         *st = recovered.state;
         *io = IoState::new(recovered.written);

@@ -9,18 +9,20 @@ use crate::config::Config;
 use crate::env::{FileBytes, FileSystem, LockGuard, OpenMode};
 use crate::error::{Error, Result};
 use crate::fsutil::{self, Durable};
+use crate::ids::{self, Reservation};
 use crate::index::active::ActiveIndex;
 use crate::index::file::{self as index_file, IndexBytes, SealedIndex, Trust};
 use crate::index::snapshot::{load_snapshot, snapshot_path};
 use crate::index::terms::{TermSource, Terms};
-use crate::recovery::{self, RecoveryReport};
+use crate::recovery::{self, RecoveryReport, TornTail};
 use crate::retention::{self};
 use crate::segment::active::{ActiveSegment, ActiveTable};
 use crate::segment::sealed::{map_file, SealedSegment};
 use crate::segment::{
-    parse_segment_file_name, segment_path, SegmentHeader, SEGMENT_HEADER_LEN, TEMP_SUFFIX,
+    parse_segment_file_name, segment_path, SegmentHeader, FORMAT_VERSION, SEGMENT_HEADER_LEN,
+    SEGMENT_PREFIX, TEMP_SUFFIX,
 };
-use crate::view::{Sealed, View};
+use crate::view::{Sealed, SegmentIndex, View};
 use crate::writer::WriterState;
 
 use super::LOCK_FILE;
@@ -54,13 +56,21 @@ pub(super) fn recover_dir(
     config: &Config,
     read_only: bool,
     epoch: u64,
+    durable: Option<DurableHint>,
 ) -> Result<Recovered> {
     let fs = &*config.fs;
     let dir = dir.to_path_buf();
     let mut report = RecoveryReport::default();
+    if fs.is_file(&dir.join(crate::backup::RESTORING_FILE)) {
+        return Err(Error::RestoreUnfinished { dir });
+    }
 
     let (bases, temps) = list_dir(fs, &dir)?;
     if !read_only {
+        // Recovery builds on what it listed: a segment renamed into place
+        // whose directory fsync failed (a roll that fail-stopped) must not
+        // be appended to while its entry may still vanish in a power cut.
+        fsutil::sync_dir(fs, &dir)?;
         for tmp in temps {
             fs.remove_file(&tmp).map_err(Error::io("remove", &tmp))?;
             report.removed_temp_files.push(tmp);
@@ -70,84 +80,60 @@ pub(super) fn recover_dir(
         }
     }
     let low = retention::read_watermark(fs, &dir)?;
+    let reservation = ids::read(fs, &dir)?;
 
+    // Every segment but the newest is sealed: a successor is only created
+    // after its seal is durable. Nothing is deleted before all are checked.
+    let newest = bases.last().copied();
     let mut sealed_segs: Vec<SealedSegment> = Vec::new();
-    let mut active_at: Option<(PathBuf, u64)> = None;
+    let mut below_watermark: Vec<PathBuf> = Vec::new();
     let mut last_ts = i64::MIN;
     let mut prev_end: Option<u64> = None;
-    for (i, &base) in bases.iter().enumerate() {
+    for &base in &bases {
         let path = segment_path(&dir, base);
-        let is_last = i + 1 == bases.len();
-        if let Some(end) = prev_end.filter(|&end| end != base) {
-            if base <= low {
-                // The gap lies wholly below the watermark: nothing there is visible anyway.
-            } else if quarantined(fs, &dir, end) {
-                report.quarantined_gaps.push((end, base));
-            } else {
-                return Err(Error::corruption(
-                        &path,
-                        0,
-                        format!(
-                            "id gap: the previous segment ends before id {end}, this one starts at {base}"
-                        ),
-                    ));
-            }
+        check_gap(fs, &dir, &path, prev_end, base, low, &mut report)?;
+        if Some(base) == newest {
+            break;
         }
-        if is_last && !read_only {
-            // The newest segment may hold bytes that a failed fsync never
-            // made durable (a handle recovered in place, or a process
-            // restarted without a reboot). Recovery is about to trust them
-            // and build on them (a new segment after its footer, appends
-            // after its frames): make them durable first.
-            match fs.open(&path, OpenMode::Read).and_then(|f| f.sync_all()) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io("fsync", &path)(e)),
-            }
-        }
-        let opened = match SealedSegment::open_in(fs, &path) {
+        let seg = match SealedSegment::open_in(fs, &path) {
             // Unlinked since the listing (a dropped segment being reaped by
             // another handle): it lay below the watermark.
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 continue
             }
             other => other?,
-        };
-        match opened {
-            Some(seg) => {
-                check_base(&path, seg.header(), base)?;
-                if seg.count() > 0 {
-                    last_ts = last_ts.max(seg.footer().last_ts);
-                }
-                prev_end = Some(seg.end_id());
-                if seg.end_id() <= low && !is_last {
-                    // Retention or clear dropped it; a crash came before the unlink.
-                    if !read_only {
-                        remove_segment_files(fs, &path)?;
-                        report.deleted_below_watermark.push(path);
-                    }
-                    continue;
-                }
-                if !read_only {
-                    // A snapshot of a segment since sealed is stale.
-                    let _ = fs.remove_file(&snapshot_path(&path));
-                }
-                sealed_segs.push(seg);
-            }
-            None if is_last => active_at = Some((path, base)),
-            None => {
-                return Err(Error::corruption(
-                    &path,
-                    0,
-                    "segment has no valid seal footer, but newer segments exist",
-                ))
-            }
         }
+        .ok_or_else(|| {
+            Error::corruption(
+                &path,
+                0,
+                "segment has no valid seal footer, but newer segments exist",
+            )
+        })?;
+        check_base(&path, seg.header(), base)?;
+        if seg.count() > 0 {
+            last_ts = last_ts.max(seg.footer().last_ts);
+        }
+        prev_end = Some(seg.end_id());
+        if seg.end_id() <= low {
+            // Retention or clear dropped it; a crash came before the unlink.
+            below_watermark.push(path);
+            continue;
+        }
+        sealed_segs.push(seg);
     }
+
+    // The newest segment is the active one, whatever its last bytes are.
+    let hint = durable.filter(|h| Some(h.base) == newest);
+    let recover_tail = |r: &mut RecoveryReport| {
+        newest
+            .map(|base| {
+                let path = segment_path(&dir, base);
+                recover_active(fs, &path, base, r, read_only, epoch, config, hint)
+            })
+            .transpose()
+    };
     let sealed_bytes: u64 = sealed_segs.iter().map(SealedSegment::file_len).sum();
-    // The sealed segments' indexes (checksums, dictionary checks, rebuilds)
-    // and the active segment's re-indexing are independent and, after a
-    // crash, most of an open: on a large log they run on two threads.
     let load_indexes = |rebuilt: &mut Vec<(PathBuf, String)>| -> Result<Vec<Arc<Sealed>>> {
         sealed_segs
             .into_iter()
@@ -157,78 +143,111 @@ pub(super) fn recover_dir(
             })
             .collect()
     };
+    // The sealed segments' indexes (checksums, dictionary checks, rebuilds)
+    // and the active segment's re-indexing are independent and, after a
+    // crash, most of an open: on a large log they run on two threads.
     let mut rebuilt = Vec::new();
-    let recover_tail = |r: &mut RecoveryReport| {
-        active_at
-            .as_ref()
-            .map(|(path, base)| recover_active(fs, path, *base, r, read_only, epoch, config))
-            .transpose()
-    };
-    let (sealed, active) = if active_at.is_some() && sealed_bytes >= PARALLEL_OPEN_MIN_BYTES {
+    let (sealed, active) = if newest.is_some() && sealed_bytes >= PARALLEL_OPEN_MIN_BYTES {
         crate::writer::beside(|| load_indexes(&mut rebuilt), || recover_tail(&mut report))
     } else {
         let sealed = load_indexes(&mut rebuilt)?;
         (Ok(sealed), recover_tail(&mut report))
     };
-    let (sealed, active) = (sealed?, active?);
+    let (mut sealed, active) = (sealed?, active?);
     report.rebuilt_indexes.extend(rebuilt);
-    if let Some((seg, _, _)) = &active {
-        last_ts = last_ts.max(seg.table().ts.last().copied().unwrap_or(i64::MIN));
-    }
-    if !report.deleted_below_watermark.is_empty() {
-        fsutil::sync_dir(fs, &dir)?;
-    }
-    let last_sealed_path = sealed.last().map(|s| s.seg.path().to_path_buf());
-    report.segments = bases.len() - report.deleted_below_watermark.len();
 
-    let (active, mut state, written) = match active {
-        Some(a) => a,
-        None => {
-            let base = prev_end.unwrap_or(1);
-            let header = SegmentHeader {
-                base_id: base,
-                created_us: config.clock.now(),
-            };
-            let path = segment_path(&dir, base);
-            let file = match (&last_sealed_path, read_only) {
-                // Read-only: an empty stand-in; nothing is ever read from it.
-                (Some(p), true) => fs.open(p, OpenMode::Read).map_err(Error::io("open", p))?,
-                (None, true) => {
-                    return Err(Error::io("open", &dir)(std::io::Error::new(
-                        std::io::ErrorKind::NotFound,
-                        "no segment files: not an actlog data directory",
-                    )))
-                }
-                (_, false) => {
-                    fsutil::create_durable(fs, &path, &header.encode(), Durable::Segment)?
-                }
-            };
-            let seg = ActiveSegment::new(
-                path,
-                base,
-                file,
-                ActiveTable::default(),
-                ActiveIndex::default(),
-            );
-            let seg = Arc::new(if read_only {
-                seg
-            } else {
-                seg.mapped(config.segment_max_bytes)
-            });
-            report.created_active = !bases.is_empty() && !read_only;
-            let state = WriterState::fresh(seg.clone(), &header, last_ts, epoch);
-            (seg, state, SEGMENT_HEADER_LEN as u64)
-        }
+    // Where ids continue: the active segment's end, unless the reservation
+    // says ids up to its limit may have been handed out in a segment that is
+    // no longer here (see `ids.rs`).
+    let end = active
+        .as_ref()
+        .map_or(prev_end.unwrap_or(1), |a| a.state.next_id);
+    let lost_to = match (reservation, newest) {
+        (Some(r), Some(newest)) if r.active_base > newest => Some(r.limit.max(end)),
+        (Some(r), None) => Some(r.limit.max(1)),
+        _ => None,
     };
-    if low > state.next_id {
+    if low > end.max(lost_to.unwrap_or(0)) {
         return Err(Error::corruption(
             dir.join(retention::WATERMARK_FILE),
             16,
-            format!(
-                "watermark {low} lies beyond the newest id {}",
-                state.next_id - 1
-            ),
+            format!("watermark {low} lies beyond the newest id {}", end - 1),
         ));
+    }
+    if !read_only {
+        for path in below_watermark {
+            remove_segment_files(fs, &path)?;
+            report.deleted_below_watermark.push(path);
+        }
+        if !report.deleted_below_watermark.is_empty() {
+            fsutil::sync_dir(fs, &dir)?;
+        }
+    }
+    report.segments = bases.len() - report.deleted_below_watermark.len();
+
+    let old_format = active
+        .as_ref()
+        .is_some_and(|a| a.header.version < FORMAT_VERSION);
+    let (active, mut state, written) = match active {
+        // Read-only, or nothing to change: the active segment as it is.
+        Some(a) if read_only || (lost_to.is_none() && !old_format) => (a.seg, a.state, a.written),
+        _ if read_only => {
+            return Err(Error::io("open", &dir)(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no segment files: not an actlog data directory",
+            )))
+        }
+        previous => {
+            // A new active segment: the directory is empty, ids past the
+            // newest segment's end may have been handed out (the
+            // reservation says so), or the active segment is of an older
+            // format. Only the newest segment may lack a seal, so it is
+            // sealed first.
+            let next = lost_to.unwrap_or(end);
+            if let Some(a) = previous {
+                last_ts = last_ts.max(a.state.last_ts);
+                sealed.push(seal_at_open(fs, config, &a.seg, &a.state, a.written)?);
+                report.sealed_on_open = Some(a.seg.path().to_path_buf());
+            }
+            if next > end {
+                record_lost_ids(fs, &dir, end, next)?;
+                report.lost_ids = Some((end, next));
+            }
+            let header = SegmentHeader::new(next, config.clock.now());
+            let path = segment_path(&dir, next);
+            let file = fsutil::create_durable(fs, &path, &header.encode(), Durable::Segment)?;
+            let seg = Arc::new(
+                ActiveSegment::new(
+                    path,
+                    next,
+                    file,
+                    ActiveTable::default(),
+                    ActiveIndex::default(),
+                )
+                .mapped(config.segment_max_bytes),
+            );
+            report.created_active = !bases.is_empty();
+            let state = WriterState::fresh(seg.clone(), &header, last_ts, epoch, 0);
+            (seg, state, SEGMENT_HEADER_LEN as u64)
+        }
+    };
+    if !read_only {
+        // The reservation for the active segment, unless it is already the
+        // one on disk.
+        let base = active.base_id();
+        let current =
+            ids::read(fs, &dir)?.filter(|r| r.active_base == base && r.limit > state.next_id);
+        let r = match current {
+            Some(r) => r,
+            None => {
+                let r = Reservation::for_segment(base, state.next_id, config);
+                ids::write(fs, &dir, &r)?;
+                r
+            }
+        };
+        state.id_limit = r.limit;
+    } else {
+        state.id_limit = u64::MAX;
     }
     state.last_ts = state.last_ts.max(last_ts);
     let view = View { sealed, active };
@@ -265,6 +284,18 @@ pub(super) fn lock_dir(fs: &dyn FileSystem, dir: &Path) -> Result<LockGuard> {
     }
 }
 
+/// Whether `name` is a temporary file the engine writes (a segment, index,
+/// snapshot, watermark or id reservation being created): those recovery
+/// deletes. Others (the server's `settings.json.tmp`) belong to writers that
+/// may be about to rename them.
+fn is_engine_temp(name: &str) -> bool {
+    name.strip_suffix(TEMP_SUFFIX).is_some_and(|stem| {
+        stem.starts_with(SEGMENT_PREFIX)
+            || stem == retention::WATERMARK_FILE
+            || stem == ids::IDS_FILE
+    })
+}
+
 /// Segment base ids (sorted) and leftover temporary files.
 fn list_dir(fs: &dyn FileSystem, dir: &Path) -> Result<(Vec<u64>, Vec<PathBuf>)> {
     let mut bases = Vec::new();
@@ -273,7 +304,7 @@ fn list_dir(fs: &dyn FileSystem, dir: &Path) -> Result<(Vec<u64>, Vec<PathBuf>)>
         let Some(name) = name.to_str() else { continue };
         if let Some(base) = parse_segment_file_name(name) {
             bases.push(base);
-        } else if name.ends_with(TEMP_SUFFIX) {
+        } else if is_engine_temp(name) {
             temps.push(dir.join(name));
         }
     }
@@ -370,8 +401,31 @@ fn open_index(
     .map_err(|why| Error::corruption(&path, 0, format!("rebuilt index does not parse: {why}")))
 }
 
+/// The active segment as recovery found it.
+pub(super) struct ActiveRecovered {
+    pub(super) seg: Arc<ActiveSegment>,
+    pub(super) state: WriterState,
+    /// Where its data ends on disk.
+    pub(super) written: u64,
+    pub(super) header: SegmentHeader,
+}
+
+/// What an in-place recovery ([`crate::Log::recover`]) knows that the
+/// files do not say: the active segment's length after its last fdatasync
+/// that succeeded. Past it, the page cache may hold bytes the disk never got
+/// (a failed fsync drops them from writeback but not from the cache).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct DurableHint {
+    /// The active segment's base id.
+    pub(super) base: u64,
+    /// Its length known durable.
+    pub(super) len: u64,
+}
+
 /// Scans the active segment, cuts a torn tail, rebuilds its in-memory index
-/// and builds its writer state.
+/// and builds its writer state. With `durable`, first cuts the file back to
+/// the length known durable.
+#[allow(clippy::too_many_arguments)]
 fn recover_active(
     fs: &dyn FileSystem,
     path: &Path,
@@ -380,23 +434,47 @@ fn recover_active(
     read_only: bool,
     epoch: u64,
     config: &Config,
-) -> Result<(Arc<ActiveSegment>, WriterState, u64)> {
+    durable: Option<DurableHint>,
+) -> Result<ActiveRecovered> {
     let mode = if read_only {
         OpenMode::Read
     } else {
         OpenMode::ReadWrite
     };
     let file = fs.open(path, mode).map_err(Error::io("open", path))?;
-    let (header, scan, index) = {
+    let mut unsynced_cut = None;
+    if let Some(hint) = durable.filter(|_| !read_only) {
+        let len = file.len().map_err(Error::io("stat", path))?;
+        if len > hint.len {
+            file.set_len(hint.len)
+                .map_err(Error::io("truncate", path))?;
+            file.sync_all().map_err(Error::io("fsync", path))?;
+            unsynced_cut = Some(TornTail {
+                file: path.to_path_buf(),
+                offset: hint.len,
+                bytes_dropped: len - hint.len,
+                records_dropped: 0,
+                reason: "bytes past the last successful fdatasync: after a failed \
+                         write or fsync the disk may not hold them"
+                    .into(),
+            });
+        }
+    } else if !read_only {
+        // The newest segment may hold bytes that a failed fsync never made
+        // durable (a process restarted without a reboot): make them durable
+        // before building on them. (This cannot undo a failed fsync whose
+        // pages the kernel already dropped from writeback; see
+        // docs/OPERATIONS.md.)
+        file.sync_all().map_err(Error::io("fsync", path))?;
+    }
+    let (scan, index) = {
         // Read-write: a map, dropped before any truncation below. Read-only:
-        // a plain read, since a server may truncate the file when it restarts.
+        // a plain read, since a running writer may seal (and cut) the file.
         let map: FileBytes = if read_only {
             FileBytes::Owned(fs.read(path).map_err(Error::io("read", path))?)
         } else {
             map_file(&*file, path)?
         };
-        let header = SegmentHeader::decode(&map, path)?;
-        check_base(path, &header, base)?;
         let scan = recovery::scan_active(&map, path, base)?;
         let mut index = ActiveIndex::default();
         let mut from = 0;
@@ -426,7 +504,7 @@ fn recover_active(
             terms.add(TermSource::of_view(&rec));
             index.insert(local as u32, terms.keys(0));
         }
-        (header, scan, index)
+        (scan, index)
     };
     if let Some(torn) = scan.torn {
         if !read_only {
@@ -436,7 +514,10 @@ fn recover_active(
             file.sync_all().map_err(Error::io("fsync", path))?;
         }
         report.torn_tail = Some(torn);
+    } else if let Some(cut) = unsynced_cut {
+        report.torn_tail = Some(cut);
     }
+    let header = scan.header;
     let count = scan.table.offsets.len() as u32;
     let first_ts = scan.table.ts.first().copied();
     let last_ts = scan.table.ts.last().copied().unwrap_or(i64::MIN);
@@ -461,6 +542,96 @@ fn recover_active(
         crc: scan.crc,
         failed: false,
         epoch,
+        id_limit: 0,
     };
-    Ok((seg, state, scan.end))
+    Ok(ActiveRecovered {
+        seg,
+        state,
+        written: scan.end,
+        header,
+    })
+}
+
+/// Seals the recovered active segment `seg` (all of whose frames are on
+/// disk, ending at `written`) so that a new active segment can follow it,
+/// and returns it as readers see a sealed segment, with its index file.
+fn seal_at_open(
+    fs: &dyn FileSystem,
+    config: &Config,
+    seg: &ActiveSegment,
+    state: &WriterState,
+    written: u64,
+) -> Result<Arc<Sealed>> {
+    let path = seg.path();
+    {
+        let table = seg.table();
+        crate::writer::seal_file(
+            fs,
+            seg.file(),
+            path,
+            &table,
+            state.crc.clone().finalize(),
+            written,
+        )?;
+    }
+    let sealed = SealedSegment::open_in(fs, path)?.ok_or_else(|| {
+        Error::corruption(path, written, "footer just written does not read back")
+    })?;
+    let index = crate::writer::write_index(fs, seg, &sealed)?;
+    Ok(Arc::new(Sealed::with_index(
+        sealed,
+        SegmentIndex::File(Arc::new(index)),
+        config.fs.clone(),
+    )))
+}
+
+/// Records in `quarantine/` that ids `[from, to)` are lost: they may have
+/// been handed out in a segment that is no longer in the directory, and
+/// will never be handed out again.
+fn record_lost_ids(fs: &dyn FileSystem, dir: &Path, from: u64, to: u64) -> Result<()> {
+    create_dir_durable(fs, &dir.join(QUARANTINE_DIR))?;
+    let marker = missing_marker_path(dir, from);
+    let text = format!(
+        "Ids {from}..{} may have been handed out in a segment that is no longer in this \
+         directory (a segment moved to quarantine/ by repair, or a restore from an older \
+         backup); the log continues at id {to} and never hands them out again. Delete this \
+         file only if you put that segment back.\n",
+        to - 1
+    );
+    fsutil::create_durable(fs, &marker, text.as_bytes(), Durable::Other).map(drop)
+}
+
+/// Checks that the segment at `path` starting at `base` follows the previous
+/// one (ending before `prev_end`, `None` for the first) without a gap, or
+/// that the gap is one `repair` or recovery recorded, or lies wholly below
+/// the watermark `low`. The first segment must start at or below the
+/// watermark (a missing oldest segment is a gap too).
+#[allow(clippy::too_many_arguments)]
+fn check_gap(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    path: &Path,
+    prev_end: Option<u64>,
+    base: u64,
+    low: u64,
+    report: &mut RecoveryReport,
+) -> Result<()> {
+    let expected = prev_end.unwrap_or(low.max(1));
+    if base == expected || (prev_end.is_none() && base < expected) || base <= low {
+        return Ok(());
+    }
+    if quarantined(fs, dir, expected) {
+        report.quarantined_gaps.push((expected, base));
+        return Ok(());
+    }
+    let what = match prev_end {
+        Some(end) => {
+            format!("id gap: the previous segment ends before id {end}, this one starts at {base}")
+        }
+        None => format!(
+            "id gap: the oldest segment starts at id {base}, but records from id {expected} \
+             on should be here (the watermark is {low}): an older segment is missing"
+        ),
+    };
+    Err(Error::corruption(path, 0, what))
 }

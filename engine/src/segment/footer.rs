@@ -65,7 +65,15 @@ impl Footer {
         if len < super::SEGMENT_HEADER_LEN + FOOTER_LEN {
             return None;
         }
-        let b = &file_bytes[len - FOOTER_LEN..];
+        Self::parse(&file_bytes[len - FOOTER_LEN..], len as u64)
+    }
+
+    /// Reads the footer from `b`, the last [`FOOTER_LEN`] bytes of a file of
+    /// `len` bytes, if it is a valid one that fits that length.
+    pub fn parse(b: &[u8], len: u64) -> Option<Footer> {
+        if b.len() != FOOTER_LEN || len < (super::SEGMENT_HEADER_LEN + FOOTER_LEN) as u64 {
+            return None;
+        }
         if b[0..8] != FOOTER_MAGIC || le_u32(&b[44..48]) != crc32fast::hash(&b[0..44]) {
             return None;
         }
@@ -78,7 +86,7 @@ impl Footer {
             table_crc: le_u32(&b[40..44]),
         };
         let fits = footer.data_end >= super::SEGMENT_HEADER_LEN as u64
-            && footer.data_end.checked_add(footer.trailer_len()) == Some(len as u64);
+            && footer.data_end.checked_add(footer.trailer_len()) == Some(len);
         fits.then_some(footer)
     }
 }

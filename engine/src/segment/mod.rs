@@ -16,6 +16,7 @@
 
 pub(crate) mod active;
 pub(crate) mod footer;
+pub use footer::{Footer, FOOTER_LEN};
 pub(crate) mod sealed;
 
 use std::ops::Range;
@@ -149,11 +150,18 @@ pub(crate) fn push_payload(
 
 /// First 8 bytes of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"ACTLOGSG";
-/// The on-disk format version this build writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The segment format version this build writes. It reads this one and
+/// every version from [`OLDEST_FORMAT_VERSION`] on (see `docs/FORMAT.md`,
+/// "Versions").
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest segment format version this build still reads. A data
+/// directory whose active segment is older has it sealed on open and
+/// continues in a new segment of [`FORMAT_VERSION`].
+pub const OLDEST_FORMAT_VERSION: u16 = 1;
 /// Length of the segment header.
 pub const SEGMENT_HEADER_LEN: usize = 32;
-const SEGMENT_PREFIX: &str = "seg-";
+/// Every file name of a segment (and of its index and snapshot) starts so.
+pub const SEGMENT_PREFIX: &str = "seg-";
 const SEGMENT_SUFFIX: &str = ".log";
 /// Suffix of files being written before their atomic rename.
 pub const TEMP_SUFFIX: &str = ".tmp";
@@ -164,7 +172,15 @@ pub fn segment_file_name(base_id: u64) -> String {
     format!("{SEGMENT_PREFIX}{base_id:020}{SEGMENT_SUFFIX}")
 }
 
-/// The base id encoded in a segment file name, if it is one.
+/// The largest base id a segment may have: ids stay below 2^62, so that a
+/// base plus any count a file can describe (a `u32`) plus any reservation
+/// (see `ids.rs`) never overflows a `u64`.
+pub const MAX_BASE_ID: u64 = 1 << 62;
+
+/// The base id encoded in a segment file name, if it is one. The name must
+/// be `seg-` + 20 digits + `.log` and the id within `1..=MAX_BASE_ID`: a file
+/// named otherwise is not a segment of this log (the listing of
+/// `actlog-inspect` shows it as an unknown file).
 pub fn parse_segment_file_name(name: &str) -> Option<u64> {
     let digits = name
         .strip_prefix(SEGMENT_PREFIX)?
@@ -172,7 +188,10 @@ pub fn parse_segment_file_name(name: &str) -> Option<u64> {
     if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok()
+    digits
+        .parse()
+        .ok()
+        .filter(|&base| (1..=MAX_BASE_ID).contains(&base))
 }
 
 /// Path of the segment with `base_id` in `dir`.
@@ -183,6 +202,8 @@ pub fn segment_path(dir: &Path, base_id: u64) -> PathBuf {
 /// The decoded segment header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentHeader {
+    /// Segment format version ([`OLDEST_FORMAT_VERSION`]..=[`FORMAT_VERSION`]).
+    pub version: u16,
     /// Id of the first record the segment holds (or will hold).
     pub base_id: u64,
     /// When the segment was created, µs since the epoch.
@@ -190,13 +211,29 @@ pub struct SegmentHeader {
 }
 
 impl SegmentHeader {
+    /// The header of a new segment of this build's [`FORMAT_VERSION`].
+    pub fn new(base_id: u64, created_us: i64) -> SegmentHeader {
+        SegmentHeader {
+            version: FORMAT_VERSION,
+            base_id,
+            created_us,
+        }
+    }
+
+    /// Whether frames of this segment may carry
+    /// [`FLAG_FLUSH`](crate::frame::FLAG_FLUSH) (format 2 on), which lets
+    /// recovery tell a torn, never-acknowledged flush from damage.
+    pub fn marks_flushes(&self) -> bool {
+        self.version >= 2
+    }
+
     /// The 32 header bytes:
     /// magic (8) | version u16 | reserved u16 = 0 | crc u32 | base_id u64 | created_us i64.
     /// The CRC covers bytes 0..12 and 16..32.
     pub fn encode(&self) -> [u8; SEGMENT_HEADER_LEN] {
         let mut b = [0u8; SEGMENT_HEADER_LEN];
         b[0..8].copy_from_slice(&SEGMENT_MAGIC);
-        b[8..10].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[8..10].copy_from_slice(&self.version.to_le_bytes());
         b[16..24].copy_from_slice(&self.base_id.to_le_bytes());
         b[24..32].copy_from_slice(&self.created_us.to_le_bytes());
         let crc = header_crc(&b);
@@ -228,7 +265,7 @@ impl SegmentHeader {
         if stored != header_crc(bytes) {
             return Err(Error::corruption(path, 12, "segment header CRC mismatch"));
         }
-        if version != FORMAT_VERSION {
+        if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(Error::UnsupportedVersion {
                 file: path.to_path_buf(),
                 found: version,
@@ -239,8 +276,17 @@ impl SegmentHeader {
         id.copy_from_slice(&bytes[16..24]);
         let mut created = [0u8; 8];
         created.copy_from_slice(&bytes[24..32]);
+        let base_id = u64::from_le_bytes(id);
+        if base_id == 0 || base_id > MAX_BASE_ID {
+            return Err(Error::corruption(
+                path,
+                16,
+                format!("segment base id {base_id} is outside 1..={MAX_BASE_ID}"),
+            ));
+        }
         Ok(SegmentHeader {
-            base_id: u64::from_le_bytes(id),
+            version,
+            base_id,
             created_us: i64::from_le_bytes(created),
         })
     }
@@ -261,9 +307,16 @@ mod tests {
     fn names_sort_by_id_and_roundtrip() {
         assert_eq!(segment_file_name(42), "seg-00000000000000000042.log");
         assert_eq!(
-            parse_segment_file_name(&segment_file_name(u64::MAX)),
-            Some(u64::MAX)
+            parse_segment_file_name(&segment_file_name(MAX_BASE_ID)),
+            Some(MAX_BASE_ID)
         );
+        // Ids whose arithmetic could overflow, and id 0, name no segment.
+        assert_eq!(parse_segment_file_name(&segment_file_name(0)), None);
+        assert_eq!(
+            parse_segment_file_name(&segment_file_name(MAX_BASE_ID + 1)),
+            None
+        );
+        assert_eq!(parse_segment_file_name(&segment_file_name(u64::MAX)), None);
         assert_eq!(parse_segment_file_name("seg-42.log"), None);
         assert_eq!(
             parse_segment_file_name("seg-00000000000000000042.log.tmp"),
@@ -274,10 +327,7 @@ mod tests {
 
     #[test]
     fn header_roundtrip_and_damage() {
-        let h = SegmentHeader {
-            base_id: 1001,
-            created_us: 1_767_225_600_000_000,
-        };
+        let h = SegmentHeader::new(1001, 1_767_225_600_000_000);
         let bytes = h.encode();
         let p = Path::new("x");
         assert_eq!(SegmentHeader::decode(&bytes, p).expect("valid"), h);

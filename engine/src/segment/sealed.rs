@@ -44,15 +44,37 @@ impl SealedSegment {
     }
 
     /// [`SealedSegment::open`] through a given filesystem.
+    ///
+    /// The header and footer are read with positioned reads, and the file is
+    /// mapped only once a footer that fits its length is found. A caller
+    /// passes only a file that has a successor (so is sealed for good and
+    /// never changes again), but the check costs two small reads, and a map
+    /// of a file that a writer then cut would kill the process at the first
+    /// read past the new end.
     pub fn open_in(fs: &dyn FileSystem, path: &Path) -> Result<Option<SealedSegment>> {
         let file = fs
             .open(path, OpenMode::Read)
             .map_err(Error::io("open", path))?;
-        let map = map_file(&*file, path)?;
-        let header = SegmentHeader::decode(&map, path)?;
-        let Some(footer) = Footer::find(&map) else {
+        let len = file.len().map_err(Error::io("stat", path))?;
+        let mut head = [0u8; SEGMENT_HEADER_LEN];
+        let got = file.read_exact_at(&mut head, 0);
+        let header = SegmentHeader::decode(if got.is_ok() { &head } else { &[] }, path)?;
+        let mut tail = [0u8; FOOTER_LEN];
+        if len < (SEGMENT_HEADER_LEN + FOOTER_LEN) as u64
+            || file
+                .read_exact_at(&mut tail, len - FOOTER_LEN as u64)
+                .is_err()
+        {
+            return Ok(None);
+        }
+        let Some(footer) = Footer::parse(&tail, len) else {
             return Ok(None);
         };
+        let map = map_file(&*file, path)?;
+        if map.len() as u64 != len {
+            // Changed between the reads and the map: not a sealed file.
+            return Ok(None);
+        }
         Ok(Some(SealedSegment {
             path: path.to_path_buf(),
             header,
@@ -174,7 +196,14 @@ impl SealedSegment {
                 } else {
                     data_end
                 };
-                if start < SEGMENT_HEADER_LEN as u64 || start >= end || end > data_end {
+                // The table is not checksummed on reads: a range longer
+                // than any frame can be is damage, not an allocation to make.
+                let max_frame = (frame::HEADER_LEN + frame::MAX_PAYLOAD) as u64;
+                if start < SEGMENT_HEADER_LEN as u64
+                    || start >= end
+                    || end > data_end
+                    || end - start > max_frame
+                {
                     return Err(Error::corruption(
                         &self.path,
                         (self.table_start() + 4 * local as usize) as u64,

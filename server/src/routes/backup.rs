@@ -11,6 +11,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -31,7 +33,15 @@ pub async fn list(
     let items = blocking(move || plan(&dir, &[SETTINGS_FILE, KEYS_FILE])).await?;
     let files: Vec<Value> = items
         .iter()
-        .map(|i: &BackupItem| json!({"name": i.name, "len": i.len, "immutable": i.immutable, "ids": i.ids}))
+        .map(|i: &BackupItem| {
+            let mut item =
+                json!({"name": i.name, "len": i.len, "immutable": i.immutable, "ids": i.ids});
+            if let Some(bytes) = &i.contents {
+                // The state files as the plan read them (see `actlog_engine::backup`).
+                item["data"] = Value::from(BASE64.encode(bytes));
+            }
+            item
+        })
         .collect();
     Ok(Json(json!({ "files": files })))
 }
@@ -43,7 +53,13 @@ fn allowed(name: &str) -> bool {
         .map(|stem| format!("{stem}.log"))
         .unwrap_or_else(|| name.to_string());
     parse_segment_file_name(&seg).is_some()
-        || [actlog_engine::WATERMARK_FILE, SETTINGS_FILE, KEYS_FILE].contains(&name)
+        || [
+            actlog_engine::WATERMARK_FILE,
+            actlog_engine::ids::IDS_FILE,
+            SETTINGS_FILE,
+            KEYS_FILE,
+        ]
+        .contains(&name)
 }
 
 /// `?len=`

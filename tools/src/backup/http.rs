@@ -5,6 +5,8 @@
 use std::io::Read;
 
 use actlog_engine::backup::BackupItem;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
 use serde::Deserialize;
 
 /// A server to back up.
@@ -20,7 +22,15 @@ struct PlanItem {
     len: u64,
     immutable: bool,
     ids: Option<(u64, u64)>,
+    /// The file's bytes as the plan read them (base64), for the small state
+    /// files whose content must be that of the plan's moment.
+    #[serde(default)]
+    data: Option<String>,
 }
+
+/// The most bytes a plan may carry inline for one file: the watermark and
+/// the id reservation are a few dozen.
+const MAX_INLINE: usize = 4096;
 
 #[derive(Deserialize)]
 struct Plan {
@@ -66,19 +76,40 @@ impl super::Source for HttpSource {
             resp.body_mut().read_to_string().unwrap_or_default()
         );
         let plan: Plan = resp.body_mut().read_json()?;
-        Ok(plan
-            .files
+        plan.files
             .into_iter()
-            .map(|p| BackupItem {
-                name: p.name,
-                len: p.len,
-                immutable: p.immutable,
-                ids: p.ids,
+            .map(|p| {
+                let contents = match p.data {
+                    None => None,
+                    Some(b64) => {
+                        let bytes = BASE64.decode(b64.as_bytes()).map_err(|e| {
+                            anyhow::anyhow!("the server sent bad data for {}: {e}", p.name)
+                        })?;
+                        anyhow::ensure!(
+                            bytes.len() <= MAX_INLINE && bytes.len() as u64 == p.len,
+                            "the server sent {} inline bytes for {} (len {}): refusing",
+                            bytes.len(),
+                            p.name,
+                            p.len
+                        );
+                        Some(bytes)
+                    }
+                };
+                Ok(BackupItem {
+                    name: p.name,
+                    len: p.len,
+                    immutable: p.immutable,
+                    ids: p.ids,
+                    contents,
+                })
             })
-            .collect())
+            .collect()
     }
 
     fn open(&self, item: &BackupItem) -> anyhow::Result<Option<Box<dyn Read>>> {
+        if let Some(bytes) = &item.contents {
+            return Ok(Some(Box::new(std::io::Cursor::new(bytes.clone()))));
+        }
         let resp = self.get(&format!(
             "/api/v1/backup/files/{}?len={}",
             item.name, item.len
