@@ -13,9 +13,11 @@ use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use actlog_engine::backup::{open_item, plan, BackupItem};
+use actlog_engine::backup::{open_item, plan, BackupItem, RESTORING_FILE};
 use actlog_engine::export::format_ts;
-use actlog_engine::{Config, Log};
+use actlog_engine::ids;
+use actlog_engine::segment::parse_segment_file_name;
+use actlog_engine::{Config, Log, LOCK_FILE, QUARANTINE_DIR, WATERMARK_FILE};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -305,6 +307,28 @@ pub fn backup(
 }
 
 /// `actlog-inspect restore --from BACKUP --to DIR [--force]`
+///
+/// Every file is checked against the manifest before anything is written.
+/// Then, holding the target's lock the whole time (a server cannot start on
+/// it meanwhile, and restore refuses while one runs):
+///
+/// 1. `RESTORING` is written into the target: from here on, until step 5,
+///    the engine refuses to open the directory, so a restore killed halfway
+///    can never be served as a log (it holds part of the old files and part
+///    of the backup);
+/// 2. the old data files go (with `--force`; an old `quarantine/` is renamed
+///    aside, so its markers cannot excuse gaps in the restored log);
+/// 3. each backup file is copied (temp, fsync, rename), its checksum checked
+///    again as it is copied;
+/// 4. the id reservation is marked restored, carrying over the old
+///    directory's, so that the restored log hands out no id that the old one
+///    (or the server the backup was taken from, up to its reservation) may
+///    already have given a client;
+/// 5. `RESTORING` is removed; the log is opened, which starts a new active
+///    segment past those ids.
+///
+/// The old contents are never opened as a log (a damaged directory, the
+/// usual reason to restore, can be replaced).
 pub fn restore(from: &Path, to: &Path, force: bool) -> anyhow::Result<Outcome> {
     need_dir(from)?;
     let manifest = read_manifest(from).ok_or_else(|| {
@@ -323,8 +347,8 @@ pub fn restore(from: &Path, to: &Path, force: bool) -> anyhow::Result<Outcome> {
     let pb = progress::bytes(total, "verify backup");
     for f in &manifest.files {
         anyhow::ensure!(
-            !f.name.contains('/') && !f.name.contains('\\') && f.name != ".." && f.name != ".",
-            "manifest names an unsafe file `{}`",
+            is_plain_name(&f.name) && is_backup_file(&f.name),
+            "manifest names a file that is not part of a data directory: `{}`",
             f.name
         );
         let (bytes, sha) =
@@ -340,41 +364,51 @@ pub fn restore(from: &Path, to: &Path, force: bool) -> anyhow::Result<Outcome> {
         pb.inc(bytes);
     }
     pb.finish_and_clear();
-    if to.exists() {
-        let non_empty = fs::read_dir(to)?.next().is_some();
-        if non_empty && !force {
-            return Err(Usage(format!(
-                "{} is not empty; restore into an empty directory, or pass --force to replace its contents",
-                to.display()
-            ))
-            .into());
-        }
-        if non_empty {
-            // Refuse to pull the floor from under a running server.
-            drop(
-                Log::open(to, Config::default())
-                    .map_err(|e| anyhow::anyhow!("cannot replace {}: {e}", to.display()))?,
-            );
-            for entry in fs::read_dir(to)?.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                let ours = name.starts_with("seg-")
-                    || name == "WATERMARK"
-                    || STATE_FILES.contains(&name.as_str());
-                if ours {
-                    fs::remove_file(entry.path())?;
-                }
-            }
+    let non_empty = to.exists()
+        && fs::read_dir(to)?
+            .flatten()
+            .any(|e| e.file_name() != LOCK_FILE);
+    if non_empty && !force {
+        return Err(Usage(format!(
+            "{} is not empty; restore into an empty directory, or pass --force to replace its contents",
+            to.display()
+        ))
+        .into());
+    }
+    if !to.exists() {
+        fs::create_dir_all(to)?;
+        if let Some(parent) = to.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
         }
     }
-    fs::create_dir_all(to)?;
+    let lock = crate::repair::take_lock(to)?;
+    // Ids the old directory may have handed out (its reservation, or what its
+    // segment files could hold when it has none).
+    let old_floor = old_id_floor(to);
+    write_marker(to)?;
+    if non_empty {
+        remove_old_contents(to)?;
+    }
     let pb = progress::bytes(total, "restore");
     for f in &manifest.files {
-        copy_hashed(File::open(from.join(&f.name))?, &to.join(&f.name), &pb)?;
+        let (bytes, sha) = copy_hashed(File::open(from.join(&f.name))?, &to.join(&f.name), &pb)?;
+        anyhow::ensure!(
+            bytes == f.bytes && sha == f.sha256,
+            "{} changed while it was restored ({bytes} bytes, sha256 {sha}); the restore is \
+             incomplete and {} stays marked as such: run it again",
+            f.name,
+            to.display()
+        );
     }
     pb.finish_and_clear();
     sync_dir(to)?;
+    ids::mark_restored(to, old_floor)?;
+    fs::remove_file(to.join(RESTORING_FILE))?;
+    sync_dir(to)?;
+    drop(lock);
     let log = Log::open(to, Config::default())?;
     let stats = log.stats()?;
+    let skipped = log.recovery_report().lost_ids;
     log.close()?;
     println!(
         "restored {} files into {}: {} records{}",
@@ -386,7 +420,97 @@ pub fn restore(from: &Path, to: &Path, force: bool) -> anyhow::Result<Outcome> {
             _ => String::new(),
         }
     );
+    if let Some((a, b)) = skipped {
+        println!(
+            "new records get ids from {b} on: ids {a}..={} may have been handed out after the \
+             backup was taken and are never handed out again",
+            b - 1
+        );
+    }
     Ok(Outcome::Ok)
+}
+
+/// A file name with no directory part.
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.contains('/')
+        && !name.contains('\\')
+        && !name.contains('\0')
+        && name != ".."
+        && name != "."
+}
+
+/// Whether `name` is a file a backup may hold: a segment or its index, the
+/// watermark, the id reservation, or a server state file.
+fn is_backup_file(name: &str) -> bool {
+    let seg = name
+        .strip_suffix(".idx")
+        .map(|stem| format!("{stem}.log"))
+        .unwrap_or_else(|| name.to_string());
+    parse_segment_file_name(&seg).is_some()
+        || name == WATERMARK_FILE
+        || name == ids::IDS_FILE
+        || STATE_FILES.contains(&name)
+}
+
+/// The first id that the data directory `dir` cannot have handed out, as far
+/// as its files tell: its id reservation's limit, and past every id its
+/// segment files could hold (a frame is at least a header long). 0 for an
+/// empty or unreadable directory.
+fn old_id_floor(dir: &Path) -> u64 {
+    let reserved = ids::limit_of(dir).ok().flatten().unwrap_or(0);
+    let from_files = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let base = parse_segment_file_name(&e.file_name().to_string_lossy())?;
+            let len = e.metadata().ok()?.len();
+            Some(base.saturating_add(len / actlog_engine::frame::HEADER_LEN as u64))
+        })
+        .max()
+        .unwrap_or(0);
+    reserved.max(from_files)
+}
+
+/// Writes `RESTORING` into `dir`, durably, before anything there changes.
+fn write_marker(dir: &Path) -> anyhow::Result<()> {
+    actlog_engine::write_atomic(
+        &dir.join(RESTORING_FILE),
+        b"actlog-inspect restore is writing this directory; it is not a usable log until the \
+          restore finishes (run the restore again with --force to finish it)\n",
+    )?;
+    Ok(())
+}
+
+/// Removes the data files of the directory being replaced: segments and
+/// their indexes, the watermark, the id reservation, the server's state
+/// files and leftovers of earlier copies. An old `quarantine/` is renamed
+/// to `quarantine.before-restore-<µs>/` (it may hold the only copy of
+/// damaged segments).
+fn remove_old_contents(dir: &Path) -> anyhow::Result<()> {
+    for entry in fs::read_dir(dir)?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == QUARANTINE_DIR {
+            let aside = dir.join(format!(
+                "{QUARANTINE_DIR}.before-restore-{}",
+                actlog_engine::now_us()
+            ));
+            fs::rename(entry.path(), &aside)?;
+            println!("moved the old {QUARANTINE_DIR}/ to {}", aside.display());
+            continue;
+        }
+        let ours = name.starts_with("seg-")
+            || name == WATERMARK_FILE
+            || name == ids::IDS_FILE
+            || STATE_FILES.contains(&name.as_str())
+            || name.ends_with(".part")
+            || name.ends_with(".tmp");
+        if ours && entry.file_type().is_ok_and(|t| t.is_file()) {
+            fs::remove_file(entry.path())?;
+        }
+    }
+    sync_dir(dir)
 }
 
 mod http;

@@ -16,7 +16,9 @@ use actlog_engine::{index_path, missing_marker_path, Config, Log, LOCK_FILE, QUA
 
 use crate::{need_dir, Outcome};
 
-fn take_lock(dir: &Path) -> anyhow::Result<File> {
+/// Takes the data directory's lock (the one a running server holds), or
+/// fails saying a server holds it.
+pub(crate) fn take_lock(dir: &Path) -> anyhow::Result<File> {
     let f = OpenOptions::new()
         .read(true)
         .write(true)
@@ -26,7 +28,7 @@ fn take_lock(dir: &Path) -> anyhow::Result<File> {
     match f.try_lock() {
         Ok(()) => Ok(f),
         Err(TryLockError::WouldBlock) => anyhow::bail!(
-            "a running actlog server holds the lock on {}; stop it before repairing",
+            "a running actlog server holds the lock on {}; stop it first",
             dir.display()
         ),
         Err(TryLockError::Error(e)) => Err(e.into()),
