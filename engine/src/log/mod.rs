@@ -251,7 +251,13 @@ impl Inner {
 fn first_id_at_or_after(view: &View, last: u64, t: i64) -> Result<u64> {
     for s in &view.sealed {
         if s.seg.count() > 0 && s.seg.footer().last_ts >= t {
-            let local = crate::query::segment::SegmentReader::Sealed(s).lower_bound_ts(t)?;
+            // A damaged frame header in this one segment must not fail every
+            // read of the log: the bound then falls back to the segment's
+            // start (its older records stay visible a little longer), and
+            // reads of the damaged record itself report the damage.
+            let local = crate::query::segment::SegmentReader::Sealed(s)
+                .lower_bound_ts(t)
+                .unwrap_or(0);
             return Ok(s.seg.base_id() + u64::from(local));
         }
     }

@@ -388,17 +388,26 @@ fn open_index(
             Error::corruption(&path, 0, format!("rebuilt index does not parse: {why}"))
         });
     }
-    let file = fsutil::create_durable(fs, &path, &bytes, Durable::Index)?;
-    let map = map_file(&*file, &path)?;
-    rebuilt.push((path.clone(), problem.to_string()));
-    SealedIndex::parse(
-        &path,
-        IndexBytes::Mapped(map),
-        seg.base_id(),
-        seg.count(),
-        Trust::Built,
-    )
-    .map_err(|why| Error::corruption(&path, 0, format!("rebuilt index does not parse: {why}")))
+    // Derived data: a disk too full (or failing) to take the rebuilt file
+    // does not keep the log from opening; the index serves from memory and
+    // the next open tries again.
+    let source = match fsutil::create_durable(fs, &path, &bytes, Durable::Index)
+        .and_then(|file| map_file(&*file, &path))
+    {
+        Ok(map) => {
+            rebuilt.push((path.clone(), problem.to_string()));
+            IndexBytes::Mapped(map)
+        }
+        Err(e) => {
+            rebuilt.push((
+                path.clone(),
+                format!("{problem} (rebuilt in memory only: writing it failed: {e})"),
+            ));
+            IndexBytes::Owned(bytes)
+        }
+    };
+    SealedIndex::parse(&path, source, seg.base_id(), seg.count(), Trust::Built)
+        .map_err(|why| Error::corruption(&path, 0, format!("rebuilt index does not parse: {why}")))
 }
 
 /// The active segment as recovery found it.
