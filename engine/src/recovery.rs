@@ -117,9 +117,9 @@ pub struct Scan {
 /// sectors (512 bytes; a 4 KiB page is eight of them).
 pub const SECTOR: usize = 512;
 
-/// Scans `bytes` (the whole active segment, header included) of the segment
-/// at `path`, whose name says its first id is `base_id`.
-pub fn scan_active(bytes: &[u8], path: &Path, base_id: u64) -> Result<Scan> {
+/// Walks the frames of an active segment from its header on, up to the
+/// first that does not continue the log (see the module docs).
+fn walk(bytes: &[u8], path: &Path, base_id: u64) -> Result<Walk> {
     let header = SegmentHeader::decode(bytes, path)?;
     if header.base_id != base_id {
         return Err(Error::corruption(
@@ -131,7 +131,6 @@ pub fn scan_active(bytes: &[u8], path: &Path, base_id: u64) -> Result<Scan> {
             ),
         ));
     }
-    let marks_flushes = header.marks_flushes();
     let mut pos = SEGMENT_HEADER_LEN;
     let mut table = ActiveTable::default();
     let mut committed = 0usize;
@@ -177,6 +176,60 @@ pub fn scan_active(bytes: &[u8], path: &Path, base_id: u64) -> Result<Scan> {
     table.offsets.truncate(committed);
     table.ts.truncate(committed);
     table.end = end as u64;
+    Ok(Walk {
+        header,
+        table,
+        end,
+        pos,
+        next_id,
+        stop,
+        zeros,
+        uncommitted,
+    })
+}
+
+/// Where [`walk`] stopped and what it found before.
+struct Walk {
+    header: SegmentHeader,
+    /// The committed frames.
+    table: ActiveTable,
+    /// End of the last committed frame.
+    end: usize,
+    /// Where the walk stopped.
+    pos: usize,
+    /// The id a frame at `pos` would have held.
+    next_id: u64,
+    /// Why it stopped before the file's end.
+    stop: Option<String>,
+    /// Only zeros from `pos` on.
+    zeros: bool,
+    /// Complete frames after the last commit.
+    uncommitted: u64,
+}
+
+/// Where the committed frames at the start of the active segment end,
+/// whatever follows them (damage included): `(offset, records)`. For
+/// `actlog-inspect repair`, which cuts a damaged active segment there after
+/// keeping a copy.
+pub fn committed_prefix(bytes: &[u8], path: &Path, base_id: u64) -> Result<(u64, u64)> {
+    let w = walk(bytes, path, base_id)?;
+    Ok((w.end as u64, w.table.offsets.len() as u64))
+}
+
+/// Scans `bytes` (the whole active segment, header included) of the segment
+/// at `path`, whose name says its first id is `base_id`.
+pub fn scan_active(bytes: &[u8], path: &Path, base_id: u64) -> Result<Scan> {
+    let Walk {
+        header,
+        table,
+        end,
+        pos,
+        next_id,
+        stop,
+        zeros,
+        uncommitted,
+    } = walk(bytes, path, base_id)?;
+    let marks_flushes = header.marks_flushes();
 
     let mut stop = stop;
     let mut dropped_after = 0u64;

@@ -1,6 +1,8 @@
-//! `repair`: cut a torn tail, rebuild missing or damaged indexes, and move
-//! unreadable sealed segments (with their indexes) into `quarantine/` —
-//! never deleting anything. Refuses while a server holds the lock.
+//! `repair`: cut a torn tail, rebuild missing or damaged indexes, move
+//! unreadable sealed segments (with their indexes) into `quarantine/`, and
+//! cut an active segment at damage after keeping a copy of it there — never
+//! deleting anything, never making an id reusable. Refuses while a server
+//! holds the lock.
 //!
 //! The cutting and rebuilding are what `Log::open` does on its own; repair
 //! first moves aside what would stop the open, then opens the log and prints
@@ -58,6 +60,7 @@ pub fn repair(dir: &Path, dry_run: bool) -> anyhow::Result<Outcome> {
         .collect();
 
     let mut quarantine: BTreeSet<PathBuf> = BTreeSet::new();
+    let mut cut_active: Option<&Finding> = None;
     let mut unfixable: Vec<&Finding> = Vec::new();
     let mut plan: Vec<String> = Vec::new();
     for f in &st.findings {
@@ -84,7 +87,21 @@ pub fn repair(dir: &Path, dry_run: bool) -> anyhow::Result<Outcome> {
                     ));
                 }
             }
-            Some(_) => unfixable.push(f),
+            // Damage in the active segment: the records before it stay, the
+            // file as it was goes to quarantine/, and the ids from the
+            // damage on are never handed out again.
+            Some(_) if cut_active.is_none() => {
+                cut_active = Some(f);
+                plan.push(format!(
+                    "copy {} to {QUARANTINE_DIR}/ and cut it before the damage at offset {} \
+                     ({}); the records from there on are no longer served, and their ids \
+                     are never handed out again",
+                    f.file.display(),
+                    f.offset,
+                    f.what
+                ));
+            }
+            Some(_) => {}
             None if f.file.extension().is_some_and(|e| e == "idx") => {
                 plan.push(format!(
                     "rebuild {} from its segment ({})",
@@ -136,8 +153,8 @@ pub fn repair(dir: &Path, dry_run: bool) -> anyhow::Result<Outcome> {
     }
     if !unfixable.is_empty() {
         println!(
-            "the damage above lies in front of acknowledged records; nothing was changed. \
-             Salvage readable records with `actlog-inspect dump`, and keep a copy of the files"
+            "nothing was changed. Keep a copy of the files; `actlog-inspect dump` shows the \
+             records that can still be read"
         );
         return Ok(Outcome::Damage);
     }
@@ -181,6 +198,9 @@ pub fn repair(dir: &Path, dry_run: bool) -> anyhow::Result<Outcome> {
         sync_dir(&qdir)?;
         sync_dir(dir)?;
     }
+    if let Some(f) = cut_active {
+        cut_active_segment(dir, &f.file)?;
+    }
     drop(lock);
     let log = Log::open(dir, Config::default())?;
     let r = log.recovery_report();
@@ -199,6 +219,12 @@ pub fn repair(dir: &Path, dry_run: bool) -> anyhow::Result<Outcome> {
     for f in &r.removed_temp_files {
         println!("removed {}", f.display());
     }
+    if let Some((from, to)) = r.lost_ids {
+        println!(
+            "ids {from}..{} are recorded as lost; new records get ids from {to} on",
+            to - 1
+        );
+    }
     for (from, to) in &r.quarantined_gaps {
         println!("ids {from}..{to} are in {QUARANTINE_DIR}/ and no longer served");
     }
@@ -213,4 +239,33 @@ pub fn repair(dir: &Path, dry_run: bool) -> anyhow::Result<Outcome> {
     }
     println!("repair finished; {} verifies clean", dir.display());
     Ok(Outcome::Ok)
+}
+
+/// Keeps a copy of the damaged active segment at `path` in `quarantine/`,
+/// cuts the file after its last committed frame before the damage, and
+/// marks the directory so that its next open continues past every id the
+/// segment may have held (see `actlog_engine::ids`).
+fn cut_active_segment(dir: &Path, path: &Path) -> anyhow::Result<()> {
+    let base =
+        is_segment(path).ok_or_else(|| anyhow::anyhow!("{} is no segment", path.display()))?;
+    let bytes = fs::read(path)?;
+    let (end, records) = actlog_engine::recovery::committed_prefix(&bytes, path, base)?;
+    let qdir = dir.join(QUARANTINE_DIR);
+    fs::create_dir_all(&qdir)?;
+    sync_dir(dir)?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let copy = qdir.join(format!("{name}.before-repair-{}", actlog_engine::now_us()));
+    actlog_engine::write_atomic(&copy, &bytes)?;
+    println!("copied {} to {}", path.display(), copy.display());
+    // Past every id the file could hold (a frame is at least a header long).
+    let floor = base.saturating_add(bytes.len() as u64 / actlog_engine::frame::HEADER_LEN as u64);
+    actlog_engine::ids::mark_restored(dir, floor)?;
+    let f = OpenOptions::new().write(true).open(path)?;
+    f.set_len(end)?;
+    f.sync_all()?;
+    println!(
+        "cut {} at offset {end}: it keeps its first {records} records",
+        path.display()
+    );
+    Ok(())
 }

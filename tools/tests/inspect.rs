@@ -341,6 +341,62 @@ fn flipped_byte_in_a_sealed_segment_is_damage_and_repair_quarantines_it() {
 }
 
 #[test]
+fn damage_in_the_active_segment_is_cut_by_repair_without_reusing_ids() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    build(dir.path(), 200);
+    let before = engine_records(dir.path());
+    let max_acked = before.last().expect("records").id;
+    let active = segment_files(dir.path()).pop().expect("segments");
+    let base = base_of(&active);
+    let mut bytes = fs::read(&active).expect("read");
+    // The active file ends in zeros (preallocation) or at its last frame;
+    // walk its frames to find the second one and flip a payload byte.
+    let first_len = 24 + u32::from_le_bytes([bytes[36], bytes[37], bytes[38], 0]) as usize;
+    let second = 32 + first_len;
+    bytes[second + 24 + 3] ^= 0x20;
+    fs::write(&active, &bytes).expect("write");
+    assert!(
+        max_acked > base + 1,
+        "the damage lies in front of acknowledged records"
+    );
+
+    let out = inspect(&["verify", p(dir.path())]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        Log::open(dir.path(), small()).is_err(),
+        "damage refuses the open"
+    );
+
+    let rep = inspect(&["repair", p(dir.path())]);
+    assert_eq!(rep.code, 0, "{rep:?}");
+    assert!(rep.stdout.contains("cut"), "{rep:?}");
+    // The file as it was is kept.
+    let kept: Vec<PathBuf> = fs::read_dir(dir.path().join(QUARANTINE_DIR))
+        .expect("quarantine")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.to_string_lossy().contains("before-repair"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(fs::read(&kept[0]).expect("copy"), bytes);
+    assert_verify_clean(dir.path());
+
+    // The records of the sealed segments are served (the damage lies in the
+    // active segment's first batch, so none of its records is committed
+    // before it); no id after it is ever reused.
+    let after = engine_records(dir.path());
+    let ids = |v: &[Record]| v.iter().map(|r| r.id).collect::<Vec<_>>();
+    let want: Vec<Record> = before.iter().filter(|r| r.id < base).cloned().collect();
+    assert_eq!(ids(&after), ids(&want));
+    assert!(after == want, "the kept records are unchanged");
+    let log = Log::open(dir.path(), small()).expect("open");
+    let next = log.append_one(&rec(999)).expect("append");
+    assert!(
+        next > max_acked,
+        "id {next} reused (the log held ids up to {max_acked})"
+    );
+}
+
+#[test]
 fn truncated_index_is_damage_and_repair_rebuilds_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     build(dir.path(), 200);
