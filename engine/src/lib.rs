@@ -6,12 +6,15 @@
 //!   bytes are fdatasynced; concurrent appenders share fsyncs (group commit).
 //! * **Atomic batches.** After a crash a batch whose append never returned is
 //!   entirely present or entirely absent.
-//! * **Crash recovery.** Opening scans the active segment; a torn tail is cut
-//!   and reported, damage in front of acknowledged records is a hard
-//!   [`Error::Corruption`] that modifies nothing. No bytes on disk can make
-//!   `open` panic, hang, or allocate more than one frame's hard cap.
+//! * **Crash recovery.** Opening scans the active segment (the newest, whatever
+//!   its last bytes are); a torn tail — a torn, never-acknowledged flush
+//!   included — is cut and reported, damage in front of acknowledged records
+//!   is a hard [`Error::Corruption`] that cuts no record. No bytes on disk
+//!   can make `open` panic, hang, or allocate more than one frame's hard cap.
+//! * **Ids are never handed out twice**, not after a crash, a repair or a
+//!   restore (see [`ids`]).
 //! * **Fail-stop.** After a failed write or fsync every append returns
-//!   [`Error::PreviousIo`] until the log is reopened.
+//!   [`Error::PreviousIo`] until the log is reopened or [`Log::recover`]ed.
 //! * **One owner.** A lock file keeps a second handle out of the directory.
 //!
 //! The on-disk format is specified in `docs/FORMAT.md`.
