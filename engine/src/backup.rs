@@ -63,19 +63,25 @@ pub struct BackupItem {
 pub const ACTIVE_READ_TRIES: u32 = 3;
 
 /// Reads and scans the active segment at `path` (base id `base`) without a
-/// lock and without a map, retrying damage [`ACTIVE_READ_TRIES`] times:
-/// what a running writer is in the middle of writing is no damage.
+/// lock and without a map, reading again (up to [`ACTIVE_READ_TRIES`] times
+/// in all) while the scan finds damage or bytes after the last complete
+/// batch: what a running writer is in the middle of writing is no damage,
+/// and is usually complete a moment later.
 pub fn read_active(path: &Path, base: u64) -> Result<(Vec<u8>, Scan)> {
-    let mut tries = 0;
+    let mut tries = 1;
     loop {
         let data = fs::read(path).map_err(Error::io("read", path))?;
-        match scan_active(&data, path, base) {
-            Err(Error::Corruption { .. }) if tries + 1 < ACTIVE_READ_TRIES => {
-                tries += 1;
-                std::thread::sleep(std::time::Duration::from_millis(20 << tries));
-            }
-            other => return other.map(|scan| (data, scan)),
+        let scan = scan_active(&data, path, base);
+        let settled = match &scan {
+            Err(Error::Corruption { .. }) => false,
+            Ok(s) => s.torn.is_none(),
+            Err(_) => true,
+        };
+        if settled || tries == ACTIVE_READ_TRIES {
+            return scan.map(|scan| (data, scan));
         }
+        std::thread::sleep(std::time::Duration::from_millis(20 << tries));
+        tries += 1;
     }
 }
 

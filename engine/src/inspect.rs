@@ -341,7 +341,7 @@ fn examine_segment(dir: &Path, base: u64, is_last: bool, full: bool) -> Result<E
                             file: path.clone(),
                             offset: t.offset,
                             what: format!(
-                                "torn tail: {} bytes ({} uncommitted records) after the last complete batch ({}); the next open cuts them",
+                                "torn tail: {} bytes ({} uncommitted records) after the last complete batch ({}): an append in progress if a server is running, else a torn write that the next open cuts",
                                 t.bytes_dropped, t.records_dropped, t.reason
                             ),
                             damage: false,
