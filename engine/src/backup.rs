@@ -89,7 +89,38 @@ pub fn read_active(path: &Path, base: u64) -> Result<(Vec<u8>, Scan)> {
 /// their bytes), each of `extra` that exists (the server's settings and
 /// keys), then the segments oldest first, each sealed one followed by its
 /// index.
+///
+/// The active segment is copied up to its last committed frame — but when a
+/// process holds the directory's lock (a server is running), only up to the
+/// start of its newest flush: that flush may be written but not yet
+/// fdatasynced, and a backup must never hold a record that a crash could
+/// still take back (the id would later name another record). Everything
+/// before the newest flush is durable, since a flush starts only after the
+/// previous one's fdatasync succeeded. [`crate::Log::backup_plan`] knows the
+/// durable length exactly and copies all of it.
+///
+/// Seeing whether the lock is held takes it for a moment when it is free: a
+/// server starting at that very moment reports the directory locked.
 pub fn plan(dir: &Path, extra: &[&str]) -> Result<Vec<BackupItem>> {
+    plan_with(dir, extra, None)
+}
+
+/// [`plan`], knowing that the active segment with base id `.0` is durable
+/// up to `.1` bytes.
+pub(crate) fn plan_with(
+    dir: &Path,
+    extra: &[&str],
+    durable: Option<(u64, u64)>,
+) -> Result<Vec<BackupItem>> {
+    plan_with_attempt(dir, extra, durable, 0)
+}
+
+fn plan_with_attempt(
+    dir: &Path,
+    extra: &[&str],
+    durable: Option<(u64, u64)>,
+    attempt: u32,
+) -> Result<Vec<BackupItem>> {
     let mut bases: Vec<u64> = fs::read_dir(dir)
         .map_err(Error::io("list", dir))?
         .filter_map(|e| e.ok())
@@ -101,11 +132,30 @@ pub fn plan(dir: &Path, extra: &[&str]) -> Result<Vec<BackupItem>> {
         let path = segment_path(dir, base);
         let name = file_name(&path);
         if i + 1 == bases.len() {
-            let (_, scan) = read_active(&path, base)?;
-            let n = scan.table.offsets.len() as u64;
+            let (data, scan) = match read_active(&path, base) {
+                // Sealed and dropped by retention since the listing (a fast
+                // writer with small segments): list again.
+                Err(Error::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound && attempt < 10 =>
+                {
+                    return plan_with_attempt(dir, extra, durable, attempt + 1);
+                }
+                other => other?,
+            };
+            let end = match durable {
+                Some((b, len)) if b == base => len.min(scan.end),
+                _ if writer_present(dir) => newest_flush_start(&data, &scan),
+                _ => scan.end,
+            };
+            let n = scan
+                .table
+                .offsets
+                .iter()
+                .filter(|&&o| u64::from(o) < end)
+                .count() as u64;
             segments.push(BackupItem {
                 name,
-                len: scan.end,
+                len: end,
                 immutable: false,
                 ids: (n > 0).then(|| (base, base + n - 1)),
                 contents: None,
@@ -172,6 +222,32 @@ pub fn plan(dir: &Path, extra: &[&str]) -> Result<Vec<BackupItem>> {
     }
     items.extend(segments);
     Ok(items)
+}
+
+/// Whether another process (or handle) holds the lock of the data directory
+/// `dir`; an error reading it counts as held.
+fn writer_present(dir: &Path) -> bool {
+    use crate::env::FileSystem;
+    !matches!(
+        crate::env::StdFs.try_lock(&dir.join(crate::LOCK_FILE)),
+        Ok(Some(_))
+    )
+}
+
+/// Where the newest flush of the scanned active segment starts: the last
+/// committed frame carrying `FLUSH` (format 2). Without flush marks, the
+/// scan's end.
+fn newest_flush_start(data: &[u8], scan: &Scan) -> u64 {
+    if !scan.header.marks_flushes() {
+        return scan.end;
+    }
+    scan.table
+        .offsets
+        .iter()
+        .rev()
+        .map(|&o| o as usize)
+        .find(|&o| crate::frame::decode(&data[o..]).is_ok_and(|f| f.header.starts_flush()))
+        .map_or(crate::segment::SEGMENT_HEADER_LEN as u64, |o| o as u64)
 }
 
 fn file_name(p: &Path) -> String {

@@ -235,7 +235,7 @@ pub fn scan_active(bytes: &[u8], path: &Path, base_id: u64) -> Result<Scan> {
     let mut dropped_after = 0u64;
     if let Some(reason) = &stop {
         if let Some((offset, id)) = find_valid_frame(bytes, pos + 1, next_id - 1) {
-            match torn_flush(bytes, pos, offset, next_id - 1).filter(|_| marks_flushes) {
+            match torn_flush(bytes, pos, next_id - 1).filter(|_| marks_flushes) {
                 Some(frames) => {
                     dropped_after = frames;
                     stop = Some(format!(
@@ -277,9 +277,9 @@ pub fn scan_active(bytes: &[u8], path: &Path, base_id: u64) -> Result<Scan> {
     })
 }
 
-/// Whether the valid frames found after the scan's stop point `stop` (the
-/// first at `first`) are the rest of a torn flush that was never
-/// acknowledged; if so, how many there are.
+/// Whether the valid frames found after the scan's stop point `stop` are the
+/// rest of a torn flush that was never acknowledged; if so, how many there
+/// are. `last_id` is the id of the last valid frame before `stop`.
 ///
 /// Flushes are serialized: the writer starts one only after the previous
 /// one's fdatasync succeeded, and marks its first frame with
@@ -287,40 +287,94 @@ pub fn scan_active(bytes: &[u8], path: &Path, base_id: u64) -> Result<Scan> {
 ///
 /// * if any valid frame after the stop point starts a flush, the flush the
 ///   damage lies in had completed (and was acknowledged): damage;
+/// * if the frame at the stop point reads as the next one (its header holds
+///   the next id and a length in range) and a valid frame starts right
+///   where it ends, the damage lies within that one frame, with intact
+///   frames on both sides: damage (bit rot), not a lost write;
 /// * otherwise the damage and every valid frame after it lie in the last
-///   flush the file received. It is torn, not damaged, when a sector that did
-///   not reach the disk shows between the stop point and the first valid
-///   frame: it reads as the preallocated zeros, so either the bytes from the
-///   stop point to the end of its sector are zeros (the lost sector holds the
-///   stop point) or a whole aligned sector in between is (a later one). Bit
-///   rot or a stray write leaves bytes that are not all zero.
+///   flush the file received. It is torn, not damaged, when a sector that
+///   did not reach the disk shows in the bytes that no valid frame covers
+///   between the stop point and the last valid frame: it reads as the
+///   preallocated zeros, so either the bytes from the stop point to the end
+///   of its sector are zeros (the lost sector holds the stop point) or a
+///   whole aligned sector is. Zeros inside a valid frame (a client may put
+///   any number in its payload) never count.
+///
+/// Frames a client planted inside its own payload can only be found inside
+/// damaged bytes; they can make this refuse (a planted flush start, or
+/// bytes they cover), never cut more than the torn tail would be cut
+/// without them.
 ///
 /// What this cannot tell apart: a disk that loses whole sectors of the last
-/// flush *after* acknowledging it, and returns zeros for them. Recovery then
-/// cuts that flush (reported as a torn tail), as it cuts any tail.
-fn torn_flush(bytes: &[u8], stop: usize, first: usize, last_id: u64) -> Option<u64> {
-    let zero = |range: &[u8]| range.iter().all(|&b| b == 0);
-    let sector_end = ((stop / SECTOR) + 1) * SECTOR;
-    let lost_sector = (first >= sector_end && zero(&bytes[stop..sector_end]))
-        || (sector_end..first.saturating_sub(SECTOR - 1))
-            .step_by(SECTOR)
-            .any(|b| zero(&bytes[b..b + SECTOR]));
-    if !lost_sector {
-        return None;
-    }
-    let mut frames = 0u64;
-    let mut at = first;
+/// flush *after* acknowledging it, and returns zeros for them; and a lost
+/// sector that lies wholly inside one large frame whose neighbours reached
+/// the disk (refused as damage: `actlog-inspect repair` cuts it without
+/// reusing ids).
+fn torn_flush(bytes: &[u8], stop: usize, last_id: u64) -> Option<u64> {
+    let mut frames: Vec<(usize, usize)> = Vec::new();
+    let mut at = stop + 1;
     let mut last = last_id;
     while let Some((off, _)) = find_valid_frame(bytes, at, last) {
         let f = frame::decode(&bytes[off..]).ok()?;
         if f.header.starts_flush() {
             return None;
         }
-        frames += 1;
+        frames.push((off, f.header.frame_len()));
         last = f.header.id;
         at = off + f.header.frame_len();
     }
-    Some(frames)
+    // The region to look for a lost sector in: up to the last valid frame,
+    // and at least over the stop frame's own extent when its header reads
+    // as the next frame's.
+    let mut region_end = frames.last().map_or(stop, |&(off, _)| off);
+    if let Some(len) = plausible_frame_len(bytes, stop, last_id + 1) {
+        if frames.iter().any(|&(off, _)| off == stop + len) {
+            return None;
+        }
+        // Up to the end of the sector the frame ends in: a lost sector there
+        // holds the frame's last bytes and the zeros after them.
+        let frame_end = (stop + len).div_ceil(SECTOR) * SECTOR;
+        region_end = region_end.max(frame_end.min(bytes.len()));
+    }
+    let zero = |range: &[u8]| range.iter().all(|&b| b == 0);
+    let sector_end = |at: usize| (at / SECTOR + 1) * SECTOR;
+    let mut lost_sector = false;
+    let mut hole_start = stop;
+    let bounds = frames
+        .iter()
+        .copied()
+        .chain(std::iter::once((region_end, 0)));
+    for (off, len) in bounds {
+        if off > hole_start {
+            // The hole [hole_start, off): is a lost sector in it?
+            let first_full = if hole_start == stop {
+                let end = sector_end(stop);
+                if end <= off && zero(&bytes[stop..end]) {
+                    lost_sector = true;
+                }
+                end
+            } else {
+                hole_start.div_ceil(SECTOR) * SECTOR
+            };
+            lost_sector |= (first_full..off.saturating_sub(SECTOR - 1))
+                .step_by(SECTOR)
+                .any(|s| zero(&bytes[s..s + SECTOR]));
+        }
+        hole_start = hole_start.max(off + len);
+    }
+    lost_sector.then_some(frames.len() as u64)
+}
+
+/// The length of the frame at `at` if its header reads as the frame of id
+/// `id` (a length in range, known flags), whatever its CRC says.
+fn plausible_frame_len(bytes: &[u8], at: usize, id: u64) -> Option<usize> {
+    let head = bytes.get(at..at + HEADER_LEN)?;
+    let len_flags = crate::segment::footer::le_u32(&head[4..8]);
+    let len = (len_flags & 0x00FF_FFFF) as usize;
+    let flags = (len_flags >> 24) as u8;
+    let known = crate::frame::FLAG_COMMIT | crate::frame::FLAG_FLUSH;
+    (le_u64(&head[8..16]) == id && (1..=frame::MAX_PAYLOAD).contains(&len) && flags & !known == 0)
+        .then_some(HEADER_LEN + len)
 }
 
 /// The first offset at or after `from` where a valid frame with an id above

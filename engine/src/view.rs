@@ -136,6 +136,29 @@ impl View {
         }
     }
 
+    /// The smallest id from which the segments hold `n` ids up to `last`
+    /// (ids in gaps do not count); 0 when they hold fewer.
+    pub(crate) fn start_of_newest(&self, last: u64, n: u64) -> u64 {
+        if n == 0 {
+            return last.saturating_add(1);
+        }
+        let end = last.saturating_add(1);
+        let held = std::iter::once((self.active.base_id(), end)).chain(
+            self.sealed
+                .iter()
+                .rev()
+                .map(|s| (s.seg.base_id(), s.seg.end_id().min(end))),
+        );
+        let mut need = n;
+        for (from, to) in held.filter(|(from, to)| to > from) {
+            if to - from >= need {
+                return to - need;
+            }
+            need -= to - from;
+        }
+        0
+    }
+
     /// How many ids in `[first, last]` some segment holds.
     pub(crate) fn held_between(&self, first: u64, last: u64) -> u64 {
         if first > last {

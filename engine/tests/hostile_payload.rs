@@ -22,7 +22,7 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use actlog_engine::backup::{open_item, plan};
+use actlog_engine::backup::open_item;
 use actlog_engine::frame::{encode_into, FLAG_COMMIT, FLAG_FLUSH};
 use actlog_engine::segment::Footer;
 use actlog_engine::{ids, Config, Direction, Log, NewRecord, Record};
@@ -157,11 +157,13 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// Copies a consistent backup of the live log at `from` into `to` the way
-/// `actlog-inspect backup` does (the plan, each item's bytes).
-fn backup(from: &Path, to: &Path) {
+/// Copies a consistent backup of the live log into `to` the way the
+/// server's backup endpoint does (the plan, each item's bytes; the active
+/// segment up to what is durable, so up to the last acknowledged record).
+fn backup(log: &Log, to: &Path) {
     fs::create_dir(to).expect("mkdir");
-    for item in plan(from, &[]).expect("plan") {
+    let from = log.dir();
+    for item in log.backup_plan(&[]).expect("plan") {
         let mut r = open_item(from, &item).expect("open item");
         let mut out = fs::File::create(to.join(&item.name)).expect("create");
         std::io::copy(&mut r, &mut out).expect("copy");
@@ -212,7 +214,7 @@ proptest! {
         // frame. When that frame is a forged one, its last 48 bytes are a
         // footer that fits the file (what format 1 took for a seal).
         let bk = tmp.path().join("backup");
-        backup(&live, &bk);
+        backup(&log, &bk);
         if forged_at_end {
             let newest = common::files_with_ext(&bk, "log").pop().expect("a segment");
             let bytes = fs::read(&newest).expect("read");
@@ -277,7 +279,7 @@ fn a_backup_ending_in_a_forged_footer_keeps_every_record() {
     let forged = append_forged(&log, 7, &mut acked);
     assert_eq!(acked.last(), Some(&forged));
     let bk = tmp.path().join("backup");
-    backup(&live, &bk);
+    backup(&log, &bk);
     let newest = common::files_with_ext(&bk, "log").pop().expect("a segment");
     let bytes = fs::read(&newest).expect("read");
     let footer = Footer::find(&bytes).expect("the copied file ends in a footer that fits it");

@@ -23,9 +23,9 @@ mod append;
 mod open;
 
 pub use append::{AppendFuture, Appended};
-pub(crate) use open::quarantined;
 use open::{create_dir_durable, lock_dir, recover_dir, DurableHint, Recovered};
 pub use open::{missing_marker_path, MISSING_MARKER_SUFFIX, QUARANTINE_DIR};
+pub(crate) use open::{quarantined, recorded_gap_starts};
 
 /// Name of the lock file in a data directory.
 pub const LOCK_FILE: &str = "LOCK";
@@ -233,7 +233,8 @@ impl Inner {
         let mut first = self.low.load(Ordering::Acquire).max(view.first_id());
         let policy = *lock(&self.retention);
         if let Some(n) = policy.max_entries {
-            first = first.max((last + 1).saturating_sub(n));
+            // The newest n records, not ids: a recorded gap holds none.
+            first = first.max(view.start_of_newest(last, n));
         }
         if let Some(days) = policy.max_days {
             let cutoff = self
@@ -465,6 +466,20 @@ impl Log {
         Ok(())
     }
 
+    /// The files of a consistent backup of this log, as
+    /// [`crate::backup::plan`] lists them, with the active segment copied up
+    /// to exactly what is durable now (every acknowledged record, nothing a
+    /// crash could take back). For a server that backs up its own directory.
+    pub fn backup_plan(&self, extra: &[&str]) -> Result<Vec<crate::backup::BackupItem>> {
+        let durable = {
+            // Under `io`, which a roll holds while it swaps the view: the
+            // base and the length belong to the same segment.
+            let io = lock(&self.inner.io);
+            (self.inner.view().active.base_id(), io.synced)
+        };
+        crate::backup::plan_with(&self.inner.dir, extra, Some(durable))
+    }
+
     /// Counters of the durable-write path (fsync count and latency).
     pub fn io_stats(&self) -> IoStats {
         self.inner.io_counters.snapshot()
@@ -579,7 +594,7 @@ impl Log {
         if first > before && room > 0 {
             if let Some(n) = lock(&self.inner.retention).max_entries {
                 let keep = n.saturating_sub(room).max(1);
-                first = first.max((snap.last + 1).saturating_sub(keep));
+                first = first.max(snap.view.start_of_newest(snap.last, keep));
             }
         }
         // Let go of the old view first, so the reaper (not this thread)
@@ -599,7 +614,7 @@ impl Log {
         let _m = lock(&self.inner.maintenance);
         self.inner.roll_now()?;
         let snap = self.inner.snapshot()?;
-        let visible = (snap.last + 1).saturating_sub(snap.first);
+        let visible = snap.view.held_between(snap.first, snap.last);
         let before = self
             .inner
             .low
@@ -615,6 +630,12 @@ impl Log {
         let inner = &self.inner;
         let current = inner.low.load(Ordering::Acquire);
         let fs = &*inner.config.fs;
+        let view = inner.view();
+        // A watermark inside a recorded gap moves to the gap's end: the
+        // oldest segment then starts at the watermark.
+        let new_low = view.nearest_held(new_low, true).unwrap_or(new_low);
+        let dropped_records = view.held_between(before, new_low.saturating_sub(1));
+        drop(view);
         if new_low > current {
             retention::write_watermark(fs, &inner.dir, new_low)?;
             inner.low.store(new_low, Ordering::Release);
@@ -642,7 +663,11 @@ impl Log {
             s.doom();
         }
         let outcome = RetentionOutcome {
-            dropped_records: low.saturating_sub(before),
+            dropped_records: if new_low > current {
+                dropped_records
+            } else {
+                0
+            },
             dropped_segments: dropped.len(),
             low_watermark: low,
         };

@@ -19,8 +19,8 @@ use crate::retention::{self};
 use crate::segment::active::{ActiveSegment, ActiveTable};
 use crate::segment::sealed::{map_file, SealedSegment};
 use crate::segment::{
-    parse_segment_file_name, segment_path, SegmentHeader, FORMAT_VERSION, SEGMENT_HEADER_LEN,
-    SEGMENT_PREFIX, TEMP_SUFFIX,
+    parse_segment_file_name, segment_path, SegmentHeader, FORMAT_VERSION, MAX_BASE_ID,
+    SEGMENT_HEADER_LEN, SEGMENT_PREFIX, TEMP_SUFFIX,
 };
 use crate::view::{Sealed, SegmentIndex, View};
 use crate::writer::WriterState;
@@ -202,12 +202,28 @@ pub(super) fn recover_dir(
             // newest segment's end may have been handed out (the
             // reservation says so), or the active segment is of an older
             // format. Only the newest segment may lack a seal, so it is
-            // sealed first.
+            // sealed first — unless it holds no record: then it goes (its
+            // successor may start at its very base, and two segments must
+            // never share one).
             let next = lost_to.unwrap_or(end);
+            if next > MAX_BASE_ID {
+                return Err(Error::corruption(
+                    dir.join(ids::IDS_FILE),
+                    24,
+                    format!("the next id {next} lies beyond the id space (1..={MAX_BASE_ID})"),
+                ));
+            }
             if let Some(a) = previous {
                 last_ts = last_ts.max(a.state.last_ts);
-                sealed.push(seal_at_open(fs, config, &a.seg, &a.state, a.written)?);
-                report.sealed_on_open = Some(a.seg.path().to_path_buf());
+                if a.state.count > 0 {
+                    sealed.push(seal_at_open(fs, config, &a.seg, &a.state, a.written)?);
+                    report.sealed_on_open = Some(a.seg.path().to_path_buf());
+                } else if a.seg.base_id() != next {
+                    // (At `next` the new segment's create replaces it atomically.)
+                    let path = a.seg.path().to_path_buf();
+                    drop(a);
+                    fs.remove_file(&path).map_err(Error::io("remove", &path))?;
+                }
             }
             if next > end {
                 record_lost_ids(fs, &dir, end, next)?;
@@ -251,7 +267,7 @@ pub(super) fn recover_dir(
     }
     state.last_ts = state.last_ts.max(last_ts);
     let view = View { sealed, active };
-    report.records = (state.next_id).saturating_sub(low.max(view.first_id()));
+    report.records = view.held_between(low.max(view.first_id()), state.next_id - 1);
     Ok(Recovered {
         view,
         state,
@@ -339,6 +355,25 @@ pub fn missing_marker_path(dir: &Path, base: u64) -> PathBuf {
     let stem = name.strip_suffix(".log").unwrap_or(&name);
     dir.join(QUARANTINE_DIR)
         .join(format!("{stem}{MISSING_MARKER_SUFFIX}"))
+}
+
+/// The first ids of every gap `quarantine/` records (moved segments and
+/// `.missing` markers).
+pub(crate) fn recorded_gap_starts(fs: &dyn FileSystem, dir: &Path) -> Vec<u64> {
+    let Ok(names) = fs.read_dir(&dir.join(QUARANTINE_DIR)) else {
+        return Vec::new();
+    };
+    names
+        .iter()
+        .filter_map(|n| n.to_str())
+        .filter_map(|n| {
+            let seg = n
+                .strip_suffix(MISSING_MARKER_SUFFIX)
+                .map(|stem| format!("{stem}.log"))
+                .unwrap_or_else(|| n.to_string());
+            parse_segment_file_name(&seg)
+        })
+        .collect()
 }
 
 /// Whether the ids from `base` on are a known gap rather than corruption:
@@ -632,6 +667,18 @@ fn check_gap(
     if quarantined(fs, dir, expected) {
         report.quarantined_gaps.push((expected, base));
         return Ok(());
+    }
+    // Before the oldest segment, a recorded gap may start below the
+    // watermark (ids lost, then retention moved past them).
+    if prev_end.is_none() {
+        if let Some(from) = recorded_gap_starts(fs, dir)
+            .into_iter()
+            .filter(|&b| b <= expected)
+            .max()
+        {
+            report.quarantined_gaps.push((from, base));
+            return Ok(());
+        }
     }
     let what = match prev_end {
         Some(end) => {

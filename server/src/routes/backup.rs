@@ -4,7 +4,7 @@
 
 use std::io::Read;
 
-use actlog_engine::backup::{plan, BackupItem};
+use actlog_engine::backup::BackupItem;
 use actlog_engine::segment::parse_segment_file_name;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -29,8 +29,8 @@ pub async fn list(
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Admin)?;
-    let dir = app.log().dir().to_path_buf();
-    let items = blocking(move || plan(&dir, &[SETTINGS_FILE, KEYS_FILE])).await?;
+    let log = app.log().clone();
+    let items = blocking(move || log.backup_plan(&[SETTINGS_FILE, KEYS_FILE])).await?;
     let files: Vec<Value> = items
         .iter()
         .map(|i: &BackupItem| {
