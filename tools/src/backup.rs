@@ -383,9 +383,10 @@ pub fn restore(from: &Path, to: &Path, force: bool) -> anyhow::Result<Outcome> {
     }
     let lock = crate::repair::take_lock(to)?;
     // Ids the old directory may have handed out (its reservation, or what its
-    // segment files could hold when it has none).
-    let old_floor = old_id_floor(to);
-    write_marker(to)?;
+    // segment files could hold when it has none); a restore killed earlier
+    // recorded them in its marker before it removed the old files.
+    let old_floor = old_id_floor(to).max(marker_floor(to).unwrap_or(0));
+    write_marker(to, old_floor)?;
     if non_empty {
         remove_old_contents(to)?;
     }
@@ -473,14 +474,27 @@ fn old_id_floor(dir: &Path) -> u64 {
     reserved.max(from_files)
 }
 
-/// Writes `RESTORING` into `dir`, durably, before anything there changes.
-fn write_marker(dir: &Path) -> anyhow::Result<()> {
-    actlog_engine::write_atomic(
-        &dir.join(RESTORING_FILE),
-        b"actlog-inspect restore is writing this directory; it is not a usable log until the \
-          restore finishes (run the restore again with --force to finish it)\n",
-    )?;
+/// The line of the `RESTORING` marker that carries the old directory's id
+/// floor, so that a restore run again after being killed still knows it.
+const FLOOR_LINE: &str = "id floor: ";
+
+/// Writes `RESTORING` into `dir`, durably, before anything there changes,
+/// recording `floor`.
+fn write_marker(dir: &Path, floor: u64) -> anyhow::Result<()> {
+    let text = format!(
+        "actlog-inspect restore is writing this directory; it is not a usable log until the \
+         restore finishes (run the restore again with --force to finish it)\n{FLOOR_LINE}{floor}\n"
+    );
+    actlog_engine::write_atomic(&dir.join(RESTORING_FILE), text.as_bytes())?;
     Ok(())
+}
+
+/// The id floor a `RESTORING` marker left by an earlier run records.
+fn marker_floor(dir: &Path) -> Option<u64> {
+    let text = fs::read_to_string(dir.join(RESTORING_FILE)).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(FLOOR_LINE))
+        .and_then(|n| n.trim().parse().ok())
 }
 
 /// Removes the data files of the directory being replaced: segments and
