@@ -297,8 +297,9 @@ pub fn scan_active(bytes: &[u8], path: &Path, base_id: u64) -> Result<Scan> {
 ///   between the stop point and the last valid frame: it reads as the
 ///   preallocated zeros, so either the bytes from the stop point to the end
 ///   of its sector are zeros (the lost sector holds the stop point) or a
-///   whole aligned sector is. Zeros inside a valid frame (a client may put
-///   any number in its payload) never count.
+///   whole aligned sector is, or the file ends inside the stop frame. Zeros
+///   inside a valid frame (a client may put any number in its payload) never
+///   count.
 ///
 /// Frames a client planted inside its own payload can only be found inside
 /// damaged bytes; they can make this refuse (a planted flush start, or
@@ -330,6 +331,12 @@ fn torn_flush(bytes: &[u8], stop: usize, last_id: u64) -> Option<u64> {
     if let Some(len) = plausible_frame_len(bytes, stop, last_id + 1) {
         if frames.iter().any(|&(off, _)| off == stop + len) {
             return None;
+        }
+        if stop + len > bytes.len() {
+            // The file ends inside the stop frame: the rest of it never
+            // reached the disk (what a torn tail is), and whatever valid
+            // frames were found lie inside it, where its payload was.
+            return Some(frames.len() as u64);
         }
         // Up to the end of the sector the frame ends in: a lost sector there
         // holds the frame's last bytes and the zeros after them.
