@@ -116,6 +116,26 @@ pub fn repair(dir: &Path, dry_run: bool) -> anyhow::Result<Outcome> {
     // loss so the rest of the log can be served again (the server refuses an
     // unexplained gap), and say so plainly.
     let mut lost: Vec<(u64, u64)> = Vec::new();
+    // Before the oldest segment: ids from the watermark on must be there.
+    if let Some(first) = st.segments.first() {
+        let from = st.watermark.max(1);
+        let recorded = st.quarantined.iter().any(|q| {
+            let name = q.file_name().unwrap_or_default().to_string_lossy();
+            let seg = name
+                .strip_suffix(actlog_engine::MISSING_MARKER_SUFFIX)
+                .map(|stem| format!("{stem}.log"))
+                .unwrap_or_else(|| name.to_string());
+            parse_segment_file_name(&seg).is_some_and(|b| b <= from)
+        });
+        if first.base_id > from && !recorded {
+            lost.push((from, first.base_id));
+            plan.push(format!(
+                "record ids {from}..{} as lost: the segment that held them is missing ({})",
+                first.base_id - 1,
+                missing_marker_path(dir, from).display()
+            ));
+        }
+    }
     for w in st.segments.windows(2) {
         let (end, next) = (w[0].end_id(), w[1].base_id);
         let moving = quarantine.iter().any(|q| is_segment(q) == Some(end));

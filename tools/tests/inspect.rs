@@ -397,6 +397,40 @@ fn damage_in_the_active_segment_is_cut_by_repair_without_reusing_ids() {
 }
 
 #[test]
+fn a_missing_oldest_segment_is_an_id_gap_that_repair_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    build(dir.path(), 200);
+    let before = engine_records(dir.path());
+    let segs = segment_files(dir.path());
+    let oldest = segs[0].clone();
+    let second_base = base_of(&segs[1]);
+    fs::remove_file(&oldest).expect("remove the oldest segment");
+    fs::remove_file(idx_of(&oldest)).expect("and its index");
+
+    // No watermark hides ids 1.. : the gap is damage, for verify and open.
+    let out = inspect(&["verify", p(dir.path())]);
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("oldest segment starts"), "{out:?}");
+    let err = Log::open(dir.path(), small()).expect_err("an unexplained gap refuses");
+    assert!(
+        err.to_string().contains("older segment is missing"),
+        "{err}"
+    );
+
+    let rep = inspect(&["repair", p(dir.path())]);
+    assert_eq!(rep.code, 0, "{rep:?}");
+    assert!(rep.stdout.contains("as lost"), "{rep:?}");
+    assert_verify_clean(dir.path());
+    let after = engine_records(dir.path());
+    let want: Vec<u64> = before
+        .iter()
+        .map(|r| r.id)
+        .filter(|&id| id >= second_base)
+        .collect();
+    assert_eq!(after.iter().map(|r| r.id).collect::<Vec<_>>(), want);
+}
+
+#[test]
 fn truncated_index_is_damage_and_repair_rebuilds_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     build(dir.path(), 200);
