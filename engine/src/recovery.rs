@@ -285,12 +285,17 @@ pub fn scan_active(bytes: &[u8], path: &Path, base_id: u64) -> Result<Scan> {
 /// one's fdatasync succeeded, and marks its first frame with
 /// [`FLAG_FLUSH`](crate::frame::FLAG_FLUSH). So:
 ///
-/// * if any valid frame after the stop point starts a flush, the flush the
-///   damage lies in had completed (and was acknowledged): damage;
+/// * if the frame at the stop point passes its checksum once its header is
+///   set to what it must have been (the next id, a length reaching a valid
+///   frame after it, known flags), only bits of its header were damaged:
+///   damage (bit rot), not a lost write;
 /// * if the frame at the stop point reads as the next one (its header holds
 ///   the next id and a length in range) and a valid frame starts right
 ///   where it ends, the damage lies within that one frame, with intact
 ///   frames on both sides: damage (bit rot), not a lost write;
+/// * if any valid frame after the stop point, outside the stop frame's own
+///   extent, starts a flush, the flush the damage lies in had completed (and
+///   was acknowledged): damage;
 /// * otherwise the damage and every valid frame after it lie in the last
 ///   flush the file received. It is torn, not damaged, when a sector that
 ///   did not reach the disk shows in the bytes that no valid frame covers
@@ -302,9 +307,9 @@ pub fn scan_active(bytes: &[u8], path: &Path, base_id: u64) -> Result<Scan> {
 ///   count.
 ///
 /// Frames a client planted inside its own payload can only be found inside
-/// damaged bytes; they can make this refuse (a planted flush start, or
-/// bytes they cover), never cut more than the torn tail would be cut
-/// without them.
+/// damaged bytes; they can make this refuse (a planted flush start outside
+/// the stop frame's extent, when its header is lost; bytes they cover),
+/// never cut more than the torn tail would be cut without them.
 ///
 /// What this cannot tell apart: a disk that loses whole sectors of the last
 /// flush *after* acknowledging it, and returns zeros for them; and a lost
@@ -312,26 +317,46 @@ pub fn scan_active(bytes: &[u8], path: &Path, base_id: u64) -> Result<Scan> {
 /// the disk (refused as damage: `actlog-inspect repair` cuts it without
 /// reusing ids).
 fn torn_flush(bytes: &[u8], stop: usize, last_id: u64) -> Option<u64> {
-    let mut frames: Vec<(usize, usize)> = Vec::new();
+    // The valid frames after the stop point: (offset, length, starts a flush).
+    let mut frames: Vec<(usize, usize, bool)> = Vec::new();
     let mut at = stop + 1;
     let mut last = last_id;
     while let Some((off, _)) = find_valid_frame(bytes, at, last) {
         let f = frame::decode(&bytes[off..]).ok()?;
-        if f.header.starts_flush() {
-            return None;
-        }
-        frames.push((off, f.header.frame_len()));
+        frames.push((off, f.header.frame_len(), f.header.starts_flush()));
         last = f.header.id;
         at = off + f.header.frame_len();
+    }
+    // Damage confined to the stop frame's header: given the header it must
+    // have had (the next id, a length reaching a valid frame found after
+    // it, known flags), its checksum holds. A flipped bit in an intact
+    // frame's length, id or flags, not a lost write: refuse.
+    if frames
+        .iter()
+        .any(|&(off, _, _)| header_repairs(bytes, stop, off, last_id + 1))
+    {
+        return None;
+    }
+    // Damage within the stop frame's body, its header intact and a valid
+    // frame right after it: refuse.
+    let plausible = plausible_frame_len(bytes, stop, last_id + 1);
+    if let Some(len) = plausible {
+        if frames.iter().any(|&(off, _, _)| off == stop + len) {
+            return None;
+        }
+    }
+    // A later flush had started: the damage lies in an acknowledged one.
+    // (Frames inside the stop frame's own extent lie where its payload was,
+    // which a client chose: they say nothing about flushes.)
+    let inside = |off: usize| plausible.is_some_and(|len| off < stop + len);
+    if frames.iter().any(|&(off, _, flush)| flush && !inside(off)) {
+        return None;
     }
     // The region to look for a lost sector in: up to the last valid frame,
     // and at least over the stop frame's own extent when its header reads
     // as the next frame's.
-    let mut region_end = frames.last().map_or(stop, |&(off, _)| off);
-    if let Some(len) = plausible_frame_len(bytes, stop, last_id + 1) {
-        if frames.iter().any(|&(off, _)| off == stop + len) {
-            return None;
-        }
+    let mut region_end = frames.last().map_or(stop, |&(off, _, _)| off);
+    if let Some(len) = plausible {
         if stop + len > bytes.len() {
             // The file ends inside the stop frame: the rest of it never
             // reached the disk (what a torn tail is), and whatever valid
@@ -349,7 +374,7 @@ fn torn_flush(bytes: &[u8], stop: usize, last_id: u64) -> Option<u64> {
     let mut hole_start = stop;
     let bounds = frames
         .iter()
-        .copied()
+        .map(|&(off, len, _)| (off, len))
         .chain(std::iter::once((region_end, 0)));
     for (off, len) in bounds {
         if off > hole_start {
@@ -370,6 +395,31 @@ fn torn_flush(bytes: &[u8], stop: usize, last_id: u64) -> Option<u64> {
         hole_start = hole_start.max(off + len);
     }
     lost_sector.then_some(frames.len() as u64)
+}
+
+/// Whether the frame at `at` passes its stored checksum once its header is
+/// what it must have been if the frame held id `id` and ended where the
+/// valid frame at `next` starts (any known flags; its ts and payload as
+/// stored).
+fn header_repairs(bytes: &[u8], at: usize, next: usize, id: u64) -> bool {
+    let Some(len) = next.checked_sub(at + HEADER_LEN) else {
+        return false;
+    };
+    if !(1..=frame::MAX_PAYLOAD).contains(&len) {
+        return false;
+    }
+    let stored = crate::segment::footer::le_u32(&bytes[at..at + 4]);
+    let ts = &bytes[at + 16..at + HEADER_LEN];
+    let payload = &bytes[at + HEADER_LEN..next];
+    let known = crate::frame::FLAG_COMMIT | crate::frame::FLAG_FLUSH;
+    (0..=known).any(|flags| {
+        let mut h = crc32fast::Hasher::new();
+        h.update(&((len as u32) | (u32::from(flags) << 24)).to_le_bytes());
+        h.update(&id.to_le_bytes());
+        h.update(ts);
+        h.update(payload);
+        h.finalize() == stored
+    })
 }
 
 /// The length of the frame at `at` if its header reads as the frame of id
