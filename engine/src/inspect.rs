@@ -189,7 +189,13 @@ fn examine(dir: &Path, full: bool, progress: &mut dyn FnMut(u64)) -> Result<DirS
         let Some(status) = status else { continue };
         if let Some(prev) = st.segments.last() {
             if prev.end_id() != status.base_id {
-                let known = crate::log::quarantined(&crate::env::StdFs, dir, prev.end_id());
+                let known = crate::log::gap_recorded(
+                    &crate::env::StdFs,
+                    dir,
+                    prev.end_id(),
+                    status.base_id,
+                    false,
+                );
                 st.findings.push(Finding {
                     file: status.path.clone(),
                     offset: 0,
@@ -209,9 +215,8 @@ fn examine(dir: &Path, full: bool, progress: &mut dyn FnMut(u64)) -> Result<DirS
         } else if status.base_id > st.watermark.max(1) {
             // The oldest segment must hold the oldest visible id.
             let from = st.watermark.max(1);
-            let known = crate::log::recorded_gap_starts(&crate::env::StdFs, dir)
-                .into_iter()
-                .any(|b| b <= from);
+            let known =
+                crate::log::gap_recorded(&crate::env::StdFs, dir, from, status.base_id, true);
             st.findings.push(Finding {
                 file: status.path.clone(),
                 offset: 0,

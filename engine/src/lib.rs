@@ -63,7 +63,8 @@ pub use index::file::{index_path, IndexProblem, SealedIndex};
 pub use index::{parse_words, Field, Word};
 pub use log::{
     missing_marker_path, AppendFuture, Appended, Direction, Iter, Log, SegmentInfo, Stats,
-    LOCK_FILE, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, MISSING_MARKER_SUFFIX, QUARANTINE_DIR,
+    LOCK_FILE, MAX_BATCH_BYTES, MAX_BATCH_RECORDS, MISSING_MARKER_SUFFIX, MISSING_UNTIL,
+    QUARANTINE_DIR,
 };
 pub use query::{
     Bucket, Cursor, FacetCount, Order, Page, PageBuf, Query, Scan, ScanPages, Selection,

@@ -190,8 +190,10 @@ pub fn repair(dir: &Path, dry_run: bool) -> anyhow::Result<Outcome> {
             let marker = missing_marker_path(dir, *from);
             let text = format!(
                 "Records {from}..{} were lost: their segment file was missing when \
-                 actlog-inspect repair ran. Delete this file only if you put the segment back.\n",
-                to - 1
+                 actlog-inspect repair ran. Delete this file only if you put the segment back.\n\
+                 {}{to}\n",
+                to - 1,
+                actlog_engine::MISSING_UNTIL
             );
             actlog_engine::write_atomic(&marker, text.as_bytes())?;
             println!(

@@ -23,9 +23,9 @@ mod append;
 mod open;
 
 pub use append::{AppendFuture, Appended};
+pub(crate) use open::gap_recorded;
 use open::{create_dir_durable, lock_dir, recover_dir, DurableHint, Recovered};
-pub use open::{missing_marker_path, MISSING_MARKER_SUFFIX, QUARANTINE_DIR};
-pub(crate) use open::{quarantined, recorded_gap_starts};
+pub use open::{missing_marker_path, MISSING_MARKER_SUFFIX, MISSING_UNTIL, QUARANTINE_DIR};
 
 /// Name of the lock file in a data directory.
 pub const LOCK_FILE: &str = "LOCK";

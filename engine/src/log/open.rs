@@ -357,32 +357,73 @@ pub fn missing_marker_path(dir: &Path, base: u64) -> PathBuf {
         .join(format!("{stem}{MISSING_MARKER_SUFFIX}"))
 }
 
-/// The first ids of every gap `quarantine/` records (moved segments and
-/// `.missing` markers).
-pub(crate) fn recorded_gap_starts(fs: &dyn FileSystem, dir: &Path) -> Vec<u64> {
-    let Ok(names) = fs.read_dir(&dir.join(QUARANTINE_DIR)) else {
+/// The line of a `.missing` marker that says where the recorded gap ends.
+pub const MISSING_UNTIL: &str = "until: ";
+
+/// Every gap `quarantine/` records, as `(first id, end)`: a moved segment
+/// (its end from its footer) or a `.missing` marker (its end from its
+/// `until:` line, or from repair's older "Records A..B were lost" text).
+/// `None` when the end cannot be read.
+pub(crate) fn recorded_gaps(fs: &dyn FileSystem, dir: &Path) -> Vec<(u64, Option<u64>)> {
+    let qdir = dir.join(QUARANTINE_DIR);
+    let Ok(names) = fs.read_dir(&qdir) else {
         return Vec::new();
     };
     names
         .iter()
         .filter_map(|n| n.to_str())
         .filter_map(|n| {
-            let seg = n
-                .strip_suffix(MISSING_MARKER_SUFFIX)
-                .map(|stem| format!("{stem}.log"))
-                .unwrap_or_else(|| n.to_string());
-            parse_segment_file_name(&seg)
+            if let Some(stem) = n.strip_suffix(MISSING_MARKER_SUFFIX) {
+                let from = parse_segment_file_name(&format!("{stem}.log"))?;
+                let text = fs.read(&qdir.join(n)).ok()?;
+                let text = String::from_utf8_lossy(&text);
+                Some((from, marker_end(&text)))
+            } else {
+                let from = parse_segment_file_name(n)?;
+                let end = SealedSegment::open_in(fs, &qdir.join(n))
+                    .ok()
+                    .flatten()
+                    .map(|seg| seg.end_id());
+                Some((from, end))
+            }
         })
         .collect()
 }
 
-/// Whether the ids from `base` on are a known gap rather than corruption:
-/// repair moved that segment to quarantine, or recorded it as missing.
-pub(crate) fn quarantined(fs: &dyn FileSystem, dir: &Path, base: u64) -> bool {
-    fs.is_file(
-        &dir.join(QUARANTINE_DIR)
-            .join(crate::segment::segment_file_name(base)),
-    ) || fs.is_file(&missing_marker_path(dir, base))
+/// The end of the gap a `.missing` marker's text records.
+fn marker_end(text: &str) -> Option<u64> {
+    if let Some(n) = text.lines().find_map(|l| l.strip_prefix(MISSING_UNTIL)) {
+        return n.trim().parse().ok();
+    }
+    // repair's text: "Records A..B were lost: ..."
+    let rest = text.strip_prefix("Records ")?;
+    let (_, b) = rest.split_once("..")?;
+    let last: u64 = b
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
+    last.checked_add(1)
+}
+
+/// Whether `quarantine/` records that ids `[from, to)` are missing: a gap
+/// starting at or below `from` (exactly at it, unless `from_below`) that
+/// reaches `to`.
+pub(crate) fn gap_recorded(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    from: u64,
+    to: u64,
+    from_below: bool,
+) -> bool {
+    recorded_gaps(fs, dir).into_iter().any(|(start, end)| {
+        let starts = if from_below {
+            start <= from
+        } else {
+            start == from
+        };
+        starts && end.is_some_and(|end| end >= to)
+    })
 }
 
 fn remove_segment_files(fs: &dyn FileSystem, path: &Path) -> Result<()> {
@@ -639,7 +680,7 @@ fn record_lost_ids(fs: &dyn FileSystem, dir: &Path, from: u64, to: u64) -> Resul
         "Ids {from}..{} may have been handed out in a segment that is no longer in this \
          directory (a segment moved to quarantine/ by repair, or a restore from an older \
          backup); the log continues at id {to} and never hands them out again. Delete this \
-         file only if you put that segment back.\n",
+         file only if you put that segment back.\n{MISSING_UNTIL}{to}\n",
         to - 1
     );
     fsutil::create_durable(fs, &marker, text.as_bytes(), Durable::Other).map(drop)
@@ -664,21 +705,12 @@ fn check_gap(
     if base == expected || (prev_end.is_none() && base < expected) || base <= low {
         return Ok(());
     }
-    if quarantined(fs, dir, expected) {
+    // A recorded gap that covers [expected, base). Before the oldest
+    // segment it may start below the watermark (ids lost, then retention
+    // moved past them).
+    if gap_recorded(fs, dir, expected, base, prev_end.is_none()) {
         report.quarantined_gaps.push((expected, base));
         return Ok(());
-    }
-    // Before the oldest segment, a recorded gap may start below the
-    // watermark (ids lost, then retention moved past them).
-    if prev_end.is_none() {
-        if let Some(from) = recorded_gap_starts(fs, dir)
-            .into_iter()
-            .filter(|&b| b <= expected)
-            .max()
-        {
-            report.quarantined_gaps.push((from, base));
-            return Ok(());
-        }
     }
     let what = match prev_end {
         Some(end) => {
