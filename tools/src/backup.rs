@@ -167,6 +167,16 @@ fn copy_plan(
     pb: &indicatif::ProgressBar,
 ) -> anyhow::Result<Result<Copied, String>> {
     let items = source.plan()?;
+    // The names come from the source (a server, for --url): only a file a
+    // data directory holds may be written, and only inside `to`.
+    for item in &items {
+        anyhow::ensure!(
+            is_plain_name(&item.name) && is_backup_file(&item.name),
+            "{} listed a file that is not part of a data directory: {:?}; refusing to write it",
+            source.describe(),
+            item.name
+        );
+    }
     pb.set_length(items.iter().map(|i| i.len).sum());
     pb.set_position(0);
     let mut files = Vec::new();
@@ -226,6 +236,7 @@ pub fn backup(
     url: Option<&str>,
     to: &Path,
     token: Option<String>,
+    insecure_http: bool,
 ) -> anyhow::Result<Outcome> {
     let source: Box<dyn Source> = match (from, url) {
         (Some(dir), _) => {
@@ -236,7 +247,11 @@ pub fn backup(
             let token = token.ok_or_else(|| {
                 Usage("--url needs an admin token: --token or ACTLOG_TOKEN".into())
             })?;
-            Box::new(crate::backup::http::HttpSource::new(url, &token)?)
+            Box::new(crate::backup::http::HttpSource::new(
+                url,
+                &token,
+                insecure_http,
+            )?)
         }
         (None, None) => return Err(Usage("give --from DIR or --url URL".into()).into()),
     };

@@ -65,6 +65,10 @@ pub enum Command {
         /// Admin token for --url.
         #[arg(long, env = "ACTLOG_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// Allow a plain `http://` URL to a host other than loopback: the
+        /// admin token and the backup then cross the network unencrypted.
+        #[arg(long)]
+        insecure_http: bool,
     },
     /// Verify a backup and install it into a data directory.
     Restore {

@@ -63,7 +63,8 @@ fn main() -> ExitCode {
             url,
             to,
             token,
-        } => backup::backup(from.as_deref(), url.as_deref(), &to, token),
+            insecure_http,
+        } => backup::backup(from.as_deref(), url.as_deref(), &to, token, insecure_http),
         Command::Restore { from, to, force } => backup::restore(&from, &to, force),
     };
     match result {

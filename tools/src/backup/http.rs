@@ -39,11 +39,21 @@ struct Plan {
 
 impl HttpSource {
     /// A source for the server at `url` (e.g. `http://127.0.0.1:8470`).
-    pub fn new(url: &str, token: &str) -> anyhow::Result<HttpSource> {
+    /// A plain `http://` URL must name a loopback host unless
+    /// `insecure_http`: the admin token travels with every request.
+    pub fn new(url: &str, token: &str, insecure_http: bool) -> anyhow::Result<HttpSource> {
         let base = url.trim_end_matches('/').to_string();
         anyhow::ensure!(
             base.starts_with("http://") || base.starts_with("https://"),
             crate::Usage(format!("--url `{url}` must start with http:// or https://"))
+        );
+        anyhow::ensure!(
+            insecure_http || !needs_tls(&base),
+            crate::Usage(format!(
+                "--url `{url}` is plain http to a host other than this machine: the admin \
+                 token would cross the network unencrypted. Use https://, or pass \
+                 --insecure-http if the network is trusted"
+            ))
         );
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -64,6 +74,27 @@ impl HttpSource {
             .call()?;
         Ok(resp)
     }
+}
+
+/// Whether a plain `http://` URL points at a host other than loopback
+/// (`localhost`, 127.0.0.0/8, `::1`). Looks at the text only: nothing is
+/// resolved.
+fn needs_tls(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    !loopback
 }
 
 impl super::Source for HttpSource {
@@ -123,5 +154,34 @@ impl super::Source for HttpSource {
 
     fn describe(&self) -> String {
         self.base.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::needs_tls;
+
+    #[test]
+    fn plain_http_beyond_loopback_needs_the_flag() {
+        for url in [
+            "http://127.0.0.1:8470",
+            "http://127.8.9.10",
+            "http://localhost:8470/",
+            "http://[::1]:8470",
+            "https://backup.example.org",
+            "https://10.1.2.3:8470",
+        ] {
+            assert!(!needs_tls(url), "{url}");
+        }
+        for url in [
+            "http://10.1.2.3:8470",
+            "http://backup.example.org",
+            "http://[2001:db8::1]:8470",
+            "http://127.0.0.1.evil.example",
+            "http://user@192.0.2.7",
+            "http://localhost.evil.example:8470",
+        ] {
+            assert!(needs_tls(url), "{url}");
+        }
     }
 }
