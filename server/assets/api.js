@@ -1,4 +1,4 @@
-// The HTTP API of shared/API.md, as the signed-in browser calls it (the
+// The HTTP API (docs/API.md), as the signed-in browser calls it (the
 // session cookie rides along). A 401 anywhere means the session ended.
 
 export class ApiError extends Error {

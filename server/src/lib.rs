@@ -1,6 +1,6 @@
 //! # actlog-server
 //!
-//! The HTTP face of actlog: the JSON API of `shared/API.md`, keys and roles,
+//! The HTTP face of actlog: the JSON API (docs/API.md), keys and roles,
 //! the recorder and live bus, Server-Sent Events and WebSocket streams,
 //! export, settings, metrics and the embedded web UI. It knows nothing of
 //! bytes on disk: storage is `actlog_engine::Log`, read on the server's

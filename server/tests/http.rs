@@ -1,4 +1,4 @@
-//! Black-box tests of the HTTP contract (`shared/API.md`): every test starts
+//! Black-box tests of the HTTP contract (docs/API.md): every test starts
 //! the real `actlog` binary on a loopback port with its own temporary data
 //! directory and speaks HTTP, Server-Sent Events and WebSocket to it. The
 //! server process is killed when its guard drops, whatever the outcome.
