@@ -10,12 +10,17 @@ use actlog_engine::NewRecord;
 use axum::http::{header, HeaderMap};
 use serde_json::json;
 
+use crate::csrf::Credentials;
 use crate::error::ApiError;
 use crate::keys::{hash_token, KeyInfo, KeyStore, Role};
 use crate::recorder::Recorder;
 
-/// Name of the web UI's session cookie.
+/// Name of the web UI's session cookie over plain HTTP.
 pub const SESSION_COOKIE: &str = "actlog_session";
+/// Name of the session cookie behind TLS (`--secure-cookie`): the
+/// `__Host-` prefix makes the browser refuse it unless it is `Secure`, has
+/// no `Domain` and the path `/`, so no sibling subdomain can plant one.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-actlog_session";
 /// How long a web UI session lasts.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 
@@ -97,20 +102,63 @@ impl Sessions {
     }
 }
 
-/// The session cookie's value, if sent.
-pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == SESSION_COOKIE)
-        .map(|(_, v)| v.to_string())
+/// How the session cookie is named and set.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CookiePolicy {
+    /// Behind TLS: `Secure` and the `__Host-` name.
+    pub secure: bool,
+}
+
+impl CookiePolicy {
+    /// The cookie's name.
+    pub fn name(self) -> &'static str {
+        if self.secure {
+            SECURE_SESSION_COOKIE
+        } else {
+            SESSION_COOKIE
+        }
+    }
+
+    /// `Set-Cookie` for a new session.
+    pub fn set(self, sid: &str) -> String {
+        self.cookie(sid, SESSION_TTL.as_secs())
+    }
+
+    /// `Set-Cookie` that deletes the session cookie.
+    pub fn clear(self) -> String {
+        self.cookie("", 0)
+    }
+
+    fn cookie(self, value: &str, max_age: u64) -> String {
+        let secure = if self.secure { "; Secure" } else { "" };
+        format!(
+            "{}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{secure}",
+            self.name()
+        )
+    }
+
+    /// The session cookie's value, if sent.
+    pub fn value(self, headers: &HeaderMap) -> Option<String> {
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|kv| kv.trim().split_once('='))
+            .find(|(k, _)| *k == self.name())
+            .map(|(_, v)| v.to_string())
+    }
 }
 
 /// Identifies the caller from `Authorization: Bearer` or the session cookie.
-pub fn identify(headers: &HeaderMap, keys: &KeyStore, sessions: &Sessions) -> Caller {
+/// When an `Authorization` header is sent it alone decides: a stale cookie
+/// beside a valid bearer token is never looked at.
+pub fn identify(
+    headers: &HeaderMap,
+    keys: &KeyStore,
+    sessions: &Sessions,
+    cookie: CookiePolicy,
+) -> (Caller, Credentials) {
     if let Some(auth) = headers.get(header::AUTHORIZATION) {
         let token = auth
             .to_str()
@@ -120,18 +168,20 @@ pub fn identify(headers: &HeaderMap, keys: &KeyStore, sessions: &Sessions) -> Ca
                     .or_else(|| v.strip_prefix("bearer "))
             })
             .map(str::trim);
-        return match token.and_then(|t| keys.verify(t)) {
+        let caller = match token.and_then(|t| keys.verify(t)) {
             Some(key) => Caller::Key(Principal { key }),
             None => Caller::Rejected,
         };
+        return (caller, Credentials::Bearer);
     }
-    if let Some(sid) = session_cookie(headers) {
-        return match sessions.lookup(&sid).and_then(|kid| keys.get(&kid)) {
+    if let Some(sid) = cookie.value(headers) {
+        let caller = match sessions.lookup(&sid).and_then(|kid| keys.get(&kid)) {
             Some(key) => Caller::Key(Principal { key }),
             None => Caller::StaleSession,
         };
+        return (caller, Credentials::Cookie);
     }
-    Caller::Anonymous
+    (Caller::Anonymous, Credentials::None)
 }
 
 /// Coalesces failed-authentication events per source and minute: the first

@@ -108,3 +108,58 @@ mod tests {
         );
     }
 }
+
+/// The cap on live streams (SSE and WebSocket) open at once
+/// (`actlog serve --max-subscribers`).
+#[derive(Debug)]
+pub struct Subscribers {
+    max: usize,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+/// Default of `--max-subscribers`.
+pub const DEFAULT_MAX_SUBSCRIBERS: usize = 1024;
+
+impl Subscribers {
+    /// At most `max` at once.
+    pub fn new(max: usize, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        Subscribers { max, metrics }
+    }
+
+    /// A place for one more stream, or 503 `unavailable` when all are taken.
+    pub fn join(&self) -> Result<SubscriberSlot, crate::error::ApiError> {
+        use std::sync::atomic::Ordering;
+        let open = &self.metrics.subscribers_open;
+        let taken = open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < self.max as u64).then_some(n + 1)
+        });
+        match taken {
+            Ok(_) => Ok(SubscriberSlot {
+                metrics: self.metrics.clone(),
+            }),
+            Err(_) => {
+                self.metrics
+                    .subscribers_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                Err(crate::error::ApiError::unavailable(format!(
+                    "{} live streams are open, as many as this server allows; retry later",
+                    self.max
+                )))
+            }
+        }
+    }
+}
+
+/// One live stream's place; given back when dropped.
+#[derive(Debug)]
+pub struct SubscriberSlot {
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+impl Drop for SubscriberSlot {
+    fn drop(&mut self) {
+        self.metrics
+            .subscribers_open
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}

@@ -34,6 +34,31 @@ pub enum Command {
         /// Largest request body, bytes.
         #[arg(long, env = "ACTLOG_BODY_LIMIT", default_value_t = crate::DEFAULT_BODY_LIMIT)]
         body_limit: usize,
+        /// Seconds a request body may take to arrive (408 after).
+        #[arg(long, env = "ACTLOG_BODY_TIMEOUT", default_value_t = crate::DEFAULT_BODY_TIMEOUT.as_secs())]
+        body_timeout: u64,
+        /// Connections served at once; more get a 503 and are closed.
+        #[arg(long, env = "ACTLOG_MAX_CONNECTIONS", default_value_t = crate::listener::DEFAULT_MAX_CONNECTIONS)]
+        max_connections: usize,
+        /// Live streams (SSE and WebSocket) open at once; more get a 503.
+        #[arg(long, env = "ACTLOG_MAX_SUBSCRIBERS", default_value_t = crate::bus::DEFAULT_MAX_SUBSCRIBERS)]
+        max_subscribers: usize,
+        /// Seconds a client may take to send a request's headers.
+        #[arg(long, env = "ACTLOG_HEADER_TIMEOUT", default_value_t = 10)]
+        header_timeout: u64,
+        /// Seconds a connection may stay silent (no byte either way) before it is closed.
+        #[arg(long, env = "ACTLOG_IDLE_TIMEOUT", default_value_t = 60)]
+        idle_timeout: u64,
+        /// The URL browsers reach the server at, such as
+        /// https://log.example.org (behind a reverse proxy): the web UI's
+        /// requests must come from this origin, and https:// turns on the
+        /// secure session cookie.
+        #[arg(long, env = "ACTLOG_PUBLIC_URL")]
+        public_url: Option<String>,
+        /// Send the session cookie as `__Host-actlog_session` with `Secure`
+        /// (set when browsers reach the server over HTTPS).
+        #[arg(long, env = "ACTLOG_SECURE_COOKIE")]
+        secure_cookie: bool,
     },
     /// Manage API keys offline (the server must be stopped).
     Keys {

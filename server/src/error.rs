@@ -36,6 +36,11 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "invalid_json", message)
     }
 
+    /// 400 `bad_request`: a request this endpoint cannot take at all.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
     /// 401 `unauthorized`.
     pub fn unauthorized() -> Self {
         Self::new(
@@ -51,6 +56,38 @@ impl ApiError {
             StatusCode::FORBIDDEN,
             "forbidden",
             format!("this API key lacks the `{needed}` role"),
+        )
+    }
+
+    /// 403 `forbidden` with its own reason.
+    pub fn forbidden_because(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// 415 `unsupported_media_type`.
+    pub fn unsupported_media_type() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the body as JSON with `Content-Type: application/json`",
+        )
+    }
+
+    /// 408 `request_timeout`: the body did not arrive in time.
+    pub fn request_timeout(secs: u64) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!("the request body did not arrive within {secs} s"),
+        )
+    }
+
+    /// 405 `method_not_allowed`.
+    pub fn method_not_allowed() -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this path does not take that method",
         )
     }
 
@@ -137,4 +174,48 @@ impl IntoResponse for ApiError {
         }
         (self.status, axum::Json(json!({ "error": err }))).into_response()
     }
+}
+
+/// A JSON parse error as the API answers it: malformed JSON (a syntax
+/// error, a truncated body, invalid UTF-8, nesting past the parser's limit)
+/// is 400 `invalid_json`; well-formed JSON of the wrong shape is 422, naming
+/// `field` (or the unknown field serde names).
+pub fn json_error_as(e: serde_json::Error, field: &str, hint: &str) -> ApiError {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => {
+            ApiError::invalid_json(format!("the body is not valid JSON: {e}"))
+        }
+        Category::Data => {
+            let msg = e.to_string();
+            let named = msg
+                .strip_prefix("unknown field `")
+                .and_then(|r| r.split('`').next())
+                .filter(|n| !n.is_empty() && n.len() <= 64);
+            match named {
+                Some(name) => ApiError::invalid(name, format!("unknown field `{name}`; {hint}")),
+                None => ApiError::invalid(field, format!("{msg}; {hint}")),
+            }
+        }
+    }
+}
+
+/// Parses a small JSON body into `T`: malformed JSON anywhere in it is 400
+/// `invalid_json` (checked over the whole body first, so a truncated body is
+/// never reported as a missing field), then a body of the wrong shape is
+/// 422 as [`json_error_as`] says.
+pub fn parse_json<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    field: &str,
+    hint: &str,
+) -> Result<T, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|e| {
+        ApiError::invalid_json(format!(
+            "the body is not valid UTF-8 (at byte {})",
+            e.valid_up_to()
+        ))
+    })?;
+    serde_json::from_str::<serde::de::IgnoredAny>(text)
+        .map_err(|e| ApiError::invalid_json(format!("the body is not valid JSON: {e}")))?;
+    serde_json::from_str(text).map_err(|e| json_error_as(e, field, hint))
 }

@@ -38,6 +38,14 @@ const EVENT_FIELDS: &[&str] = &[
 /// default for events that name none. Every element is checked fully (types,
 /// unknown fields, engine bounds) before anything is stored.
 pub fn parse_events(body: &[u8], actor: &str) -> Result<Vec<NewRecord>, ApiError> {
+    // Malformed JSON is 400 whatever else is wrong, and the checks below
+    // skip strings without decoding them: invalid UTF-8 is caught here.
+    if let Err(e) = std::str::from_utf8(body) {
+        return Err(ApiError::invalid_json(format!(
+            "the body is not valid UTF-8 (at byte {})",
+            e.valid_up_to()
+        )));
+    }
     let failed = RefCell::new(None);
     let mut de = serde_json::Deserializer::from_slice(body);
     let parsed = (&mut de)
@@ -64,6 +72,7 @@ pub fn parse_events(body: &[u8], actor: &str) -> Result<Vec<NewRecord>, ApiError
         }
         // JSON, but neither an object nor an array (serde's own error for
         // the top-level visitor's unhandled types).
+        (Err(e), None) if e.is_syntax() || e.is_eof() => Err(not_json(e)),
         (Err(e), None) => match serde_json::from_slice::<IgnoredAny>(body) {
             Ok(_) => Err(wrong_body()),
             Err(_) => Err(not_json(e)),

@@ -17,6 +17,35 @@ pub const KEYS_FILE: &str = "keys.json";
 pub const TOKEN_PREFIX: &str = "actlog_";
 /// Shortest token accepted from `ACTLOG_ADMIN_TOKEN`.
 pub const MIN_TOKEN_LEN: usize = 32;
+/// Fewest distinct characters in `ACTLOG_ADMIN_TOKEN`.
+pub const MIN_TOKEN_DISTINCT: usize = 8;
+
+/// Checks a token chosen by a person (`ACTLOG_ADMIN_TOKEN`): at least
+/// [`MIN_TOKEN_LEN`] characters (not bytes), no whitespace at either end
+/// (a padded token could never be sent back: clients trim it), and at least
+/// [`MIN_TOKEN_DISTINCT`] distinct characters (`aaaa…` is not a secret).
+pub fn check_admin_token(t: &str) -> Result<(), String> {
+    let chars = t.chars().count();
+    if chars < MIN_TOKEN_LEN {
+        return Err(format!(
+            "ACTLOG_ADMIN_TOKEN must be at least {MIN_TOKEN_LEN} characters long (it has {chars})"
+        ));
+    }
+    if t.trim() != t {
+        return Err(
+            "ACTLOG_ADMIN_TOKEN starts or ends with whitespace; remove it (clients trim tokens, so it could never be sent back)"
+                .into(),
+        );
+    }
+    let distinct = t.chars().collect::<std::collections::HashSet<_>>().len();
+    if distinct < MIN_TOKEN_DISTINCT {
+        return Err(format!(
+            "ACTLOG_ADMIN_TOKEN has only {distinct} distinct characters; use a random token with at least {MIN_TOKEN_DISTINCT} (for example `openssl rand -hex 32`)"
+        ));
+    }
+    Ok(())
+}
+
 /// Longest key label.
 pub const MAX_LABEL_LEN: usize = 64;
 

@@ -14,12 +14,14 @@ pub mod auth;
 pub mod bus;
 pub mod cli;
 pub mod combine;
+pub mod csrf;
 pub mod demo;
 pub mod error;
 pub mod heap;
 pub mod ingest_json;
 pub mod json;
 pub mod keys;
+pub mod listener;
 pub mod metrics;
 pub mod openapi;
 pub mod params;
@@ -39,20 +41,27 @@ use anyhow::Context as _;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue};
 use axum::middleware::{self, Next};
-use axum::response::Response;
-use axum::serve::ListenerExt as _;
+use axum::response::{IntoResponse as _, Response};
 use axum::Router;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 
-use crate::auth::{Caller, FailureCoalescer, Sessions};
-use crate::bus::Bus;
+use crate::auth::{Caller, CookiePolicy, FailureCoalescer, Sessions};
+use crate::bus::{Bus, Subscribers};
+use crate::csrf::OriginPolicy;
 use crate::keys::{KeyStore, Role};
+use crate::listener::ConnLimits;
 use crate::metrics::Metrics;
 use crate::recorder::{Recorder, ACTOR};
 use crate::settings::SettingsStore;
 
 /// Default request body limit: a full batch of maximal events fits.
 pub const DEFAULT_BODY_LIMIT: usize = 8 << 20;
+/// Body limit of the small admin bodies (settings, keys).
+pub const SMALL_BODY_LIMIT: usize = 64 << 10;
+/// Body limit of `POST /session` (one token), before anyone is known.
+pub const SESSION_BODY_LIMIT: usize = 4 << 10;
+/// Default time for a request body to arrive.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Everything a request handler can reach.
 #[derive(Debug)]
@@ -73,6 +82,17 @@ pub struct App {
     pub shutdown: watch::Receiver<bool>,
     /// Largest accepted request body.
     pub body_limit: usize,
+    /// Longest time for a request body to arrive.
+    pub body_timeout: Duration,
+    /// Bodies being read and parsed at once (each may hold `body_limit`
+    /// bytes and several times that while parsed).
+    pub body_permits: Semaphore,
+    /// The cap on live streams.
+    pub subscribers: Subscribers,
+    /// The rules for cookie-authenticated requests.
+    pub origin: OriginPolicy,
+    /// The session cookie's name and attributes.
+    pub cookie: CookiePolicy,
 }
 
 /// Shared state (a cheap clone).
@@ -89,27 +109,37 @@ impl App {
 pub const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
     connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
-/// Identifies the caller, records rejected credentials (coalesced), runs the
-/// handler with the caller's label as the request's actor, and adds the
-/// security headers.
+/// Identifies the caller, records rejected credentials (coalesced), applies
+/// the cross-origin rules to cookie-authenticated requests ([`csrf`]), runs
+/// the handler with the caller's label as the request's actor, and adds the
+/// security headers (and `Cache-Control: no-store` to every API answer).
 async fn context(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
-    let caller = auth::identify(req.headers(), &app.keys, &app.sessions);
-    if let Caller::Rejected = caller {
-        app.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
-        let source = req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
-            .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
-        app.failures
-            .failure(&app.recorder, "auth.key_rejected", source);
-    }
-    let actor = match &caller {
-        Caller::Key(p) => p.key.label.clone(),
-        _ => actlog_engine::SYSTEM_ACTOR.to_string(),
+    let (caller, credentials) = auth::identify(req.headers(), &app.keys, &app.sessions, app.cookie);
+    let api = req.uri().path().starts_with("/api/");
+    let mut resp = match app
+        .origin
+        .check(req.method(), req.uri(), req.headers(), credentials)
+    {
+        Err(e) => e.into_response(),
+        Ok(()) => {
+            if let Caller::Rejected = caller {
+                app.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
+                let source = req
+                    .extensions()
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|c| c.0.ip())
+                    .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+                app.failures
+                    .failure(&app.recorder, "auth.key_rejected", source);
+            }
+            let actor = match &caller {
+                Caller::Key(p) => p.key.label.clone(),
+                _ => actlog_engine::SYSTEM_ACTOR.to_string(),
+            };
+            req.extensions_mut().insert(caller);
+            ACTOR.scope(actor, next.run(req)).await
+        }
     };
-    req.extensions_mut().insert(caller);
-    let mut resp = ACTOR.scope(actor, next.run(req)).await;
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
@@ -124,6 +154,9 @@ async fn context(State(app): State<AppState>, mut req: Request, next: Next) -> R
         HeaderValue::from_static("no-referrer"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if api {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
     resp
 }
 
@@ -147,8 +180,38 @@ pub struct ServeConfig {
     pub retention_interval: Duration,
     /// Request body limit.
     pub body_limit: usize,
+    /// Longest time for a request body to arrive.
+    pub body_timeout: Duration,
+    /// Connection cap and timeouts.
+    pub limits: ConnLimits,
+    /// Live streams open at once.
+    pub max_subscribers: usize,
+    /// The URL browsers use (`--public-url`), if set: the own origin of the
+    /// cross-origin rules, and `https://` turns on the secure cookie.
+    pub public_url: Option<String>,
+    /// `Secure` + `__Host-` session cookie (served behind TLS).
+    pub secure_cookie: bool,
     /// `ACTLOG_ADMIN_TOKEN`, if set.
     pub admin_token: Option<String>,
+}
+
+impl ServeConfig {
+    /// The defaults of `actlog serve` for `data`.
+    pub fn new(data: PathBuf) -> Self {
+        ServeConfig {
+            data,
+            listen: "127.0.0.1:8470".into(),
+            demo: false,
+            retention_interval: Duration::from_secs(60),
+            body_limit: DEFAULT_BODY_LIMIT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            limits: ConnLimits::default(),
+            max_subscribers: bus::DEFAULT_MAX_SUBSCRIBERS,
+            public_url: None,
+            secure_cookie: false,
+            admin_token: None,
+        }
+    }
 }
 
 /// Opens everything in `cfg.data` and returns the state plus the shutdown switch.
@@ -156,25 +219,50 @@ pub fn open_app(cfg: &ServeConfig) -> anyhow::Result<(AppState, watch::Sender<bo
     let log = Log::open(&cfg.data, Config::default())
         .with_context(|| format!("cannot open the log in {}", cfg.data.display()))?;
     report_recovery(&log);
+    warn_if_shared(&cfg.data);
     let keys = KeyStore::open(&cfg.data)?;
     let settings = SettingsStore::open(&cfg.data)?;
     let s = settings.get();
     log.set_retention(s.engine_retention())
         .context("the retention settings in settings.json are invalid")?;
+    let origin = OriginPolicy::new(cfg.public_url.as_deref())
+        .map_err(|m| anyhow::anyhow!("--public-url: {m}"))?;
+    let cookie = CookiePolicy {
+        secure: cfg.secure_cookie || origin.is_https(),
+    };
     let metrics = Arc::new(Metrics::default());
     let recorder = Recorder::new(log, Bus::default(), metrics.clone(), s.enabled);
     let (tx, rx) = watch::channel(false);
+    let parsers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let app = Arc::new(App {
         recorder,
         keys,
         sessions: Sessions::default(),
         settings,
-        metrics,
         failures: FailureCoalescer::default(),
         shutdown: rx,
         body_limit: cfg.body_limit,
+        body_timeout: cfg.body_timeout,
+        body_permits: Semaphore::new(parsers * 2),
+        subscribers: Subscribers::new(cfg.max_subscribers, metrics.clone()),
+        origin,
+        cookie,
+        metrics,
     });
     Ok((app, tx))
+}
+
+/// New data directories are created 0700 (files 0600); one made
+/// otherwise, by hand or by an older version, is left as it is but named.
+fn warn_if_shared(dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    if let Ok(m) = std::fs::metadata(dir) {
+        let mode = m.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(dir = %dir.display(), mode = format!("{:o}", mode & 0o777),
+                "the data directory is readable by other users; `chmod 700` it (it holds the audit log and key hashes)");
+        }
+    }
 }
 
 fn report_recovery(log: &Log) {
@@ -207,11 +295,7 @@ pub fn bootstrap_admin(app: &App, env_token: Option<&str>) -> anyhow::Result<Opt
     let now = json::format_ts(actlog_engine::now_us());
     match env_token {
         Some(t) => {
-            anyhow::ensure!(
-                t.len() >= keys::MIN_TOKEN_LEN,
-                "ACTLOG_ADMIN_TOKEN must be at least {} characters long",
-                keys::MIN_TOKEN_LEN
-            );
+            keys::check_admin_token(t).map_err(anyhow::Error::msg)?;
             let key = app.keys.create_with_token("admin", Role::Admin, t, &now)?;
             record_key_created(app, &key);
             Ok(None)
@@ -241,7 +325,6 @@ pub async fn serve(cfg: ServeConfig, on_listen: impl FnOnce(SocketAddr)) -> anyh
             tracing::info!(records = n, "filled the empty log with demo activity");
         }
     }
-    let generated = bootstrap_admin(&app, cfg.admin_token.as_deref())?;
     // Before anyone can learn the address: a signal that comes as soon as
     // the server is up must shut it down cleanly, not kill it.
     let stop = shutdown_signal();
@@ -259,6 +342,9 @@ pub async fn serve(cfg: ServeConfig, on_listen: impl FnOnce(SocketAddr)) -> anyh
             false,
         )
         .await;
+    // After `system.server_started`, which is the first record of every run
+    // (only a demo fill's backdated history comes before it).
+    let generated = bootstrap_admin(&app, cfg.admin_token.as_deref())?;
     on_listen(addr);
     println!("actlog is listening on http://{addr}/");
     match &generated {
@@ -287,20 +373,7 @@ pub async fn serve(cfg: ServeConfig, on_listen: impl FnOnce(SocketAddr)) -> anyh
             .await;
         let _ = shutdown_tx.send(true);
     };
-    // Answers go out as soon as they are written: a response is one write,
-    // so Nagle's algorithm could only hold it back behind a delayed ACK.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(graceful)
-    .await
-    .context("server error")?;
+    listener::serve(listener, router, cfg.limits, app.metrics.clone(), graceful).await;
     retention.abort();
     let _ = retention.await;
     app.failures.flush(&app.recorder, true);

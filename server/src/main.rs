@@ -6,6 +6,7 @@ use std::time::Duration;
 use actlog_engine::{Config, Log};
 use actlog_server::cli::{Cli, Command, KeysAction};
 use actlog_server::keys::{key_record, KeyEvent, KeyStore, Role};
+use actlog_server::listener::ConnLimits;
 use actlog_server::{json, serve, ServeConfig};
 use anyhow::Context as _;
 use clap::Parser;
@@ -37,24 +38,42 @@ fn main() -> ExitCode {
             demo,
             retention_interval,
             body_limit,
+            body_timeout,
+            max_connections,
+            max_subscribers,
+            header_timeout,
+            idle_timeout,
+            public_url,
+            secure_cookie,
         } => {
             let admin_token = std::env::var("ACTLOG_ADMIN_TOKEN").ok();
+            // Read once, then gone: the token must not stay readable in
+            // /proc/<pid>/environ for the life of the server. (Still one
+            // thread here: no one else reads the environment.)
+            std::env::remove_var("ACTLOG_ADMIN_TOKEN");
             if let Some(t) = &admin_token {
-                if t.len() < actlog_server::keys::MIN_TOKEN_LEN {
-                    eprintln!(
-                        "error: ACTLOG_ADMIN_TOKEN must be at least {} characters long",
-                        actlog_server::keys::MIN_TOKEN_LEN
-                    );
+                if let Err(m) = actlog_server::keys::check_admin_token(t) {
+                    eprintln!("error: {m}");
                     return ExitCode::from(2);
                 }
             }
+            let secs = |s: u64| Duration::from_secs(s.max(1));
             let cfg = ServeConfig {
-                data,
-                listen,
                 demo,
-                retention_interval: Duration::from_secs(retention_interval.max(1)),
+                listen,
+                retention_interval: secs(retention_interval),
                 body_limit,
+                body_timeout: secs(body_timeout),
+                limits: ConnLimits {
+                    max_connections,
+                    header_timeout: secs(header_timeout),
+                    idle_timeout: secs(idle_timeout),
+                },
+                max_subscribers,
+                public_url,
+                secure_cookie,
                 admin_token,
+                ..ServeConfig::new(data)
             };
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

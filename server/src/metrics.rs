@@ -73,6 +73,16 @@ pub struct Metrics {
     pub auth_failures: AtomicU64,
     /// Times a fail-stopped log was recovered without a restart.
     pub storage_recoveries: AtomicU64,
+    /// Connections answered 503 because as many as allowed were open.
+    pub connections_refused: AtomicU64,
+    /// Connections closed after the idle timeout.
+    pub connections_idle_closed: AtomicU64,
+    /// Live streams (SSE, WebSocket) refused because as many as allowed were open.
+    pub subscribers_refused: AtomicU64,
+    /// Connections open now.
+    pub connections_open: AtomicU64,
+    /// Live streams (SSE, WebSocket) open now.
+    pub subscribers_open: AtomicU64,
     /// Latency of list/facet/histogram queries.
     pub query_latency: Histogram,
     /// Latency of durable appends (includes the fsync).
@@ -100,7 +110,7 @@ impl Metrics {
     /// Prometheus text exposition.
     pub fn render(&self, g: &EngineGauges) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 7] = [
+        let counters: [(&str, &str, &AtomicU64); 10] = [
             (
                 "actlog_ingest_records_total",
                 "Records accepted by POST /activity.",
@@ -136,6 +146,21 @@ impl Metrics {
                 "Times the log recovered by itself after a write failure (disk full).",
                 &self.storage_recoveries,
             ),
+            (
+                "actlog_connections_refused_total",
+                "Connections refused because as many as allowed were open.",
+                &self.connections_refused,
+            ),
+            (
+                "actlog_connections_idle_closed_total",
+                "Connections closed after the idle timeout.",
+                &self.connections_idle_closed,
+            ),
+            (
+                "actlog_subscribers_refused_total",
+                "Live streams refused because as many as allowed were open.",
+                &self.subscribers_refused,
+            ),
         ];
         for (name, help, v) in counters {
             let _ = writeln!(
@@ -146,6 +171,16 @@ impl Metrics {
         }
         let gauges = [
             ("actlog_entries", "Visible records.", g.entries),
+            (
+                "actlog_connections_open",
+                "Connections open now.",
+                self.connections_open.load(Ordering::Relaxed),
+            ),
+            (
+                "actlog_subscribers_open",
+                "Live streams (SSE, WebSocket) open now.",
+                self.subscribers_open.load(Ordering::Relaxed),
+            ),
             ("actlog_segments", "Segment files.", g.segments),
             (
                 "actlog_storage_bytes",

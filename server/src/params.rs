@@ -129,11 +129,12 @@ pub fn parse(raw: &str) -> Result<Params, ApiError> {
             _ => {} // unknown parameters are ignored
         }
     }
+    // `since` equal to `until` is an empty window, not an error.
     if let (Some(s), Some(u)) = (p.selection.since, p.selection.until) {
-        if s >= u {
+        if s > u {
             return Err(ApiError::invalid(
                 "until",
-                "`until` must be later than `since`",
+                "`until` must not be earlier than `since`",
             ));
         }
     }
@@ -151,7 +152,7 @@ pub fn fuzz_check(data: &[u8]) {
         Ok(p) => {
             assert!(p.limit.is_none_or(|n| (1..=MAX_LIMIT).contains(&n)));
             if let (Some(s), Some(u)) = (p.selection.since, p.selection.until) {
-                assert!(s < u);
+                assert!(s <= u);
             }
             if let Some(c) = p.cursor {
                 let again = parse(&format!("cursor={}", encode_cursor(&c)));

@@ -51,8 +51,7 @@ impl Settings {
 
     /// Parses and validates a PUT body: `{"enabled": bool, "retention": {"max_days", "max_entries"}}`.
     pub fn from_json(body: &[u8]) -> Result<Settings, ApiError> {
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| ApiError::invalid_json(format!("the body is not valid JSON: {e}")))?;
+        let v: Value = crate::error::parse_json(body, "body", "settings are a JSON object")?;
         let Value::Object(obj) = v else {
             return Err(ApiError::invalid("body", "settings must be a JSON object"));
         };

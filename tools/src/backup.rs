@@ -69,7 +69,7 @@ fn copy_hashed(
     pb: &indicatif::ProgressBar,
 ) -> anyhow::Result<(u64, String)> {
     let tmp = to.with_extension("part");
-    let mut out = File::create(&tmp)?;
+    let mut out = private_file(&tmp)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut n = 0u64;
@@ -255,7 +255,7 @@ pub fn backup(
         }
         (None, None) => return Err(Usage("give --from DIR or --url URL".into()).into()),
     };
-    fs::create_dir_all(to)?;
+    private_dir(to)?;
     // Immutable files already in `to` (from the previous backup, or copied
     // earlier in this run): kept when an item of the same name and size
     // comes up again.
@@ -391,7 +391,7 @@ pub fn restore(from: &Path, to: &Path, force: bool) -> anyhow::Result<Outcome> {
         .into());
     }
     if !to.exists() {
-        fs::create_dir_all(to)?;
+        private_dir(to)?;
         if let Some(parent) = to.parent().filter(|p| !p.as_os_str().is_empty()) {
             sync_dir(parent)?;
         }
@@ -543,3 +543,25 @@ fn remove_old_contents(dir: &Path) -> anyhow::Result<()> {
 }
 
 mod http;
+
+/// Creates `dir` (and its parents) readable by the owner only, as the
+/// server's data directory is: a backup holds the whole audit log and the
+/// key hashes.
+pub(crate) fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(actlog_engine::env::DIR_MODE)
+        .create(dir)
+}
+
+/// Creates (or truncates) `path` readable by the owner only.
+fn private_file(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(actlog_engine::env::FILE_MODE)
+        .open(path)
+}

@@ -184,7 +184,7 @@ pub fn repair(dir: &Path, dry_run: bool) -> anyhow::Result<Outcome> {
 
     if !lost.is_empty() {
         let qdir = dir.join(QUARANTINE_DIR);
-        fs::create_dir_all(&qdir)?;
+        crate::backup::private_dir(&qdir)?;
         sync_dir(dir)?;
         for (from, to) in &lost {
             let marker = missing_marker_path(dir, *from);
@@ -206,7 +206,7 @@ pub fn repair(dir: &Path, dry_run: bool) -> anyhow::Result<Outcome> {
     }
     if !quarantine.is_empty() {
         let qdir = dir.join(QUARANTINE_DIR);
-        fs::create_dir_all(&qdir)?;
+        crate::backup::private_dir(&qdir)?;
         sync_dir(dir)?;
         for seg in &quarantine {
             for file in [seg.clone(), index_path(seg)] {
@@ -273,7 +273,7 @@ fn cut_active_segment(dir: &Path, path: &Path) -> anyhow::Result<()> {
     let bytes = fs::read(path)?;
     let (end, records) = actlog_engine::recovery::committed_prefix(&bytes, path, base)?;
     let qdir = dir.join(QUARANTINE_DIR);
-    fs::create_dir_all(&qdir)?;
+    crate::backup::private_dir(&qdir)?;
     sync_dir(dir)?;
     let name = path.file_name().unwrap_or_default().to_string_lossy();
     let copy = qdir.join(format!("{name}.before-repair-{}", actlog_engine::now_us()));

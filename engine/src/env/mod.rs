@@ -27,7 +27,7 @@ use std::ops::Deref;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use std_fs::StdFs;
+pub use std_fs::{StdFs, DIR_MODE, FILE_MODE};
 
 /// How [`FileSystem::open`] opens a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

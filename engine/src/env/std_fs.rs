@@ -3,7 +3,7 @@
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{DirBuilderExt as _, FileExt, OpenOptionsExt as _};
 use std::path::Path;
 
 use super::{FileBytes, FileHandle, FileSystem, LockGuard, OpenMode};
@@ -90,6 +90,11 @@ pub(crate) fn release_pages(map: &memmap2::Mmap) {
     let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
 }
 
+/// Mode of every file the engine creates: the owner reads and writes.
+pub const FILE_MODE: u32 = 0o600;
+/// Mode of every directory the engine creates: the owner only.
+pub const DIR_MODE: u32 = 0o700;
+
 impl FileSystem for StdFs {
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn FileHandle>> {
         let mut o = OpenOptions::new();
@@ -98,6 +103,9 @@ impl FileSystem for StdFs {
             OpenMode::ReadWrite => o.read(true).write(true),
             OpenMode::CreateTruncate => o.read(true).write(true).create(true).truncate(true),
         };
+        // The audit log is readable by its owner only (the umask may take
+        // more away, never add).
+        o.mode(FILE_MODE);
         Ok(Box::new(o.open(path)?))
     }
 
@@ -120,7 +128,10 @@ impl FileSystem for StdFs {
     }
 
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        fs::create_dir_all(dir)
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(dir)
     }
 
     fn is_dir(&self, path: &Path) -> bool {
@@ -141,6 +152,7 @@ impl FileSystem for StdFs {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(FILE_MODE)
             .open(path)?;
         match file.try_lock() {
             Ok(()) => Ok(Some(Box::new(file))),

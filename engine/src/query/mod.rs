@@ -702,11 +702,14 @@ impl Log {
                 reason: "must be a positive duration".into(),
             });
         }
-        if since >= until {
+        if since > until {
             return Err(Error::InvalidQuery {
-                param: "since",
-                reason: "must be before `until`".into(),
+                param: "until",
+                reason: "must not be before `since`".into(),
             });
+        }
+        if since == until {
+            return Ok(Vec::new()); // an empty window has no buckets
         }
         let first = since.div_euclid(bucket_us) * bucket_us;
         let n = ((until - first) as i128 + bucket_us as i128 - 1) / bucket_us as i128;

@@ -6,6 +6,7 @@ use std::time::Instant;
 use actlog_engine::export::{write_csv_row, CSV_COLUMNS};
 use actlog_engine::{Field, Query, RecordView, DEFAULT_LIMIT};
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +14,7 @@ use axum::{Extension, Json};
 use serde_json::{json, Value};
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::{blocking, read_body, read_task};
+use super::{blocking, parse_body, path_param, read_task};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::json::{format_ts, parse_events, record_value, RecordOut};
@@ -29,8 +30,9 @@ pub async fn ingest(
 ) -> Result<Response, ApiError> {
     let result = async {
         let who = caller.require(Role::Writer)?;
-        let bytes = read_body(body, app.body_limit).await?;
-        let events = parse_events(&bytes, &who.key.label)?;
+        let label = who.key.label.clone();
+        let events =
+            parse_body(&app, body, app.body_limit, move |b| parse_events(b, &label)).await?;
         app.recorder.ingest(events).await
     }
     .await;
@@ -98,9 +100,10 @@ pub async fn list(
 pub async fn get_one(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Reader)?;
+    let id = path_param(id, "id")?;
     let not_found = || ApiError::not_found(format!("no record with id `{id}`"));
     let n: u64 = id.parse().map_err(|_| not_found())?;
     let log = app.log().clone();
@@ -133,10 +136,11 @@ pub async fn stats(
 pub async fn facets(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(field): Path<String>,
+    field: Result<Path<String>, PathRejection>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
     caller.require(Role::Reader)?;
+    let field = path_param(field, "field")?;
     let f: Field = field
         .parse()
         .map_err(|m: String| ApiError::invalid("field", m))?;
@@ -169,10 +173,10 @@ pub async fn histogram(
     let now = actlog_engine::now_us();
     let until = p.selection.until.unwrap_or(now);
     let since = p.selection.since.unwrap_or(until - 24 * 3_600_000_000);
-    if since >= until {
+    if since > until {
         return Err(ApiError::invalid(
-            "since",
-            "`since` must be earlier than `until`",
+            "until",
+            "`until` must not be earlier than `since`",
         ));
     }
     let log = app.log().clone();

@@ -11,15 +11,15 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{json, Value};
 
-use super::read_body;
-use crate::auth::{session_cookie, Caller, SESSION_COOKIE, SESSION_TTL};
+use super::parse_body;
+use crate::auth::Caller;
 use crate::bus::BusMessage;
 use crate::error::ApiError;
 use crate::json::format_ts;
 use crate::keys::{check_label, key_record, KeyEvent, Role};
 use crate::params;
 use crate::settings::Settings;
-use crate::{App, AppState};
+use crate::{App, AppState, SESSION_BODY_LIMIT, SMALL_BODY_LIMIT};
 
 fn event(category: &str, action: &str, message: String) -> NewRecord {
     NewRecord::new(category, action, message)
@@ -41,8 +41,7 @@ pub async fn put_settings(
     body: Body,
 ) -> Result<Json<Settings>, ApiError> {
     caller.require(Role::Admin)?;
-    let bytes = read_body(body, app.body_limit).await?;
-    let new = Settings::from_json(&bytes)?;
+    let new = parse_body(&app, body, SMALL_BODY_LIMIT, Settings::from_json).await?;
     let old = app.settings.get();
     if old.enabled && !new.enabled {
         // Recorded before it takes effect.
@@ -172,9 +171,10 @@ pub async fn create_key(
     body: Body,
 ) -> Result<Response, ApiError> {
     caller.require(Role::Admin)?;
-    let bytes = read_body(body, app.body_limit).await?;
-    let v: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::invalid_json(format!("the body is not valid JSON: {e}")))?;
+    let v: Value = parse_body(&app, body, SMALL_BODY_LIMIT, |b| {
+        crate::error::parse_json(b, "body", "send {\"label\": ..., \"role\": ...}")
+    })
+    .await?;
     let obj = v
         .as_object()
         .ok_or_else(|| ApiError::invalid("body", "send {\"label\": ..., \"role\": ...}"))?;
@@ -235,9 +235,10 @@ pub async fn list_keys(
 pub async fn revoke_key(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Role::Admin)?;
+    let id = super::path_param(id, "id")?;
     let gone = {
         let app = app.clone();
         let id = id.clone();
@@ -258,19 +259,26 @@ fn source(conn: Option<Extension<ConnectInfo<SocketAddr>>>) -> std::net::IpAddr 
         .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]))
 }
 
-/// `POST /api/v1/session`
+/// The body of `POST /api/v1/session`: one token, nothing else.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignIn {
+    token: String,
+}
+
+/// `POST /api/v1/session`. Unauthenticated, so the body is small
+/// ([`SESSION_BODY_LIMIT`]) and read straight into [`SignIn`], never into
+/// a JSON tree.
 pub async fn create_session(
     State(app): State<AppState>,
     conn: Option<Extension<ConnectInfo<SocketAddr>>>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let bytes = read_body(body, app.body_limit).await?;
-    let v: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::invalid_json(format!("the body is not valid JSON: {e}")))?;
-    let token = v
-        .get("token")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::invalid("token", "`token` is required"))?;
+    let sign_in: SignIn = parse_body(&app, body, SESSION_BODY_LIMIT, |b| {
+        crate::error::parse_json(b, "token", "send {\"token\": \"<API key>\"}")
+    })
+    .await?;
+    let token = sign_in.token.as_str();
     let Some(key) = app.keys.verify(token) else {
         app.metrics.auth_failures.fetch_add(1, Ordering::Relaxed);
         app.failures
@@ -285,18 +293,15 @@ pub async fn create_session(
     );
     r.actor = Some(key.label.clone());
     app.recorder.record(r);
-    let cookie = format!(
-        "{SESSION_COOKIE}={sid}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
-        SESSION_TTL.as_secs()
-    );
+    let cookie = app.cookie.set(&sid);
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
 }
 
 /// `DELETE /api/v1/session`
 pub async fn end_session(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(sid) = session_cookie(&headers) {
+    if let Some(sid) = app.cookie.value(&headers) {
         app.sessions.remove(&sid);
     }
-    let cookie = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+    let cookie = app.cookie.clear();
     (StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response()
 }

@@ -72,10 +72,14 @@ pub struct LenParam {
 pub async fn file(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Path(name): Path<String>,
-    Query(q): Query<LenParam>,
+    name: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    q: Result<Query<LenParam>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     caller.require(Role::Admin)?;
+    let name = super::path_param(name, "name")?;
+    let Query(q) = q.map_err(|_| {
+        ApiError::invalid("len", "`len` must be a whole number of bytes (0 or more)")
+    })?;
     if !allowed(&name) {
         return Err(ApiError::not_found(format!(
             "`{name}` is not part of a backup"

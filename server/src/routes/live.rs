@@ -13,6 +13,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use actlog_engine::{Cursor, Order, Query, MAX_LIMIT};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
@@ -44,6 +45,7 @@ pub async fn stream(
 ) -> Result<Response, ApiError> {
     let key_id = caller.require(Role::Reader)?.key.id.clone();
     let p = params::parse(raw.as_deref().unwrap_or(""))?;
+    let slot = app.subscribers.join()?;
     let resume = match headers.get("last-event-id") {
         Some(v) => Some(
             v.to_str()
@@ -64,6 +66,7 @@ pub async fn stream(
     let selection = p.selection;
     let mut shutdown = app.shutdown.clone();
     tokio::spawn(async move {
+        let _slot = slot;
         let mut last = start;
         loop {
             // Catch up from the log.
@@ -128,17 +131,38 @@ pub async fn stream(
         .into_response())
 }
 
+/// Largest message or frame a WebSocket client may send. The bus is
+/// one-way and client messages are ignored, so only control frames (close,
+/// pong) are expected.
+pub const WS_MAX_CLIENT_MESSAGE: usize = 4096;
+
+/// Longest wait for a client to take one message; a client that reads
+/// nothing for this long is disconnected rather than holding a task.
+pub const WS_SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// `GET /api/v1/events/ws`
 pub async fn ws(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
-    upgrade: WebSocketUpgrade,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let key_id = caller.require(Role::Reader)?.key.id.clone();
+    let upgrade = upgrade.map_err(|e| {
+        ApiError::bad_request(format!(
+            "this endpoint speaks WebSocket; send an upgrade request ({e})"
+        ))
+    })?;
+    let slot = app.subscribers.join()?;
     // Subscribed before the 101 goes out: a client that connects and then
     // ingests gets its own records, however soon the upgrade completes.
     let bus = app.recorder.bus().subscribe();
-    Ok(upgrade.on_upgrade(move |socket| ws_session(app, socket, key_id, bus)))
+    Ok(upgrade
+        .max_message_size(WS_MAX_CLIENT_MESSAGE)
+        .max_frame_size(WS_MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| async move {
+            let _slot = slot;
+            ws_session(app, socket, key_id, bus).await
+        }))
 }
 
 async fn ws_session(
@@ -148,32 +172,44 @@ async fn ws_session(
     mut bus: tokio::sync::broadcast::Receiver<BusMessage>,
 ) {
     let mut shutdown = app.shutdown.clone();
+    let mut ping = tokio::time::interval(HEARTBEAT);
+    ping.tick().await;
     loop {
-        tokio::select! {
+        let out = tokio::select! {
             m = bus.recv() => match m {
-                Ok(_) if app.keys.get(&key_id).is_none() => {
-                    // The key was revoked: it stops working at once.
-                    let _ = socket.send(Message::Close(None)).await;
-                    return;
-                }
                 Ok(msg) => {
-                    if socket.send(Message::Text(msg.to_json().into())).await.is_err() {
+                    // A revoked key stops working at once; settings are
+                    // for admins only (as `GET /activity/settings` is).
+                    let Some(key) = app.keys.get(&key_id) else {
+                        let _ = socket.send(Message::Close(None)).await;
                         return;
+                    };
+                    if matches!(msg, BusMessage::SettingsChanged(_)) && !key.role.allows(Role::Admin) {
+                        continue;
                     }
+                    Message::Text(msg.to_json().into())
                 }
                 Err(RecvError::Lagged(n)) => {
                     tracing::debug!(skipped = n, "websocket subscriber lagged");
+                    continue;
                 }
                 Err(RecvError::Closed) => return,
             },
+            // Keeps the connection from looking idle (and proxies from
+            // closing it) while the log is quiet.
+            _ = ping.tick() => Message::Ping(Default::default()),
             incoming = socket.recv() => match incoming {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
-                Some(Ok(_)) => {} // the bus is one-way; client messages are ignored
+                Some(Ok(_)) => continue, // the bus is one-way; client messages are ignored
             },
             _ = shutdown.changed() => {
-                let _ = socket.send(Message::Close(None)).await;
+                let _ = tokio::time::timeout(WS_SEND_TIMEOUT, socket.send(Message::Close(None))).await;
                 return;
             }
+        };
+        match tokio::time::timeout(WS_SEND_TIMEOUT, socket.send(out)).await {
+            Ok(Ok(())) => {}
+            _ => return,
         }
     }
 }

@@ -12,7 +12,7 @@ use axum::Router;
 use http_body_util::BodyExt as _;
 
 use crate::error::ApiError;
-use crate::AppState;
+use crate::{App, AppState};
 
 /// Every route, as (method, path) — the OpenAPI document must describe each
 /// (tested), and each must be served (tested).
@@ -79,17 +79,66 @@ pub fn router() -> Router<AppState> {
         .route("/", get(meta::index))
         .route("/assets/{file}", get(meta::asset))
         .fallback(meta::not_found)
+        .method_not_allowed_fallback(method_not_allowed)
 }
 
-/// Reads a request body of at most `limit` bytes (413 beyond).
-pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::too_large(limit)),
-        Err(e) => Err(ApiError::invalid_json(format!(
+/// Reads a request body of at most `limit` bytes (413 beyond), which must
+/// arrive within the server's body timeout (408 after). At most `limit + 1`
+/// bytes are ever buffered. (A body announced too large is still read up to
+/// the limit rather than refused at once: answering before the client has
+/// sent it makes most clients fail with a broken pipe instead of reading the
+/// 413.)
+pub async fn read_body(app: &App, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let collect = http_body_util::Limited::new(body, limit).collect();
+    match tokio::time::timeout(app.body_timeout, collect).await {
+        Err(_) => Err(ApiError::request_timeout(app.body_timeout.as_secs())),
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::too_large(limit)),
+        Ok(Err(e)) => Err(ApiError::invalid_json(format!(
             "could not read the body: {e}"
         ))),
     }
+}
+
+/// Reads a JSON body of at most `limit` bytes and parses it with `parse`.
+/// At most [`App::body_permits`] bodies are read and parsed at once (the
+/// rest wait), and a body over [`INLINE_PARSE`] bytes is parsed on a
+/// blocking thread, so a large body never stalls the async runtime.
+pub async fn parse_body<T: Send + 'static>(
+    app: &App,
+    body: Body,
+    limit: usize,
+    parse: impl FnOnce(&[u8]) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let _permit = app
+        .body_permits
+        .acquire()
+        .await
+        .map_err(|_| ApiError::unavailable("the server is shutting down"))?;
+    let bytes = read_body(app, body, limit).await?;
+    if bytes.len() <= INLINE_PARSE {
+        return parse(&bytes);
+    }
+    tokio::task::spawn_blocking(move || parse(&bytes))
+        .await
+        .map_err(|e| ApiError::internal(format!("the parse task failed: {e}")))?
+}
+
+/// Bodies up to this size are parsed where they are read (microseconds).
+pub const INLINE_PARSE: usize = 16 << 10;
+
+/// A path segment, or 422 naming `name` when it cannot be read (not UTF-8).
+pub fn path_param(
+    p: Result<axum::extract::Path<String>, axum::extract::rejection::PathRejection>,
+    name: &str,
+) -> Result<String, ApiError> {
+    p.map(|axum::extract::Path(v)| v)
+        .map_err(|e| ApiError::invalid(name, format!("`{name}` cannot be read: {e}")))
+}
+
+/// Answers a method the path does not take.
+async fn method_not_allowed() -> ApiError {
+    ApiError::method_not_allowed()
 }
 
 /// Runs a short engine read on the server's read threads (see

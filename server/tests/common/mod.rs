@@ -192,6 +192,11 @@ impl Server {
         format!("http://{}{path}", self.addr)
     }
 
+    /// The server's own origin, as its web UI's browser sends it.
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
     /// A request with an optional bearer token.
     pub fn request(
         &self,
@@ -202,7 +207,9 @@ impl Server {
         let rb = self.http.request(method, self.url(path));
         match token {
             Some(t) => rb.bearer_auth(t),
-            None => rb,
+            // Without a token the client plays the web UI, whose browser
+            // sends the page's origin (docs/API.md, "Requests").
+            None => rb.header("origin", self.origin()),
         }
     }
 

@@ -1,0 +1,308 @@
+//! Accepting connections: how many may be open at once, how long a client
+//! may take to send its headers or stay silent, and the graceful end.
+//!
+//! * At most [`ConnLimits::max_connections`] connections are served at
+//!   once. Beyond that a connection gets one `503` JSON answer and is closed
+//!   (at most [`REFUSING_AT_ONCE`] such answers are in flight; past that a
+//!   connection is simply closed), so a flood of sockets cannot take the
+//!   file descriptors that segment and index files need.
+//! * A client must send a request's whole header block within
+//!   [`ConnLimits::header_timeout`] (hyper's header-read timer): trickling
+//!   headers (slowloris) does not hold a connection.
+//! * A connection on which no byte moves either way for
+//!   [`ConnLimits::idle_timeout`] is closed, kept-alive or mid-request.
+//!   Live streams are never idle that long: SSE sends a heartbeat and the
+//!   WebSocket a ping every 15 s. Request bodies have their own deadline
+//!   (`routes::read_body`).
+//!
+//! The permit of a connection lives inside its socket, so an upgraded
+//! WebSocket keeps counting until it closes.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+use tower::ServiceExt as _;
+
+use crate::metrics::Metrics;
+
+/// Bounds on connections (`actlog serve --max-connections`, ...).
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Longest time to send a request's header block.
+    pub header_timeout: Duration,
+    /// Longest time without a byte in either direction.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        ConnLimits {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Default of [`ConnLimits::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 2048;
+
+/// Refusals being written at once; more connections beyond the cap are
+/// closed without an answer.
+pub const REFUSING_AT_ONCE: usize = 64;
+
+/// How long a graceful shutdown waits for open connections.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// The answer to a connection beyond the cap.
+static REFUSAL: std::sync::LazyLock<Vec<u8>> = std::sync::LazyLock::new(|| {
+    let body = r#"{"error":{"code":"unavailable","message":"the server has as many connections open as it allows; retry shortly"}}"#;
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         cache-control: no-store\r\nretry-after: 1\r\nconnection: close\r\n\
+         content-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+});
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets open
+/// connections finish (at most [`DRAIN`]).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnLimits,
+    metrics: Arc<Metrics>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let refusing = Arc::new(Semaphore::new(REFUSING_AT_ONCE));
+    let graceful = GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors, or the peer gave up before
+                    // the accept: wait a moment rather than spin.
+                    tracing::debug!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        // Answers go out as soon as they are written: a response is one
+        // write, so Nagle's algorithm could only hold it back.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            metrics.connections_refused.fetch_add(1, Ordering::Relaxed);
+            refuse(tcp, &refusing);
+            continue;
+        };
+        let activity = Arc::new(Activity::new());
+        let io = TokioIo::new(Watched {
+            inner: tcp,
+            activity: activity.clone(),
+            _permit: ConnPermit::new(permit, metrics.clone()),
+        });
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().oneshot(req)
+        });
+        let conn = graceful.watch(
+            builder
+                .serve_connection_with_upgrades(io, service)
+                .into_owned(),
+        );
+        let idle = limits.idle_timeout;
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            tokio::pin!(conn);
+            loop {
+                let deadline = activity.last() + idle;
+                tokio::select! {
+                    _ = &mut conn => return,
+                    _ = tokio::time::sleep_until(deadline) => {
+                        if activity.last() + idle <= Instant::now() {
+                            metrics.connections_idle_closed.fetch_add(1, Ordering::Relaxed);
+                            return; // dropping the connection closes it
+                        }
+                    }
+                }
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(DRAIN, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::info!("closed connections still open after the shutdown grace period");
+    }
+}
+
+/// Writes [`REFUSAL`] and closes, reading (and dropping) what the client
+/// sent meanwhile so the close does not reset the connection before the
+/// answer is read.
+fn refuse(mut tcp: TcpStream, refusing: &Arc<Semaphore>) {
+    let Ok(permit) = refusing.clone().try_acquire_owned() else {
+        return; // dropped: closed without an answer
+    };
+    tokio::spawn(async move {
+        let _permit = permit;
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            tcp.write_all(&REFUSAL).await?;
+            tcp.shutdown().await?;
+            let mut sink = [0u8; 4096];
+            let mut left: usize = 64 * 1024;
+            while left > 0 {
+                let n = tcp.read(&mut sink).await?;
+                if n == 0 {
+                    break;
+                }
+                left = left.saturating_sub(n);
+            }
+            Ok::<_, io::Error>(())
+        })
+        .await;
+    });
+}
+
+/// When a byte last moved on a connection (ms since `start`).
+struct Activity {
+    start: Instant,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// A connection's place under the cap, counted in the metrics while held.
+struct ConnPermit {
+    _permit: OwnedSemaphorePermit,
+    metrics: Arc<Metrics>,
+}
+
+impl ConnPermit {
+    fn new(permit: OwnedSemaphorePermit, metrics: Arc<Metrics>) -> Self {
+        metrics.connections_open.fetch_add(1, Ordering::Relaxed);
+        ConnPermit {
+            _permit: permit,
+            metrics,
+        }
+    }
+}
+
+impl Drop for ConnPermit {
+    fn drop(&mut self) {
+        self.metrics
+            .connections_open
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A socket that notes each byte moved and holds the connection's permit.
+struct Watched {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+    _permit: ConnPermit,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        r
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &r {
+            if *n > 0 {
+                self.activity.touch();
+            }
+        }
+        r
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = &r {
+            if *n > 0 {
+                self.activity.touch();
+            }
+        }
+        r
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
