@@ -16,6 +16,7 @@ pub mod cli;
 pub mod combine;
 pub mod csrf;
 pub mod demo;
+pub mod env_secret;
 pub mod error;
 pub mod heap;
 pub mod ingest_json;

@@ -46,11 +46,10 @@ fn main() -> ExitCode {
             public_url,
             secure_cookie,
         } => {
-            let admin_token = std::env::var("ACTLOG_ADMIN_TOKEN").ok();
             // Read once, then gone: the token must not stay readable in
             // /proc/<pid>/environ for the life of the server. (Still one
             // thread here: no one else reads the environment.)
-            std::env::remove_var("ACTLOG_ADMIN_TOKEN");
+            let admin_token = actlog_server::env_secret::take("ACTLOG_ADMIN_TOKEN");
             if let Some(t) = &admin_token {
                 if let Err(m) = actlog_server::keys::check_admin_token(t) {
                     eprintln!("error: {m}");
