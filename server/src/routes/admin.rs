@@ -125,7 +125,10 @@ pub async fn run_retention(app: &App) {
                 .insert("dropped_records".into(), json!(out.dropped_records));
             r.metadata
                 .insert("dropped_segments".into(), json!(out.dropped_segments));
-            app.recorder.record(r);
+            // Durable before this returns: a settings change publishes
+            // `settings_changed` after it, and a page that reloads the
+            // stats on that message must see the notice counted.
+            app.recorder.record_durable(r, false).await;
         }
         Ok(Ok(_)) => {}
         Ok(Err(e)) => tracing::error!(error = %e, "retention failed"),
@@ -292,7 +295,9 @@ pub async fn create_session(
         format!("'{}' signed in to the web UI", key.label),
     );
     r.actor = Some(key.label.clone());
-    app.recorder.record(r);
+    // Durable before the cookie goes out: the page the browser opens next
+    // lists the sign-in among the records it loads, not as a live arrival.
+    app.recorder.record_durable(r, false).await;
     let cookie = app.cookie.set(&sid);
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
 }
