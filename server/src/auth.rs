@@ -138,9 +138,16 @@ pub fn identify(headers: &HeaderMap, keys: &KeyStore, sessions: &Sessions) -> Ca
 /// is recorded at once with `count: 1`; the rest of that minute become one
 /// more record when the minute ends. At most two records per source, action
 /// and minute, whatever the flood.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FailureCoalescer {
+    window: Duration,
     windows: Mutex<HashMap<WindowKey, (Instant, u64)>>,
+}
+
+impl Default for FailureCoalescer {
+    fn default() -> Self {
+        FailureCoalescer::new(COALESCE_WINDOW)
+    }
 }
 
 /// (source, action) of a coalescing window.
@@ -169,15 +176,32 @@ fn failure_record(action: &'static str, source: IpAddr, count: u64) -> NewRecord
 }
 
 impl FailureCoalescer {
+    /// Coalesces over windows of `window`.
+    pub fn new(window: Duration) -> Self {
+        FailureCoalescer {
+            window,
+            windows: Mutex::default(),
+        }
+    }
+
     /// Notes one failure from `source`.
     pub fn failure(&self, recorder: &Recorder, action: &'static str, source: IpAddr) {
+        for r in self.note(Instant::now(), action, source) {
+            recorder.record(r);
+        }
+    }
+
+    /// Notes one failure from `source` at `now`; returns what to record now.
+    pub fn note(&self, now: Instant, action: &'static str, source: IpAddr) -> Vec<NewRecord> {
         let mut w = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         match w.get_mut(&(source, action)) {
-            Some((_, extra)) => *extra += 1,
+            Some((_, extra)) => {
+                *extra += 1;
+                Vec::new()
+            }
             None => {
-                w.insert((source, action), (Instant::now(), 0));
-                drop(w);
-                recorder.record(failure_record(action, source, 1));
+                w.insert((source, action), (now, 0));
+                vec![failure_record(action, source, 1)]
             }
         }
     }
@@ -185,12 +209,18 @@ impl FailureCoalescer {
     /// Records the counts of windows that have ended (call periodically, and
     /// with `all` at shutdown).
     pub fn flush(&self, recorder: &Recorder, all: bool) {
-        let now = Instant::now();
+        for r in self.due(Instant::now(), all) {
+            recorder.record(r);
+        }
+    }
+
+    /// The records of windows that have ended by `now` (all with `all`).
+    pub fn due(&self, now: Instant, all: bool) -> Vec<NewRecord> {
         let mut done = Vec::new();
         {
             let mut w = self.windows.lock().unwrap_or_else(|e| e.into_inner());
             w.retain(|key, (start, extra)| {
-                if all || now.duration_since(*start) >= COALESCE_WINDOW {
+                if all || now.duration_since(*start) >= self.window {
                     if *extra > 0 {
                         done.push((*key, *extra));
                     }
@@ -200,8 +230,8 @@ impl FailureCoalescer {
                 }
             });
         }
-        for ((source, action), extra) in done {
-            recorder.record(failure_record(action, source, extra));
-        }
+        done.into_iter()
+            .map(|((source, action), extra)| failure_record(action, source, extra))
+            .collect()
     }
 }
