@@ -34,6 +34,15 @@ pub enum Command {
         /// Largest request body, bytes.
         #[arg(long, env = "ACTLOG_BODY_LIMIT", default_value_t = crate::DEFAULT_BODY_LIMIT)]
         body_limit: usize,
+        /// For testing: seconds authentication records are coalesced over
+        /// (the "minute" of docs/API.md). Hidden; see docs/OPERATIONS.md.
+        #[arg(
+            long,
+            env = "ACTLOG_AUTH_WINDOW_SECS",
+            default_value_t = 60,
+            hide = true
+        )]
+        auth_window_secs: u64,
     },
     /// Manage API keys offline (the server must be stopped).
     Keys {

@@ -67,7 +67,7 @@ pub struct App {
     pub settings: SettingsStore,
     /// Metrics.
     pub metrics: Arc<Metrics>,
-    /// Failed-authentication coalescing.
+    /// Failed-authentication coalescing (per source, budgeted).
     pub failures: FailureCoalescer,
     /// Flips to `true` when the server shuts down (ends live streams).
     pub shutdown: watch::Receiver<bool>,
@@ -149,6 +149,9 @@ pub struct ServeConfig {
     pub body_limit: usize,
     /// `ACTLOG_ADMIN_TOKEN`, if set.
     pub admin_token: Option<String>,
+    /// The "minute" failed authentication is coalesced over
+    /// ([`auth::COALESCE_WINDOW`]; shorter only for tests).
+    pub auth_window: Duration,
 }
 
 /// Opens everything in `cfg.data` and returns the state plus the shutdown switch.
@@ -170,7 +173,7 @@ pub fn open_app(cfg: &ServeConfig) -> anyhow::Result<(AppState, watch::Sender<bo
         sessions: Sessions::default(),
         settings,
         metrics,
-        failures: FailureCoalescer::default(),
+        failures: FailureCoalescer::new(cfg.auth_window),
         shutdown: rx,
         body_limit: cfg.body_limit,
     });
@@ -303,7 +306,11 @@ pub async fn serve(cfg: ServeConfig, on_listen: impl FnOnce(SocketAddr)) -> anyh
     .context("server error")?;
     retention.abort();
     let _ = retention.await;
-    app.failures.flush(&app.recorder, true);
+    // The open minute ends here: its records are written before the log
+    // closes (queued ones could be lost with the recorder's thread).
+    for r in app.failures.due(std::time::Instant::now(), true) {
+        app.recorder.record_durable(r, false).await;
+    }
     let log = app.log().clone();
     drop(app);
     tokio::task::spawn_blocking(move || log.close())
@@ -336,13 +343,16 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
-/// Enforces retention every `every`, records what it dropped, flushes
-/// coalesced authentication failures, and after a tick with appends or
+/// Enforces retention every `every`, records what it dropped, writes the
+/// end-of-minute records of coalesced authentication (at most one tick
+/// after the minute ends; the tick is never longer than the minute), and
+/// after a tick with appends or
 /// queries gives memory back: freed heap ([`heap::trim`]) and the mapped
 /// file pages reads and seals touched ([`Log::release_mapped_pages`]; the
 /// page cache keeps them).
 async fn retention_task(app: AppState, every: Duration) {
-    let mut tick = tokio::time::interval(every.min(COALESCE_TICK));
+    let every_tick = every.min(COALESCE_TICK).min(app.failures.window());
+    let mut tick = tokio::time::interval(every_tick);
     let mut since_retention = Duration::ZERO;
     let activity = |app: &AppState| {
         (
@@ -366,7 +376,7 @@ async fn retention_task(app: AppState, every: Duration) {
             })
             .await;
         }
-        since_retention += every.min(COALESCE_TICK);
+        since_retention += every_tick;
         if since_retention < every {
             continue;
         }

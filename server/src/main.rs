@@ -37,6 +37,7 @@ fn main() -> ExitCode {
             demo,
             retention_interval,
             body_limit,
+            auth_window_secs,
         } => {
             let admin_token = std::env::var("ACTLOG_ADMIN_TOKEN").ok();
             if let Some(t) = &admin_token {
@@ -55,6 +56,7 @@ fn main() -> ExitCode {
                 retention_interval: Duration::from_secs(retention_interval.max(1)),
                 body_limit,
                 admin_token,
+                auth_window: Duration::from_secs(auth_window_secs.max(1)),
             };
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
