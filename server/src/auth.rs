@@ -1,9 +1,9 @@
 //! Who is calling: bearer tokens and web UI sessions, roles, and the
-//! coalesced recording of failed authentication, bounded in records and in
-//! memory whatever the flood.
+//! coalesced recording of authentication (failed attempts per source,
+//! sign-ins per key), bounded in records and in memory whatever the flood.
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -68,36 +68,157 @@ impl Caller {
     }
 }
 
+/// Live sessions a key may have: a sign-in past it ends that key's oldest.
+pub const SESSIONS_PER_KEY: usize = 20;
+/// Live sessions in all: a sign-in past it ends the oldest of all (only
+/// reachable with more than `MAX_SESSIONS / SESSIONS_PER_KEY` keys).
+pub const MAX_SESSIONS: usize = 10_000;
+
 /// Web UI sessions, in memory (a restart signs everyone out). Keyed by the
 /// hash of the session id, so the ids themselves are not kept either.
+/// Bounded: [`SESSIONS_PER_KEY`] per key, [`MAX_SESSIONS`] in all; expired
+/// ones are dropped on the server's tick ([`Sessions::prune`]).
 #[derive(Debug, Default)]
 pub struct Sessions {
-    map: Mutex<HashMap<String, (String, Instant)>>,
+    table: Mutex<SessionTable>,
+}
+
+#[derive(Debug, Default)]
+struct SessionTable {
+    /// Hash of the session id → (key id, expiry).
+    by_hash: HashMap<String, (String, Instant)>,
+    /// Key id → its sessions' hashes, oldest first (all last
+    /// [`SESSION_TTL`], so also the order they expire in).
+    by_key: HashMap<String, VecDeque<String>>,
+}
+
+impl SessionTable {
+    /// Drops the expired sessions of `key_id`.
+    fn prune_key(&mut self, key_id: &str, now: Instant) {
+        let SessionTable { by_hash, by_key } = self;
+        if let Some(q) = by_key.get_mut(key_id) {
+            while let Some(h) = q.front() {
+                if by_hash.get(h).is_some_and(|(_, exp)| *exp > now) {
+                    break;
+                }
+                by_hash.remove(h);
+                q.pop_front();
+            }
+            if q.is_empty() {
+                by_key.remove(key_id);
+            }
+        }
+    }
+
+    /// Ends the session with this hash.
+    fn end(&mut self, hash: &str) {
+        if let Some((key_id, _)) = self.by_hash.remove(hash) {
+            if let Some(q) = self.by_key.get_mut(&key_id) {
+                q.retain(|h| h != hash);
+                if q.is_empty() {
+                    self.by_key.remove(&key_id);
+                }
+            }
+        }
+    }
 }
 
 impl Sessions {
     /// Starts a session for `key_id`; returns the cookie value.
     pub fn create(&self, key_id: &str) -> String {
+        self.create_at(key_id, Instant::now())
+    }
+
+    fn create_at(&self, key_id: &str, now: Instant) -> String {
         let id = crate::keys::new_token();
-        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        m.retain(|_, (_, exp)| *exp > now);
-        m.insert(hash_token(&id), (key_id.to_string(), now + SESSION_TTL));
+        let hash = hash_token(&id);
+        let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        t.prune_key(key_id, now);
+        {
+            let SessionTable { by_hash, by_key } = &mut *t;
+            if let Some(q) = by_key.get_mut(key_id) {
+                while q.len() >= SESSIONS_PER_KEY {
+                    if let Some(oldest) = q.pop_front() {
+                        by_hash.remove(&oldest);
+                    }
+                }
+            }
+        }
+        if t.by_hash.len() >= MAX_SESSIONS {
+            prune_all(&mut t, now);
+        }
+        while t.by_hash.len() >= MAX_SESSIONS {
+            // Every session lasts as long, so the one expiring first is the oldest.
+            let oldest = t
+                .by_hash
+                .iter()
+                .min_by_key(|(_, (_, exp))| *exp)
+                .map(|(h, _)| h.clone());
+            match oldest {
+                Some(h) => t.end(&h),
+                None => break,
+            }
+        }
+        t.by_hash
+            .insert(hash.clone(), (key_id.to_string(), now + SESSION_TTL));
+        t.by_key
+            .entry(key_id.to_string())
+            .or_default()
+            .push_back(hash);
         id
     }
 
     /// The key id of a live session.
     pub fn lookup(&self, id: &str) -> Option<String> {
-        let m = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        m.get(&hash_token(id))
+        let t = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        t.by_hash
+            .get(&hash_token(id))
             .filter(|(_, exp)| *exp > Instant::now())
             .map(|(k, _)| k.clone())
     }
 
     /// Ends a session.
     pub fn remove(&self, id: &str) {
-        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        m.remove(&hash_token(id));
+        let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        t.end(&hash_token(id));
+    }
+
+    /// Ends every session of `key_id` (its key was revoked).
+    pub fn end_key(&self, key_id: &str) {
+        let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(q) = t.by_key.remove(key_id) {
+            for h in q {
+                t.by_hash.remove(&h);
+            }
+        }
+    }
+
+    /// Drops expired sessions (the server calls this on its tick).
+    pub fn prune(&self) {
+        self.prune_at(Instant::now());
+    }
+
+    fn prune_at(&self, now: Instant) {
+        let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        prune_all(&mut t, now);
+    }
+
+    /// How many sessions are held, expired ones not yet pruned included.
+    pub fn len(&self) -> usize {
+        let t = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        t.by_hash.len()
+    }
+
+    /// Whether no session is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn prune_all(t: &mut SessionTable, now: Instant) {
+    let keys: Vec<String> = t.by_key.keys().cloned().collect();
+    for k in keys {
+        t.prune_key(&k, now);
     }
 }
 
@@ -156,6 +277,8 @@ pub const KEY_REJECTED: &str = "auth.key_rejected";
 pub const LOGIN_FAILED: &str = "auth.login_failed";
 /// The action of the summary of a minute's failures past the budget.
 pub const FAILURES_SUMMARIZED: &str = "auth.failures_summarized";
+/// The action of a sign-in to the web UI.
+pub const LOGIN_SUCCEEDED: &str = "auth.login_succeeded";
 
 /// Where a failed authentication comes from, as coalescing counts it: an
 /// IPv4 address, or the /64 network of an IPv6 address (the unit a host or
@@ -466,6 +589,92 @@ impl FailureCoalescer {
     }
 }
 
+/// Coalesces `auth.login_succeeded` per key and minute like failures per
+/// source: a key's first sign-in of the minute is recorded at once
+/// (`count: 1`), the rest as one record with their `count` when the minute
+/// ends; the actor is the key's label. No budget across keys: there are as
+/// many subjects as keys, and only an admin makes keys.
+#[derive(Debug)]
+pub struct LoginCoalescer {
+    window: Duration,
+    /// Subjects are (key id, label).
+    open: Mutex<Option<Minute<(String, String)>>>,
+}
+
+impl Default for LoginCoalescer {
+    fn default() -> Self {
+        LoginCoalescer::new(COALESCE_WINDOW)
+    }
+}
+
+fn login_record(label: &str, count: u64, follow_up: bool) -> NewRecord {
+    let message = if follow_up {
+        format!("'{label}' signed in to the web UI ({count} more times this minute)")
+    } else {
+        format!("'{label}' signed in to the web UI")
+    };
+    let mut r = NewRecord::new("auth", LOGIN_SUCCEEDED, message);
+    r.actor = Some(label.to_string());
+    r.metadata.insert("count".into(), json!(count));
+    r
+}
+
+impl LoginCoalescer {
+    /// Coalesces over minutes of `window`.
+    pub fn new(window: Duration) -> Self {
+        LoginCoalescer {
+            window,
+            open: Mutex::new(None),
+        }
+    }
+
+    /// Notes a sign-in with `key` and records what is due.
+    pub fn success(&self, recorder: &Recorder, key: &KeyInfo) {
+        for r in self.note(Instant::now(), &key.id, &key.label) {
+            recorder.record(r);
+        }
+    }
+
+    /// Notes a sign-in at `now`; returns what to record now.
+    pub fn note(&self, now: Instant, key_id: &str, label: &str) -> Vec<NewRecord> {
+        let mut out = Vec::new();
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if open.as_ref().is_some_and(|m| m.ended(now, self.window)) {
+            out.extend(open.take().map(close_logins).unwrap_or_default());
+        }
+        let m = open.get_or_insert_with(|| Minute::new(now));
+        if let Noted::First = m.note((key_id.to_string(), label.to_string()), usize::MAX) {
+            out.push(login_record(label, 1, false));
+        }
+        out
+    }
+
+    /// Records what is due now (call on a tick, and with `all` at shutdown).
+    pub fn flush(&self, recorder: &Recorder, all: bool) {
+        for r in self.due(Instant::now(), all) {
+            recorder.record(r);
+        }
+    }
+
+    /// The end-of-minute records if the minute has ended by `now` (or, with
+    /// `all`, whether or not it has).
+    pub fn due(&self, now: Instant, all: bool) -> Vec<NewRecord> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if all || open.as_ref().is_some_and(|m| m.ended(now, self.window)) {
+            open.take().map(close_logins).unwrap_or_default()
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+fn close_logins(m: Minute<(String, String)>) -> Vec<NewRecord> {
+    m.follow_ups()
+        .into_iter()
+        .map(|((_, label), n)| login_record(&label, n, true))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -633,5 +842,76 @@ mod tests {
         assert!(meta_u64(&end[0], "sources") < 100_000 - 20);
         assert_eq!(end[0].metadata.get("sources_capped"), Some(&json!(true)));
         assert_eq!(c.tracked(), 0);
+    }
+
+    #[test]
+    fn sign_ins_are_coalesced_per_key() {
+        let c = LoginCoalescer::new(MINUTE);
+        let t = Instant::now();
+        let mut at_once = Vec::new();
+        for _ in 0..200 {
+            at_once.extend(c.note(t, "key_a", "kiosk"));
+        }
+        at_once.extend(c.note(t, "key_b", "alice"));
+        let who: Vec<(Option<&str>, u64)> = at_once
+            .iter()
+            .map(|r| (r.actor.as_deref(), meta_u64(r, "count")))
+            .collect();
+        assert_eq!(who, [(Some("kiosk"), 1), (Some("alice"), 1)]);
+        assert!(at_once.iter().all(|r| r.action == LOGIN_SUCCEEDED));
+        assert!(c.due(t + Duration::from_secs(30), false).is_empty());
+        let end = c.due(t + MINUTE, false);
+        assert_eq!(end.len(), 1, "{end:?}");
+        assert_eq!(end[0].actor.as_deref(), Some("kiosk"));
+        assert_eq!(meta_u64(&end[0], "count"), 199);
+        assert!(c.due(t + MINUTE * 2, true).is_empty());
+    }
+
+    #[test]
+    fn a_key_keeps_its_20_newest_sessions() {
+        let s = Sessions::default();
+        let t = Instant::now();
+        let a: Vec<String> = (0..25).map(|_| s.create_at("key_a", t)).collect();
+        let b = s.create_at("key_b", t);
+        for (i, id) in a.iter().enumerate() {
+            let live = s.lookup(id).is_some();
+            assert_eq!(live, i >= 25 - SESSIONS_PER_KEY, "session {i}");
+        }
+        assert_eq!(s.lookup(&b).as_deref(), Some("key_b"));
+        assert_eq!(s.len(), SESSIONS_PER_KEY + 1);
+        s.remove(&a[24]);
+        assert!(s.lookup(&a[24]).is_none());
+        assert_eq!(s.len(), SESSIONS_PER_KEY);
+        s.end_key("key_a");
+        assert!(a.iter().all(|id| s.lookup(id).is_none()));
+        assert_eq!(s.len(), 1);
+        // Expired sessions go on the tick.
+        s.prune_at(t + SESSION_TTL - Duration::from_secs(1));
+        assert_eq!(s.len(), 1);
+        s.prune_at(t + SESSION_TTL);
+        assert!(s.is_empty());
+        // A key's expired sessions go when it signs in again, too.
+        let old = s.create_at("key_c", t);
+        s.create_at("key_c", t + SESSION_TTL);
+        assert!(s.lookup(&old).is_none());
+        assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn sessions_in_all_are_capped_oldest_first() {
+        let s = Sessions::default();
+        let t = Instant::now();
+        let keys = MAX_SESSIONS / SESSIONS_PER_KEY + 1;
+        let mut first = None;
+        for k in 0..keys {
+            for i in 0..SESSIONS_PER_KEY {
+                let at = t + Duration::from_millis((k * SESSIONS_PER_KEY + i) as u64);
+                let id = s.create_at(&format!("key_{k}"), at);
+                first.get_or_insert(id);
+            }
+        }
+        assert_eq!(s.len(), MAX_SESSIONS);
+        let first = first.expect("created");
+        assert!(s.lookup(&first).is_none(), "the oldest of all ended");
     }
 }

@@ -44,7 +44,7 @@ use axum::serve::ListenerExt as _;
 use axum::Router;
 use tokio::sync::watch;
 
-use crate::auth::{Caller, FailureCoalescer, Sessions};
+use crate::auth::{Caller, FailureCoalescer, LoginCoalescer, Sessions};
 use crate::bus::Bus;
 use crate::keys::{KeyStore, Role};
 use crate::metrics::Metrics;
@@ -69,6 +69,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// Failed-authentication coalescing (per source, budgeted).
     pub failures: FailureCoalescer,
+    /// Sign-in coalescing (per key).
+    pub logins: LoginCoalescer,
     /// Flips to `true` when the server shuts down (ends live streams).
     pub shutdown: watch::Receiver<bool>,
     /// Largest accepted request body.
@@ -149,7 +151,7 @@ pub struct ServeConfig {
     pub body_limit: usize,
     /// `ACTLOG_ADMIN_TOKEN`, if set.
     pub admin_token: Option<String>,
-    /// The "minute" failed authentication is coalesced over
+    /// The "minute" authentication records are coalesced over
     /// ([`auth::COALESCE_WINDOW`]; shorter only for tests).
     pub auth_window: Duration,
 }
@@ -174,6 +176,7 @@ pub fn open_app(cfg: &ServeConfig) -> anyhow::Result<(AppState, watch::Sender<bo
         settings,
         metrics,
         failures: FailureCoalescer::new(cfg.auth_window),
+        logins: LoginCoalescer::new(cfg.auth_window),
         shutdown: rx,
         body_limit: cfg.body_limit,
     });
@@ -308,7 +311,9 @@ pub async fn serve(cfg: ServeConfig, on_listen: impl FnOnce(SocketAddr)) -> anyh
     let _ = retention.await;
     // The open minute ends here: its records are written before the log
     // closes (queued ones could be lost with the recorder's thread).
-    for r in app.failures.due(std::time::Instant::now(), true) {
+    let now = std::time::Instant::now();
+    let due = app.failures.due(now, true).into_iter();
+    for r in due.chain(app.logins.due(now, true)) {
         app.recorder.record_durable(r, false).await;
     }
     let log = app.log().clone();
@@ -345,8 +350,8 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 
 /// Enforces retention every `every`, records what it dropped, writes the
 /// end-of-minute records of coalesced authentication (at most one tick
-/// after the minute ends; the tick is never longer than the minute), and
-/// after a tick with appends or
+/// after the minute ends; the tick is never longer than the minute), drops
+/// expired sessions, and after a tick with appends or
 /// queries gives memory back: freed heap ([`heap::trim`]) and the mapped
 /// file pages reads and seals touched ([`Log::release_mapped_pages`]; the
 /// page cache keeps them).
@@ -364,6 +369,8 @@ async fn retention_task(app: AppState, every: Duration) {
     loop {
         tick.tick().await;
         app.failures.flush(&app.recorder, false);
+        app.logins.flush(&app.recorder, false);
+        app.sessions.prune();
         let now = activity(&app);
         if now != seen {
             seen = now;

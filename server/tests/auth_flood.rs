@@ -2,7 +2,8 @@
 //! (docs/API.md, "failed authentication" and "sign-ins"): failed attempts
 //! are coalesced per source (an IPv4 address or an IPv6 /64) and minute,
 //! and at most 20 such records a minute are written whatever the number of
-//! sources, the rest folded into one summary.
+//! sources, the rest folded into one summary; sign-ins are coalesced per
+//! key and minute, and a key keeps at most 20 live sessions.
 //!
 //! The sources are real: clients bind 127.0.0.2, 127.0.0.3, … (all of
 //! 127/8 is loopback on Linux), or speak IPv6 from `::1`. The window is
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use futures_util::{stream, StreamExt as _};
+use reqwest::Method;
 use serde_json::{json, Value};
 
 /// The production window, when a test does not shorten it.
@@ -320,5 +322,65 @@ async fn an_ipv4_mapped_address_is_its_ipv4_source() {
     }
     if took >= WINDOW {
         eprintln!("the requests took {took:?}, more than a window: only totals checked");
+    }
+}
+
+/// Finding 11 of the review: every sign-in wrote a record and kept a 12-hour
+/// session. Now a key's sign-ins make one record at once and one when the
+/// minute ends, and a key keeps its 20 newest sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_ins_are_coalesced_per_key_and_sessions_capped() {
+    const N: usize = 200;
+    const PER_KEY: usize = 20;
+    const WINDOW: Duration = Duration::from_secs(10);
+    let tmp = tempdir();
+    let s = Server::start_with(tmp.path(), &[("ACTLOG_AUTH_WINDOW_SECS", "10")]);
+    started(&s, 1).await;
+    let (_, reader) = s.create_key("kiosk", "reader").await;
+    let t0 = Instant::now();
+    let mut cookies = Vec::new();
+    for _ in 0..N {
+        let r = s
+            .post("/api/v1/session", None, &json!({"token": reader}))
+            .await;
+        assert_eq!(r.status, 204, "{}", r.text());
+        let c = r.header("set-cookie").expect("set-cookie");
+        cookies.push(c.split(';').next().expect("pair").to_string());
+    }
+    let took = t0.elapsed();
+    sentinel(&s, "after-sign-ins").await;
+    let at_once = s
+        .walk(ADMIN, "action=auth.login_succeeded&order=asc", 1000)
+        .await;
+    if took < WINDOW {
+        assert_eq!(
+            at_once.len(),
+            1,
+            "{N} sign-ins in one minute wrote {} records before it ended",
+            at_once.len()
+        );
+    }
+
+    let s = &s;
+    let status = |cookie: &str| {
+        let rb = s
+            .request(Method::GET, "/api/v1/activity?limit=1", None)
+            .header("cookie", cookie.to_string());
+        async move { s.send(rb).await.status }
+    };
+    assert_eq!(status(&cookies[0]).await, 401, "the oldest session ended");
+    assert_eq!(status(&cookies[N - PER_KEY - 1]).await, 401);
+    assert_eq!(status(&cookies[N - PER_KEY]).await, 200, "20th newest");
+    assert_eq!(status(&cookies[N - 1]).await, 200, "the newest");
+
+    let recs = wait_total(s, "auth.login_succeeded", N as u64).await;
+    for r in &recs {
+        assert_eq!(r["actor"], json!("kiosk"), "{r}");
+    }
+    if took < WINDOW {
+        let counts: Vec<u64> = recs.iter().map(count).collect();
+        assert_eq!(counts, [1, N as u64 - 1], "{recs:?}");
+    } else {
+        eprintln!("the sign-ins took {took:?}, more than a window: only totals checked");
     }
 }

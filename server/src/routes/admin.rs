@@ -249,6 +249,7 @@ pub async fn revoke_key(
     let Some(key) = gone else {
         return Err(ApiError::not_found(format!("no API key with id `{id}`")));
     };
+    app.sessions.end_key(&key.id);
     app.recorder.record(key_record(KeyEvent::Revoked, &key, ""));
     Ok(StatusCode::NO_CONTENT)
 }
@@ -278,13 +279,7 @@ pub async fn create_session(
         return Err(ApiError::unauthorized());
     };
     let sid = app.sessions.create(&key.id);
-    let mut r = event(
-        "auth",
-        "auth.login_succeeded",
-        format!("'{}' signed in to the web UI", key.label),
-    );
-    r.actor = Some(key.label.clone());
-    app.recorder.record(r);
+    app.logins.success(&app.recorder, &key);
     let cookie = format!(
         "{SESSION_COOKIE}={sid}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
         SESSION_TTL.as_secs()
