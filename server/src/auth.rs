@@ -628,10 +628,14 @@ impl LoginCoalescer {
         }
     }
 
-    /// Notes a sign-in with `key` and records what is due.
-    pub fn success(&self, recorder: &Recorder, key: &KeyInfo) {
-        for r in self.note(Instant::now(), &key.id, &key.label) {
-            recorder.record(r);
+    /// Notes a sign-in with `key` and records what is due, durably before
+    /// it returns: the page a browser opens after signing in then lists the
+    /// sign-in among the records it loads, not as a live arrival. (Only a
+    /// key's first sign-in of the minute writes anything here.)
+    pub async fn success(&self, recorder: &Recorder, key: &KeyInfo) {
+        let due = self.note(Instant::now(), &key.id, &key.label);
+        for r in due {
+            recorder.record_durable(r, false).await;
         }
     }
 

@@ -279,7 +279,7 @@ pub async fn create_session(
         return Err(ApiError::unauthorized());
     };
     let sid = app.sessions.create(&key.id);
-    app.logins.success(&app.recorder, &key);
+    app.logins.success(&app.recorder, &key).await;
     let cookie = format!(
         "{SESSION_COOKIE}={sid}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
         SESSION_TTL.as_secs()
