@@ -59,6 +59,15 @@ pub enum Command {
         /// (set when browsers reach the server over HTTPS).
         #[arg(long, env = "ACTLOG_SECURE_COOKIE")]
         secure_cookie: bool,
+        /// For testing: seconds authentication records are coalesced over
+        /// (the "minute" of docs/API.md). Hidden; see docs/OPERATIONS.md.
+        #[arg(
+            long,
+            env = "ACTLOG_AUTH_WINDOW_SECS",
+            default_value_t = 60,
+            hide = true
+        )]
+        auth_window_secs: u64,
     },
     /// Manage API keys offline (the server must be stopped).
     Keys {

@@ -46,7 +46,7 @@ use axum::response::{IntoResponse as _, Response};
 use axum::Router;
 use tokio::sync::{watch, Semaphore};
 
-use crate::auth::{Caller, CookiePolicy, FailureCoalescer, Sessions};
+use crate::auth::{Caller, CookiePolicy, FailureCoalescer, LoginCoalescer, Sessions};
 use crate::bus::{Bus, Subscribers};
 use crate::csrf::OriginPolicy;
 use crate::keys::{KeyStore, Role};
@@ -77,8 +77,10 @@ pub struct App {
     pub settings: SettingsStore,
     /// Metrics.
     pub metrics: Arc<Metrics>,
-    /// Failed-authentication coalescing.
+    /// Failed-authentication coalescing (per source, budgeted).
     pub failures: FailureCoalescer,
+    /// Sign-in coalescing (per key).
+    pub logins: LoginCoalescer,
     /// Flips to `true` when the server shuts down (ends live streams).
     pub shutdown: watch::Receiver<bool>,
     /// Largest accepted request body.
@@ -194,6 +196,9 @@ pub struct ServeConfig {
     pub secure_cookie: bool,
     /// `ACTLOG_ADMIN_TOKEN`, if set.
     pub admin_token: Option<String>,
+    /// The "minute" authentication records are coalesced over
+    /// ([`auth::COALESCE_WINDOW`]; shorter only for tests).
+    pub auth_window: Duration,
 }
 
 impl ServeConfig {
@@ -211,6 +216,7 @@ impl ServeConfig {
             public_url: None,
             secure_cookie: false,
             admin_token: None,
+            auth_window: auth::COALESCE_WINDOW,
         }
     }
 }
@@ -240,7 +246,8 @@ pub fn open_app(cfg: &ServeConfig) -> anyhow::Result<(AppState, watch::Sender<bo
         keys,
         sessions: Sessions::default(),
         settings,
-        failures: FailureCoalescer::default(),
+        failures: FailureCoalescer::new(cfg.auth_window),
+        logins: LoginCoalescer::new(cfg.auth_window),
         shutdown: rx,
         body_limit: cfg.body_limit,
         body_timeout: cfg.body_timeout,
@@ -377,7 +384,13 @@ pub async fn serve(cfg: ServeConfig, on_listen: impl FnOnce(SocketAddr)) -> anyh
     listener::serve(listener, router, cfg.limits, app.metrics.clone(), graceful).await;
     retention.abort();
     let _ = retention.await;
-    app.failures.flush(&app.recorder, true);
+    // The open minute ends here: its records are written before the log
+    // closes (queued ones could be lost with the recorder's thread).
+    let now = std::time::Instant::now();
+    let due = app.failures.due(now, true).into_iter();
+    for r in due.chain(app.logins.due(now, true)) {
+        app.recorder.record_durable(r, false).await;
+    }
     let log = app.log().clone();
     drop(app);
     tokio::task::spawn_blocking(move || log.close())
@@ -410,13 +423,16 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     }
 }
 
-/// Enforces retention every `every`, records what it dropped, flushes
-/// coalesced authentication failures, and after a tick with appends or
+/// Enforces retention every `every`, records what it dropped, writes the
+/// end-of-minute records of coalesced authentication (at most one tick
+/// after the minute ends; the tick is never longer than the minute), drops
+/// expired sessions, and after a tick with appends or
 /// queries gives memory back: freed heap ([`heap::trim`]) and the mapped
 /// file pages reads and seals touched ([`Log::release_mapped_pages`]; the
 /// page cache keeps them).
 async fn retention_task(app: AppState, every: Duration) {
-    let mut tick = tokio::time::interval(every.min(COALESCE_TICK));
+    let every_tick = every.min(COALESCE_TICK).min(app.failures.window());
+    let mut tick = tokio::time::interval(every_tick);
     let mut since_retention = Duration::ZERO;
     let activity = |app: &AppState| {
         (
@@ -428,6 +444,8 @@ async fn retention_task(app: AppState, every: Duration) {
     loop {
         tick.tick().await;
         app.failures.flush(&app.recorder, false);
+        app.logins.flush(&app.recorder, false);
+        app.sessions.prune();
         let now = activity(&app);
         if now != seen {
             seen = now;
@@ -440,7 +458,7 @@ async fn retention_task(app: AppState, every: Duration) {
             })
             .await;
         }
-        since_retention += every.min(COALESCE_TICK);
+        since_retention += every_tick;
         if since_retention < every {
             continue;
         }

@@ -45,6 +45,7 @@ fn main() -> ExitCode {
             idle_timeout,
             public_url,
             secure_cookie,
+            auth_window_secs,
         } => {
             // Read once, then gone: the token must not stay readable in
             // /proc/<pid>/environ for the life of the server. (Still one
@@ -72,6 +73,7 @@ fn main() -> ExitCode {
                 public_url,
                 secure_cookie,
                 admin_token,
+                auth_window: Duration::from_secs(auth_window_secs.max(1)),
                 ..ServeConfig::new(data)
             };
             tokio::runtime::Builder::new_multi_thread()

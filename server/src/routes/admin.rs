@@ -253,6 +253,7 @@ pub async fn revoke_key(
     let Some(key) = gone else {
         return Err(ApiError::not_found(format!("no API key with id `{id}`")));
     };
+    app.sessions.end_key(&key.id);
     app.recorder.record(key_record(KeyEvent::Revoked, &key, ""));
     Ok(StatusCode::NO_CONTENT)
 }
@@ -289,15 +290,7 @@ pub async fn create_session(
         return Err(ApiError::unauthorized());
     };
     let sid = app.sessions.create(&key.id);
-    let mut r = event(
-        "auth",
-        "auth.login_succeeded",
-        format!("'{}' signed in to the web UI", key.label),
-    );
-    r.actor = Some(key.label.clone());
-    // Durable before the cookie goes out: the page the browser opens next
-    // lists the sign-in among the records it loads, not as a live arrival.
-    app.recorder.record_durable(r, false).await;
+    app.logins.success(&app.recorder, &key).await;
     let cookie = app.cookie.set(&sid);
     Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
 }

@@ -83,22 +83,46 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Reads a request body of at most `limit` bytes (413 beyond), which must
-/// arrive within the server's body timeout (408 after). At most `limit + 1`
-/// bytes are ever buffered. (A body announced too large is still read up to
-/// the limit rather than refused at once: answering before the client has
-/// sent it makes most clients fail with a broken pipe instead of reading the
-/// 413.)
+/// arrive within the server's body timeout (408 after). At most `limit`
+/// bytes are kept. Past the limit the rest is read and dropped (up to
+/// [`DRAIN_AFTER_LIMIT`] bytes, within the same deadline) before the 413 goes
+/// out, as nginx's lingering close does: a client still sending when the
+/// server answers and closes gets a reset instead of the answer.
 pub async fn read_body(app: &App, body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    let collect = http_body_util::Limited::new(body, limit).collect();
-    match tokio::time::timeout(app.body_timeout, collect).await {
+    let read = async move {
+        let mut body = body;
+        let mut kept = Vec::new();
+        let mut over = 0usize;
+        while let Some(frame) = body.frame().await {
+            let frame = frame
+                .map_err(|e| ApiError::invalid_json(format!("could not read the body: {e}")))?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if over == 0 && kept.len() + data.len() <= limit {
+                kept.extend_from_slice(&data);
+            } else {
+                over = over.saturating_add(data.len());
+                kept = Vec::new();
+                if over > DRAIN_AFTER_LIMIT {
+                    break;
+                }
+            }
+        }
+        if over > 0 {
+            Err(ApiError::too_large(limit))
+        } else {
+            Ok(Bytes::from(kept))
+        }
+    };
+    match tokio::time::timeout(app.body_timeout, read).await {
         Err(_) => Err(ApiError::request_timeout(app.body_timeout.as_secs())),
-        Ok(Ok(c)) => Ok(c.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::too_large(limit)),
-        Ok(Err(e)) => Err(ApiError::invalid_json(format!(
-            "could not read the body: {e}"
-        ))),
+        Ok(r) => r,
     }
 }
+
+/// Most bytes read and dropped after a body passed its limit.
+pub const DRAIN_AFTER_LIMIT: usize = 16 << 20;
 
 /// Reads a JSON body of at most `limit` bytes and parses it with `parse`.
 /// At most [`App::body_permits`] bodies are read and parsed at once (the

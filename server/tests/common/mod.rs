@@ -55,12 +55,12 @@ pub fn actlog_serve(data: &Path) -> Command {
     cmd.arg("serve")
         .arg("--data")
         .arg(data)
-        .arg("--listen")
-        .arg("127.0.0.1:0")
         .env_remove("ACTLOG_DATA")
-        .env_remove("ACTLOG_LISTEN")
+        // Through the environment, so a test can listen elsewhere (IPv6).
+        .env("ACTLOG_LISTEN", "127.0.0.1:0")
         .env_remove("ACTLOG_RETENTION_INTERVAL")
         .env_remove("ACTLOG_BODY_LIMIT")
+        .env_remove("ACTLOG_AUTH_WINDOW_SECS")
         .env("ACTLOG_ADMIN_TOKEN", ADMIN)
         .env("ACTLOG_LOG", "info")
         .stdin(Stdio::null());
