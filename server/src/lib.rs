@@ -10,6 +10,8 @@
 //! with the lifecycle of `actlog serve` (start event, retention task, signal
 //! handling, graceful shutdown).
 
+#![recursion_limit = "256"]
+
 pub mod auth;
 pub mod bus;
 pub mod cli;

@@ -1,27 +1,44 @@
 //! The OpenAPI 3 document of the API, written by hand next to the routes it
-//! describes; `tests` check that every route of `routes::ROUTES` is in it.
+//! describes. It is exact: every bound the server enforces on one parameter
+//! or field is in the schema, and every status a route can answer is
+//! listed. Rules that span several fields (or a byte size, which JSON Schema
+//! cannot state) are named in docs/API.md, "Rules the schema cannot state".
+//! `tests` check that every route of `routes::ROUTES` is in it; the API
+//! fuzzing run (`scripts/api-fuzz`, schemathesis) checks the rest against the
+//! running server.
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
+
+use crate::json::MAX_BATCH;
+use crate::params::{MAX_PARAM_LEN, MAX_VALUES};
+
+/// The fields that take exact-match filters and facets.
+const FILTER_FIELDS: [&str; 6] = [
+    "category",
+    "action",
+    "actor",
+    "entity_type",
+    "entity_id",
+    "severity",
+];
+
+/// A query parameter's value: at most [`MAX_PARAM_LEN`] bytes.
+fn param_string() -> Value {
+    json!({"type": "string", "maxLength": MAX_PARAM_LEN})
+}
 
 fn filters() -> Vec<Value> {
-    let mut v: Vec<Value> = [
-        "category",
-        "action",
-        "actor",
-        "entity_type",
-        "entity_id",
-        "severity",
-    ]
-    .iter()
-    .map(|f| {
-        json!({"name": f, "in": "query", "required": false, "explode": true,
-                   "description": format!("Exact match on `{f}`; repeat for OR."),
-                   "schema": {"type": "array", "items": {"type": "string"}}})
-    })
-    .collect();
-    v.push(json!({"name": "q", "in": "query", "description": "Words (AND); a trailing * matches a prefix.", "schema": {"type": "string"}}));
+    let mut v: Vec<Value> = FILTER_FIELDS
+        .iter()
+        .map(|f| {
+            json!({"name": f, "in": "query", "required": false, "style": "form", "explode": true,
+                   "description": format!("Exact match on `{f}`; repeat for OR (at most {MAX_VALUES} values)."),
+                   "schema": {"type": "array", "maxItems": MAX_VALUES, "items": param_string()}})
+        })
+        .collect();
+    v.push(json!({"name": "q", "in": "query", "description": "Words (AND); a trailing * matches a prefix.", "schema": param_string()}));
     v.push(json!({"name": "since", "in": "query", "description": "Inclusive, RFC 3339.", "schema": {"type": "string", "format": "date-time"}}));
-    v.push(json!({"name": "until", "in": "query", "description": "Exclusive, RFC 3339.", "schema": {"type": "string", "format": "date-time"}}));
+    v.push(json!({"name": "until", "in": "query", "description": "Exclusive, RFC 3339; not before `since`.", "schema": {"type": "string", "format": "date-time"}}));
     v
 }
 
@@ -30,36 +47,149 @@ fn with(mut base: Vec<Value>, extra: &[Value]) -> Vec<Value> {
     base
 }
 
-fn ok(description: &str, schema: Value) -> Value {
+fn json_body(description: &str, schema: Value) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": schema}}})
 }
 
-fn err(description: &str) -> Value {
-    json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+/// The error answers of a route: `codes` with their descriptions, all in
+/// the API's error shape.
+fn errors(codes: &[(&str, &str)]) -> Map<String, Value> {
+    codes
+        .iter()
+        .map(|(c, d)| {
+            (
+                c.to_string(),
+                json_body(d, json!({"$ref": "#/components/schemas/Error"})),
+            )
+        })
+        .collect()
 }
 
-fn errors(codes: &[(&str, &str)]) -> serde_json::Map<String, Value> {
-    codes.iter().map(|(c, d)| (c.to_string(), err(d))).collect()
-}
-
-fn responses(success: (&str, Value), codes: &[(&str, &str)]) -> Value {
-    let mut m = errors(codes);
-    m.insert(success.0.to_string(), success.1);
+fn responses(success: &[(&str, Value)], codes: &[&[(&str, &str)]]) -> Value {
+    let mut m = errors(&codes.concat());
+    for (code, v) in success {
+        m.insert(code.to_string(), v.clone());
+    }
     Value::Object(m)
 }
 
+/// Any route: the connection cap answers 503 before a route is chosen.
+const ANY: &[(&str, &str)] = &[(
+    "503",
+    "The server has as many connections (or live streams) open as it allows, or storage is failing",
+)];
+/// Routes that need a key.
 const AUTH: &[(&str, &str)] = &[
     ("401", "Missing or unknown credentials"),
-    ("403", "The key lacks the role"),
+    (
+        "403",
+        "The key lacks the role, or a cookie-authenticated request is not from the server's own origin",
+    ),
 ];
+/// Routes whose query parameters are checked.
+const PARAMS: &[(&str, &str)] = &[("422", "A parameter has a bad value (`field` names it)")];
+/// Routes that read a JSON body.
+const BODY: &[(&str, &str)] = &[
+    ("400", "Malformed JSON: a syntax error, a truncated body, bytes that are not UTF-8"),
+    ("408", "The body did not arrive in time"),
+    ("413", "The body is larger than this route takes"),
+    ("415", "A cookie-authenticated body that is not application/json"),
+    ("422", "Well-formed JSON of the wrong shape, or a field out of bounds (`field`, and `index` in a batch)"),
+];
+
+/// A token field (`category`, `action`, `entity_type`).
+fn token() -> Value {
+    json!({"type": "string", "pattern": "^[a-z0-9_.-]{1,64}$", "minLength": 1, "maxLength": 64})
+}
+
+/// A name field (`actor`, `entity_id`, `entity_name`): 1–256 bytes.
+fn name() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": 256})
+}
+
+/// A metadata value that may hold `depth` more levels of arrays or
+/// objects (the metadata object itself is level 1 of at most 4).
+fn meta_value(depth: usize) -> Value {
+    let leaf = json!({"not": {"anyOf": [{"type": "object"}, {"type": "array"}]}});
+    if depth == 0 {
+        return leaf;
+    }
+    json!({"anyOf": [
+        leaf,
+        {"type": "array", "items": meta_value(depth - 1)},
+        {"type": "object", "additionalProperties": meta_value(depth - 1)},
+    ]})
+}
+
+/// `schema` or `null` (OpenAPI 3.0: an `enum` must list `null` too).
+fn nullable(mut schema: Value) -> Value {
+    schema["nullable"] = json!(true);
+    if let Some(values) = schema.get_mut("enum").and_then(Value::as_array_mut) {
+        values.push(Value::Null);
+    }
+    schema
+}
+
+fn schemas() -> Value {
+    let severity = json!({"type": "string", "enum": ["info", "warning", "error"]});
+    let ts = json!({"type": "string", "format": "date-time"});
+    json!({
+      "Error": {"type": "object", "required": ["error"], "additionalProperties": false, "properties": {
+          "error": {"type": "object", "required": ["code", "message"], "additionalProperties": false, "properties": {
+              "code": {"type": "string", "pattern": "^[a-z_]+$"}, "message": {"type": "string"},
+              "field": {"type": "string"}, "index": {"type": "integer", "minimum": 0}}}}},
+      "Record": {"type": "object", "additionalProperties": false,
+          "required": ["id", "ts", "category", "action", "actor", "entity_type", "entity_id", "entity_name",
+                       "message", "severity", "metadata", "occurred_at"],
+          "properties": {
+              "id": {"type": "integer", "minimum": 1}, "ts": ts,
+              "category": token(), "action": token(), "actor": name(),
+              "entity_type": nullable(token()), "entity_id": nullable(name()), "entity_name": nullable(name()),
+              "message": {"type": "string", "minLength": 1, "maxLength": 1024}, "severity": severity,
+              "metadata": {"type": "object"}, "occurred_at": nullable(ts.clone())}},
+      "Event": {"type": "object", "required": ["category", "action", "message"], "additionalProperties": false,
+          "description": "Lengths are in bytes of UTF-8 (equal to characters for ASCII). Metadata: at most 4 levels deep (arrays count), at most 4096 bytes as MessagePack; secret-looking keys are redacted.",
+          "properties": {
+              "category": token(), "action": token(),
+              "message": {"type": "string", "minLength": 1, "maxLength": 1024},
+              "actor": nullable(name()), "entity_type": nullable(token()),
+              "entity_id": nullable(name()), "entity_name": nullable(name()),
+              "severity": nullable(severity),
+              "metadata": nullable(json!({"type": "object", "additionalProperties": meta_value(3)})),
+              "occurred_at": nullable(json!({"type": "string", "format": "date-time"}))}},
+      "Settings": {"type": "object", "required": ["enabled"], "additionalProperties": false, "properties": {
+          "enabled": {"type": "boolean"},
+          "retention": nullable(json!({"type": "object", "additionalProperties": false, "properties": {
+              "max_days": nullable(json!({"type": "integer", "minimum": 1, "maximum": 36500})),
+              "max_entries": nullable(json!({"type": "integer", "minimum": 1, "maximum": u64::MAX}))}}))}},
+      "SettingsOut": {"type": "object", "required": ["enabled", "retention"], "additionalProperties": false, "properties": {
+          "enabled": {"type": "boolean"},
+          "retention": {"type": "object", "required": ["max_days", "max_entries"], "additionalProperties": false, "properties": {
+              "max_days": nullable(json!({"type": "integer", "minimum": 1, "maximum": 36500})),
+              "max_entries": nullable(json!({"type": "integer", "minimum": 1}))}}}},
+      "Key": {"type": "object", "required": ["id", "label", "role", "created_at"], "additionalProperties": false, "properties": {
+          "id": {"type": "string", "pattern": "^key_[0-9a-f]+$"}, "label": {"type": "string"},
+          "role": {"type": "string", "enum": ["admin", "writer", "reader"]}, "created_at": ts}}
+    })
+}
+
+/// 414: a request line past hyper's fixed bound (64 KiB), answered by the
+/// HTTP layer before a request exists, so without the JSON error body. Six
+/// filters of 100 values of 4 KiB each can reach it.
+fn uri_too_long() -> (&'static str, Value) {
+    ("414", json!({"description": "URI too long: answered by the HTTP layer, without a body"}))
+}
 
 /// The document.
 pub fn document() -> Value {
     let limit = json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}});
-    let cursor = json!({"name": "cursor", "in": "query", "schema": {"type": "string"}, "description": "next_cursor of the previous page"});
+    let cursor = json!({"name": "cursor", "in": "query", "description": "`next_cursor` of the previous page, with the same filters and order",
+                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]*$", "maxLength": MAX_PARAM_LEN}});
     let order = json!({"name": "order", "in": "query", "schema": {"type": "string", "enum": ["desc", "asc"], "default": "desc"}});
     let rec = json!({"$ref": "#/components/schemas/Record"});
-    let auth_422 = [AUTH, &[("422", "A parameter has a bad value")]].concat();
+    let settings = json!({"$ref": "#/components/schemas/SettingsOut"});
+    let event = json!({"$ref": "#/components/schemas/Event"});
+    let reads: &[&[(&str, &str)]] = &[ANY, AUTH, PARAMS];
     json!({
       "openapi": "3.0.3",
       "info": {"title": "actlog", "version": env!("CARGO_PKG_VERSION"),
@@ -67,138 +197,151 @@ pub fn document() -> Value {
       "components": {
         "securitySchemes": {
           "bearer": {"type": "http", "scheme": "bearer"},
-          "session": {"type": "apiKey", "in": "cookie", "name": "actlog_session"}
+          "session": {"type": "apiKey", "in": "cookie", "name": "actlog_session",
+                      "description": "The web UI's session (`__Host-actlog_session` behind TLS); unsafe methods also need the server's own Origin"}
         },
-        "schemas": {
-          "Error": {"type": "object", "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
-              "code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}, "index": {"type": "integer"}}}}},
-          "Record": {"type": "object", "properties": {
-              "id": {"type": "integer"}, "ts": {"type": "string", "format": "date-time"},
-              "category": {"type": "string"}, "action": {"type": "string"}, "actor": {"type": "string"},
-              "entity_type": {"type": "string", "nullable": true}, "entity_id": {"type": "string", "nullable": true},
-              "entity_name": {"type": "string", "nullable": true}, "message": {"type": "string"},
-              "severity": {"type": "string", "enum": ["info", "warning", "error"]},
-              "metadata": {"type": "object"}, "occurred_at": {"type": "string", "format": "date-time", "nullable": true}}},
-          "Event": {"type": "object", "required": ["category", "action", "message"], "additionalProperties": false, "properties": {
-              "category": {"type": "string"}, "action": {"type": "string"}, "message": {"type": "string", "maxLength": 1024},
-              "actor": {"type": "string", "nullable": true}, "entity_type": {"type": "string", "nullable": true},
-              "entity_id": {"type": "string", "nullable": true}, "entity_name": {"type": "string", "nullable": true},
-              "severity": {"type": "string", "enum": ["info", "warning", "error"], "nullable": true},
-              "metadata": {"type": "object", "nullable": true}, "occurred_at": {"type": "string", "format": "date-time", "nullable": true}}},
-          "Settings": {"type": "object", "required": ["enabled"], "properties": {
-              "enabled": {"type": "boolean"},
-              "retention": {"type": "object", "properties": {
-                  "max_days": {"type": "integer", "minimum": 1, "maximum": 36500, "nullable": true},
-                  "max_entries": {"type": "integer", "minimum": 1, "nullable": true}}}}}
-        }
+        "schemas": schemas()
       },
       "security": [{"bearer": []}, {"session": []}],
       "paths": {
         "/api/v1/activity": {
           "post": {"summary": "Record one event or a batch of 1–1000 (all or nothing, 201 once durable)",
                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"oneOf": [
-                       {"$ref": "#/components/schemas/Event"},
-                       {"type": "array", "minItems": 1, "maxItems": 1000, "items": {"$ref": "#/components/schemas/Event"}}]}}}},
-                   "responses": responses(("201", ok("Ids, once fsynced", json!({"type": "object", "properties": {"ids": {"type": "array", "items": {"type": "integer"}}}}))),
-                       &[AUTH, &[("400", "Malformed JSON"), ("409", "Recording is off"), ("413", "Body too large"), ("422", "A field is invalid"), ("503", "Storage failure")]].concat())},
+                       event.clone(),
+                       {"type": "array", "minItems": 1, "maxItems": MAX_BATCH, "items": event}]}}}},
+                   "responses": responses(&[("201", json_body("Ids, once fsynced", json!({"type": "object", "required": ["ids"], "additionalProperties": false,
+                       "properties": {"ids": {"type": "array", "minItems": 1, "maxItems": MAX_BATCH, "items": {"type": "integer", "minimum": 1}}}})))],
+                       &[ANY, AUTH, BODY, &[("409", "Recording is off")]])},
           "get": {"summary": "List records, newest first, by keyset pages",
-                  "parameters": with(filters(), &[limit.clone(), cursor.clone(), order.clone()]),
-                  "responses": responses(("200", ok("A page", json!({"type": "object", "properties": {
-                      "items": {"type": "array", "items": rec}, "next_cursor": {"type": "string", "nullable": true}}}))), &auth_422)},
+                  "parameters": with(filters(), &[limit.clone(), cursor, order.clone()]),
+                  "responses": responses(&[("200", json_body("A page", json!({"type": "object", "required": ["items", "next_cursor"], "additionalProperties": false, "properties": {
+                      "items": {"type": "array", "maxItems": 1000, "items": rec}, "next_cursor": {"type": "string", "nullable": true}}}))), uri_too_long()], reads)},
           "delete": {"summary": "Clear the log (admin)",
                      "parameters": [{"name": "confirm", "in": "query", "required": true, "schema": {"type": "string", "enum": ["true"]}}],
-                     "responses": responses(("200", ok("How many records were cleared", json!({"type": "object", "properties": {"cleared": {"type": "integer"}}}))), &auth_422)}
+                     "responses": responses(&[("200", json_body("How many records were cleared", json!({"type": "object", "required": ["cleared"], "additionalProperties": false,
+                         "properties": {"cleared": {"type": "integer", "minimum": 0}}})))], reads)}
         },
         "/api/v1/activity/{id}": {
           "get": {"summary": "One record",
-                  "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}}],
-                  "responses": responses(("200", ok("The record", rec.clone())), &[AUTH, &[("404", "No such record (or removed by retention or clear)")]].concat())}
+                  "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "minimum": 0}}],
+                  "responses": responses(&[("200", json_body("The record", rec.clone()))],
+                      &[ANY, AUTH, &[("404", "No such record (or removed by retention or clear); also a non-numeric id"), ("422", "The id's bytes are not UTF-8")]])}
         },
         "/api/v1/activity/export": {
           "get": {"summary": "Export every matching record, streamed",
                   "parameters": with(filters(), &[order.clone(), json!({"name": "format", "in": "query", "schema": {"type": "string", "enum": ["csv", "json", "ndjson"], "default": "ndjson"}})]),
-                  "responses": responses(("200", json!({"description": "An attachment", "content": {
+                  "responses": responses(&[("200", json!({"description": "An attachment", "content": {
                       "text/csv": {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "array", "items": rec}},
-                      "application/x-ndjson": {"schema": {"type": "string"}}}})), &auth_422)}
+                      "application/x-ndjson": {"schema": {"type": "string"}}}})), uri_too_long()], reads)}
         },
         "/api/v1/activity/stream": {
           "get": {"summary": "Server-Sent Events of matching records; resumes after Last-Event-ID",
                   "parameters": with(filters(), &[
-                      json!({"name": "Last-Event-ID", "in": "header", "schema": {"type": "integer"}}),
-                      json!({"name": "after_id", "in": "query", "schema": {"type": "integer"}})]),
-                  "responses": responses(("200", json!({"description": "text/event-stream; `id:` is the record id, `event: activity`", "content": {"text/event-stream": {"schema": {"type": "string"}}}})), &auth_422)}
+                      json!({"name": "Last-Event-ID", "in": "header", "schema": {"type": "integer", "minimum": 0, "maximum": u64::MAX}}),
+                      json!({"name": "after_id", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": u64::MAX}})]),
+                  "responses": responses(&[("200", json!({"description": "text/event-stream; `id:` is the record id, `event: activity`, `data:` the Record as JSON; a comment every 15 s",
+                      "content": {"text/event-stream": {"schema": {"type": "object", "required": ["id", "event", "data"], "properties": {
+                          "id": {"type": "string", "pattern": "^[0-9]+$"}, "event": {"type": "string", "enum": ["activity"]}, "data": {"type": "string"}}}}}})),
+                      uri_too_long()], reads)}
         },
         "/api/v1/events/ws": {
-          "get": {"summary": "WebSocket bus: {type, data} with type in activity_logged, activity_cleared, settings_changed",
-                  "responses": responses(("101", json!({"description": "Switching protocols"})), AUTH)}
+          "get": {"summary": "WebSocket bus: {type, data} with type in activity_logged, activity_cleared, settings_changed (admins only)",
+                  "parameters": [
+                      {"name": "Upgrade", "in": "header", "required": true, "schema": {"type": "string", "enum": ["websocket"]}},
+                      {"name": "Connection", "in": "header", "required": true, "schema": {"type": "string", "enum": ["Upgrade"]}},
+                      {"name": "Sec-WebSocket-Version", "in": "header", "required": true, "schema": {"type": "string", "enum": ["13"]}},
+                      {"name": "Sec-WebSocket-Key", "in": "header", "required": true, "schema": {"type": "string"}}],
+                  "responses": responses(&[("101", json!({"description": "Switching protocols"}))],
+                      &[ANY, AUTH, &[("400", "Not a WebSocket upgrade request")]])}
         },
         "/api/v1/activity/facets/{field}": {
           "get": {"summary": "Top values of a field with counts under the filters",
                   "parameters": with(filters(), &[
-                      json!({"name": "field", "in": "path", "required": true, "schema": {"type": "string", "enum": ["category", "action", "actor", "entity_type", "entity_id", "severity"]}}),
-                      json!({"name": "prefix", "in": "query", "schema": {"type": "string"}}),
+                      json!({"name": "field", "in": "path", "required": true, "schema": {"type": "string", "enum": FILTER_FIELDS}}),
+                      json!({"name": "prefix", "in": "query", "schema": param_string()}),
                       json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10}})]),
-                  "responses": responses(("200", ok("Values by count", json!({"type": "object", "properties": {"field": {"type": "string"}, "values": {"type": "array", "items": {
-                      "type": "object", "properties": {"value": {"type": "string"}, "count": {"type": "integer"}}}}}}))), &auth_422)}
+                  "responses": responses(&[("200", json_body("Values by count", json!({"type": "object", "required": ["field", "values"], "additionalProperties": false, "properties": {
+                      "field": {"type": "string", "enum": FILTER_FIELDS}, "values": {"type": "array", "maxItems": 1000, "items": {
+                      "type": "object", "required": ["value", "count"], "additionalProperties": false,
+                      "properties": {"value": {"type": "string"}, "count": {"type": "integer", "minimum": 1}}}}}}))), uri_too_long()], reads)}
         },
         "/api/v1/activity/histogram": {
           "get": {"summary": "Counts per time bucket (default window: the last 24 h)",
                   "parameters": with(filters(), &[json!({"name": "bucket", "in": "query", "schema": {"type": "string", "enum": ["1m", "5m", "15m", "1h", "6h", "1d"], "default": "1h"}})]),
-                  "responses": responses(("200", ok("Buckets", json!({"type": "object", "properties": {"bucket": {"type": "string"}, "buckets": {"type": "array", "items": {
-                      "type": "object", "properties": {"start": {"type": "string", "format": "date-time"}, "count": {"type": "integer"}}}}}}))), &auth_422)}
+                  "responses": responses(&[("200", json_body("Buckets", json!({"type": "object", "required": ["bucket", "buckets"], "additionalProperties": false, "properties": {
+                      "bucket": {"type": "string", "enum": ["1m", "5m", "15m", "1h", "6h", "1d"]}, "buckets": {"type": "array", "maxItems": 10000, "items": {
+                      "type": "object", "required": ["start", "count"], "additionalProperties": false,
+                      "properties": {"start": {"type": "string", "format": "date-time"}, "count": {"type": "integer", "minimum": 0}}}}}}))), uri_too_long()], reads)}
         },
         "/api/v1/activity/settings": {
-          "get": {"summary": "Settings (admin)", "responses": responses(("200", ok("Settings", json!({"$ref": "#/components/schemas/Settings"}))), AUTH)},
+          "get": {"summary": "Settings (admin)", "responses": responses(&[("200", json_body("Settings", settings.clone()))], &[ANY, AUTH])},
           "put": {"summary": "Change settings (admin)",
                   "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Settings"}}}},
-                  "responses": responses(("200", ok("Settings", json!({"$ref": "#/components/schemas/Settings"}))), &auth_422)}
+                  "responses": responses(&[("200", json_body("Settings", settings))], &[ANY, AUTH, BODY])}
         },
         "/api/v1/activity/stats": {
           "get": {"summary": "Storage statistics",
-                  "responses": responses(("200", ok("Stats", json!({"type": "object", "properties": {
-                      "entries": {"type": "integer"}, "segments": {"type": "integer"}, "bytes": {"type": "integer"},
+                  "responses": responses(&[("200", json_body("Stats", json!({"type": "object", "additionalProperties": false,
+                      "required": ["entries", "segments", "bytes", "oldest_id", "newest_id", "oldest_ts", "newest_ts"], "properties": {
+                      "entries": {"type": "integer", "minimum": 0}, "segments": {"type": "integer", "minimum": 0}, "bytes": {"type": "integer", "minimum": 0},
                       "oldest_id": {"type": "integer", "nullable": true}, "newest_id": {"type": "integer", "nullable": true},
-                      "oldest_ts": {"type": "string", "nullable": true}, "newest_ts": {"type": "string", "nullable": true}}}))), AUTH)}
+                      "oldest_ts": {"type": "string", "format": "date-time", "nullable": true}, "newest_ts": {"type": "string", "format": "date-time", "nullable": true}}})))], &[ANY, AUTH])}
         },
         "/api/v1/keys": {
           "post": {"summary": "Create an API key (admin); the token is shown only in this response",
-                   "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["label", "role"], "properties": {
-                       "label": {"type": "string"}, "role": {"type": "string", "enum": ["admin", "writer", "reader"]}}}}}},
-                   "responses": responses(("201", ok("The key and its token", json!({"type": "object", "properties": {
-                       "id": {"type": "string"}, "label": {"type": "string"}, "role": {"type": "string"}, "created_at": {"type": "string"}, "token": {"type": "string"}}}))), &auth_422)},
+                   "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["label", "role"], "additionalProperties": false, "properties": {
+                       "label": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"},
+                       "role": {"type": "string", "enum": ["admin", "writer", "reader"]}}}}}},
+                   "responses": responses(&[("201", json_body("The key and its token", json!({"type": "object", "required": ["id", "label", "role", "created_at", "token"], "additionalProperties": false, "properties": {
+                       "id": {"type": "string"}, "label": {"type": "string"}, "role": {"type": "string", "enum": ["admin", "writer", "reader"]},
+                       "created_at": {"type": "string", "format": "date-time"}, "token": {"type": "string", "pattern": "^actlog_"}}})))], &[ANY, AUTH, BODY])},
           "get": {"summary": "List API keys (admin); never tokens",
-                  "responses": responses(("200", ok("Keys", json!({"type": "object", "properties": {"keys": {"type": "array", "items": {"type": "object"}}}}))), AUTH)}
+                  "responses": responses(&[("200", json_body("Keys", json!({"type": "object", "required": ["keys"], "additionalProperties": false,
+                      "properties": {"keys": {"type": "array", "items": {"$ref": "#/components/schemas/Key"}}}})))], &[ANY, AUTH])}
         },
         "/api/v1/keys/{id}": {
           "delete": {"summary": "Revoke an API key (admin)",
                      "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
-                     "responses": responses(("204", json!({"description": "Revoked"})), &[AUTH, &[("404", "No such key")]].concat())}
+                     "responses": responses(&[("204", json!({"description": "Revoked"}))],
+                         &[ANY, AUTH, &[("404", "No such key"), ("422", "The id's bytes are not UTF-8")]])}
         },
         "/api/v1/session": {
-          "post": {"summary": "Web UI sign-in: sets an HttpOnly, SameSite=Strict cookie", "security": [],
-                   "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["token"], "properties": {"token": {"type": "string"}}}}}},
-                   "responses": responses(("204", json!({"description": "Signed in"})), &[("401", "Bad token")])},
-          "delete": {"summary": "Sign out", "security": [], "responses": {"204": {"description": "Signed out, cookie cleared"}}}
+          "post": {"summary": "Web UI sign-in: sets an HttpOnly, SameSite=Strict cookie; needs the server's own Origin", "security": [],
+                   "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["token"], "additionalProperties": false,
+                       "properties": {"token": {"type": "string", "maxLength": 4000}}}}}},
+                   "responses": responses(&[("204", json!({"description": "Signed in"}))],
+                       &[ANY, BODY, &[("401", "Bad token"), ("403", "Not from the server's own origin")]])},
+          "delete": {"summary": "Sign out", "security": [], "responses": responses(&[("204", json!({"description": "Signed out, cookie cleared"}))],
+              &[ANY, &[("403", "A cookie-authenticated request not from the server's own origin")]])}
         },
         "/api/v1/backup": {
           "get": {"summary": "Extension: the files of a consistent online backup (admin); used by `actlog-inspect backup --url`",
-                  "responses": responses(("200", ok("Files", json!({"type": "object", "properties": {"files": {"type": "array", "items": {"type": "object", "properties": {
-                      "name": {"type": "string"}, "len": {"type": "integer"}, "immutable": {"type": "boolean"},
-                      "ids": {"type": "array", "items": {"type": "integer"}, "nullable": true}}}}}}))), AUTH)}
+                  "responses": responses(&[("200", json_body("Files", json!({"type": "object", "required": ["files"], "additionalProperties": false, "properties": {"files": {"type": "array", "items": {
+                      "type": "object", "required": ["name", "len", "immutable", "ids"], "properties": {
+                      "name": {"type": "string"}, "len": {"type": "integer", "minimum": 0}, "immutable": {"type": "boolean"},
+                      "ids": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2, "nullable": true},
+                      "data": {"type": "string", "format": "byte"}}}}}})))], &[ANY, AUTH])}
         },
         "/api/v1/backup/files/{name}": {
           "get": {"summary": "Extension: one backup file, its first `len` bytes (admin)",
                   "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}},
-                                 {"name": "len", "in": "query", "schema": {"type": "integer"}}],
-                  "responses": responses(("200", json!({"description": "The bytes", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}})),
-                      &[AUTH, &[("404", "Not a backup file, or deleted by retention since the listing")]].concat())}
+                                 {"name": "len", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": u64::MAX}}],
+                  "responses": responses(&[("200", json!({"description": "The bytes", "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}))],
+                      &[ANY, AUTH, &[("404", "Not a backup file, or deleted by retention since the listing"), ("422", "`len` is not a whole number, or the name's bytes are not UTF-8")]])}
         },
-        "/api/v1/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI 3"}}}},
+        "/api/v1/openapi.json": {"get": {"summary": "This document", "security": [],
+            "responses": responses(&[("200", json_body("OpenAPI 3", json!({"type": "object"})))], &[ANY])}},
         "/healthz": {"get": {"summary": "Liveness: `ok`, or 503 `failing` while storage is fail-stopped", "security": [], "responses": {
-            "200": ok("OK", json!({"type": "object", "properties": {"status": {"type": "string", "enum": ["ok"]}}})),
-            "503": ok("Storage is failing (disk full or I/O error) until the server recovers it", json!({"type": "object", "properties": {"status": {"type": "string", "enum": ["failing"]}, "message": {"type": "string"}}}))}}},
-        "/metrics": {"get": {"summary": "Prometheus metrics", "security": [], "responses": {"200": {"description": "Prometheus text", "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
-        "/": {"get": {"summary": "The web UI", "security": [], "responses": {"200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}}}}}
+            "200": json_body("OK", json!({"type": "object", "required": ["status"], "additionalProperties": false, "properties": {"status": {"type": "string", "enum": ["ok"]}}})),
+            "503": json_body("Storage is failing (disk full or I/O error) until the server recovers it; or the connection cap", json!({"oneOf": [
+                {"type": "object", "required": ["status", "message"], "additionalProperties": false, "properties": {"status": {"type": "string", "enum": ["failing"]}, "message": {"type": "string"}}},
+                {"$ref": "#/components/schemas/Error"}]}))}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics", "security": [], "responses": {
+            "200": {"description": "Prometheus text", "content": {"text/plain": {"schema": {"type": "string"}}}},
+            "503": json_body("The connection cap", json!({"$ref": "#/components/schemas/Error"}))}}},
+        "/": {"get": {"summary": "The web UI", "security": [], "responses": {
+            "200": {"description": "HTML", "content": {"text/html": {"schema": {"type": "string"}}}},
+            "503": json_body("The connection cap", json!({"$ref": "#/components/schemas/Error"}))}}}
       }
     })
 }
