@@ -267,6 +267,8 @@ impl<'de> Visitor<'de> for Event<'_> {
                     None => None,
                     Some(s) => Some(parse_ts(&s).map_err(|m| ApiError::invalid("occurred_at", m))?),
                 },
+                // Never from the client.
+                recorded_by: None,
             };
             rec.validate()
                 .map_err(|e| ApiError::invalid(e.field, e.to_string()))?;

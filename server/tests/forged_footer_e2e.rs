@@ -35,34 +35,38 @@ fn tempdir() -> tempfile::TempDir {
 /// where the active segment ends.
 const QUIET: &[(&str, &str)] = &[("ACTLOG_RETENTION_INTERVAL", "3600")];
 
-/// The same as engine/tests/hostile_payload.rs `forged_footer`: the metadata
-/// string and `occurred_at` (µs) that make the last 48 bytes of a frame
-/// ending at `end` a valid footer for a file of `end` bytes.
+/// The same as engine/tests/hostile_payload.rs `forged_footer` (`Tail::Nil`):
+/// the metadata string and `occurred_at` (µs) that make the last 48 bytes of
+/// a frame ending at `end` a valid footer for a file of `end` bytes, when the
+/// payload ends with `occurred_at` and the nil of an absent `recorded_by`.
 fn forged_footer(end: u64, knob: u32) -> Option<(String, i64)> {
     let data_end = end.checked_sub(52)?;
     if data_end.to_le_bytes().iter().any(|&b| b >= 0x80) {
         return None;
     }
-    for k in 0..100_000u32 {
-        let ascii = |x: u32| {
-            let b = x.to_le_bytes();
-            u32::from_le_bytes(b.map(|c| 0x20 + c % 0x5f))
-        };
+    let ascii = |x: u32| {
+        let b = x.to_le_bytes();
+        u32::from_le_bytes(b.map(|c| 0x20 + c % 0x5f))
+    };
+    for k in 0..200_000u32 {
+        let t = ascii(k).to_le_bytes();
         let footer = Footer {
             count: 1,
             data_crc: ascii(knob.wrapping_add(k)),
             first_ts: 0x2020_2020_2020_2020,
             last_ts: 0x2020_2020_2020_2020,
             data_end,
-            table_crc: 0xce00_0000 | (ascii(k) & 0x00ff_ffff),
+            // Byte 42: the `0xce` of a u32 `occurred_at` (bytes 43..47).
+            table_crc: u32::from_le_bytes([t[0], t[1], 0xce, t[3]]),
         };
         let bytes = footer.encode();
-        let occurred_at = u32::from_be_bytes([bytes[44], bytes[45], bytes[46], bytes[47]]);
-        if occurred_at < 65_536 {
+        // Byte 47: the nil of `recorded_by`.
+        if bytes[47] != 0xc0 {
             continue;
         }
+        let occurred_at = u32::from_be_bytes([bytes[43], bytes[44], bytes[45], bytes[46]]);
         let mut s = b"    ".to_vec();
-        s.extend_from_slice(&bytes[..43]);
+        s.extend_from_slice(&bytes[..42]);
         return Some((String::from_utf8(s).ok()?, i64::from(occurred_at)));
     }
     None
@@ -147,7 +151,7 @@ async fn forged_footer_at_the_online_backup_cut_loses_nothing_and_reuses_no_id()
     'place: for attempt in 0..20 {
         // The length of the crafted event's frame, from a probe of its shape.
         let before = active_end(&s1).await;
-        let probe = event("forged footer ahead", Some(&"A".repeat(47)), Some(65_536));
+        let probe = event("forged footer ahead", Some(&"A".repeat(46)), Some(65_536));
         acked.extend(s1.ingest(ADMIN, &probe).await);
         let frame_len = active_end(&s1).await - before;
         for _ in 0..300 {

@@ -1384,7 +1384,7 @@ async fn exports_round_trip_as_csv_json_and_ndjson() {
     )
     .await;
     // An empty selection exports a header, an empty array, nothing.
-    for (format, want) in [("csv", "id,ts,category,action,actor,entity_type,entity_id,entity_name,message,severity,metadata\n"), ("json", "[]"), ("ndjson", "")] {
+    for (format, want) in [("csv", "id,ts,category,action,actor,entity_type,entity_id,entity_name,message,severity,metadata,recorded_by\n"), ("json", "[]"), ("ndjson", "")] {
         let r = s.get(&format!("/api/v1/activity/export?format={format}&category=nope"), Some(ADMIN)).await;
         assert_eq!(r.status, 200);
         assert_eq!(r.text().trim_end_matches(['\r', '\n']), want.trim_end_matches('\n'), "{format}");
@@ -1487,13 +1487,14 @@ async fn exports_round_trip_as_csv_json_and_ndjson() {
             "entity_name",
             "message",
             "severity",
-            "metadata"
+            "metadata",
+            "recorded_by"
         ]
     );
     let rows: Vec<csv::StringRecord> = rdr.records().map(|r| r.expect("row")).collect();
     assert_eq!(rows.len(), desc.len(), "export ignores limit");
     for (row, rec) in rows.iter().zip(&desc) {
-        assert_eq!(row.len(), 11);
+        assert_eq!(row.len(), 12);
         assert_eq!(&row[0], rec["id"].to_string());
         assert_eq!(&row[1], rec["ts"].as_str().expect("ts"));
         for (i, col) in [
@@ -1513,6 +1514,11 @@ async fn exports_round_trip_as_csv_json_and_ndjson() {
         }
         let meta: Value = serde_json::from_str(&row[10]).expect("metadata is JSON text");
         assert_eq!(meta, rec["metadata"]);
+        assert_eq!(
+            row[11],
+            csv_cell(&rec["recorded_by"]),
+            "recorded_by of {rec}"
+        );
     }
     let by_msg = |m: &str| {
         rows.iter()

@@ -957,7 +957,7 @@ fn dump_filters_print_exactly_what_the_engine_query_returns() {
         assert_eq!(out.code, 0, "{flags:?}: {out:?}");
         assert!(
             out.stdout.starts_with(
-                "id,ts,category,action,actor,entity_type,entity_id,entity_name,message,severity,metadata\n"
+                "id,ts,category,action,actor,entity_type,entity_id,entity_name,message,severity,metadata,recorded_by\n"
             ),
             "{out:?}"
         );

@@ -277,7 +277,7 @@ describe("Activity", () => {
     await eventually(async () => (await page.locator("table.records tbody td.c-sev").allTextContents()).every((s) => s === "warning"), "warning rows");
     const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("link", { name: "Export CSV" }).click()]);
     const csv = readFileSync(await download.path(), "utf8").trimEnd().split("\r\n").join("\n").split("\n");
-    assert.equal(csv[0], "id,ts,category,action,actor,entity_type,entity_id,entity_name,message,severity,metadata");
+    assert.equal(csv[0], "id,ts,category,action,actor,entity_type,entity_id,entity_name,message,severity,metadata,recorded_by");
     const expected = [];
     let cursor = null;
     do {

@@ -739,6 +739,7 @@ pub fn assert_record(rec: &Value, id: u64, posted: &Value, default_actor: &str) 
             "message",
             "metadata",
             "occurred_at",
+            "recorded_by",
             "severity",
             "ts"
         ],
@@ -755,6 +756,7 @@ pub fn assert_record(rec: &Value, id: u64, posted: &Value, default_actor: &str) 
     if let Some(m) = content.as_object_mut() {
         m.remove("id");
         m.remove("ts");
+        m.remove("recorded_by");
     }
     assert_eq!(
         content,
