@@ -1,24 +1,27 @@
 //! The OpenAPI 3 document of the API, written by hand next to the routes it
 //! describes; `tests` check that every route of `routes::ROUTES` is in it.
 
+use actlog_engine::Field;
 use serde_json::{json, Value};
 
+/// The exact-match filters: every field the engine indexes (`params.rs`
+/// takes each of them by its wire name).
 fn filters() -> Vec<Value> {
-    let mut v: Vec<Value> = [
-        "category",
-        "action",
-        "actor",
-        "entity_type",
-        "entity_id",
-        "severity",
-    ]
-    .iter()
-    .map(|f| {
-        json!({"name": f, "in": "query", "required": false, "explode": true,
-                   "description": format!("Exact match on `{f}`; repeat for OR."),
+    let mut v: Vec<Value> = Field::ALL
+        .iter()
+        .map(|f| {
+            let description = match f {
+                Field::RecordedBy => "Exact match on `recorded_by`: an API key id (`key_…`) or \
+                                      `server`; repeat for OR. Records stored before the field \
+                                      existed have none and match no value."
+                    .to_string(),
+                _ => format!("Exact match on `{f}`; repeat for OR."),
+            };
+            json!({"name": f.as_str(), "in": "query", "required": false, "explode": true,
+                   "description": description,
                    "schema": {"type": "array", "items": {"type": "string"}}})
-    })
-    .collect();
+        })
+        .collect();
     v.push(json!({"name": "q", "in": "query", "description": "Words (AND); a trailing * matches a prefix.", "schema": {"type": "string"}}));
     v.push(json!({"name": "since", "in": "query", "description": "Inclusive, RFC 3339.", "schema": {"type": "string", "format": "date-time"}}));
     v.push(json!({"name": "until", "in": "query", "description": "Exclusive, RFC 3339.", "schema": {"type": "string", "format": "date-time"}}));
@@ -60,6 +63,7 @@ pub fn document() -> Value {
     let order = json!({"name": "order", "in": "query", "schema": {"type": "string", "enum": ["desc", "asc"], "default": "desc"}});
     let rec = json!({"$ref": "#/components/schemas/Record"});
     let auth_422 = [AUTH, &[("422", "A parameter has a bad value")]].concat();
+    let facet_fields: Vec<&str> = Field::ALL.iter().map(|f| f.as_str()).collect();
     json!({
       "openapi": "3.0.3",
       "info": {"title": "actlog", "version": env!("CARGO_PKG_VERSION"),
@@ -78,7 +82,9 @@ pub fn document() -> Value {
               "entity_type": {"type": "string", "nullable": true}, "entity_id": {"type": "string", "nullable": true},
               "entity_name": {"type": "string", "nullable": true}, "message": {"type": "string"},
               "severity": {"type": "string", "enum": ["info", "warning", "error"]},
-              "metadata": {"type": "object"}, "occurred_at": {"type": "string", "format": "date-time", "nullable": true}}},
+              "metadata": {"type": "object"}, "occurred_at": {"type": "string", "format": "date-time", "nullable": true},
+              "recorded_by": {"type": "string", "nullable": true,
+                  "description": "Set by the server, never by the client: the id of the API key that sent the record (`key_…`), or `server` for what the server records about itself. Null only for records stored before the field existed."}}},
           "Event": {"type": "object", "required": ["category", "action", "message"], "additionalProperties": false, "properties": {
               "category": {"type": "string"}, "action": {"type": "string"}, "message": {"type": "string", "maxLength": 1024},
               "actor": {"type": "string", "nullable": true}, "entity_type": {"type": "string", "nullable": true},
@@ -99,6 +105,7 @@ pub fn document() -> Value {
                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"oneOf": [
                        {"$ref": "#/components/schemas/Event"},
                        {"type": "array", "minItems": 1, "maxItems": 1000, "items": {"$ref": "#/components/schemas/Event"}}]}}}},
+                   "description": "Each record's `recorded_by` is the id of the key that sent it; an event naming `recorded_by` (or any other unknown field) is a 422 naming that field.",
                    "responses": responses(("201", ok("Ids, once fsynced", json!({"type": "object", "properties": {"ids": {"type": "array", "items": {"type": "integer"}}}}))),
                        &[AUTH, &[("400", "Malformed JSON"), ("409", "Recording is off"), ("413", "Body too large"), ("422", "A field is invalid"), ("503", "Storage failure")]].concat())},
           "get": {"summary": "List records, newest first, by keyset pages",
@@ -135,7 +142,7 @@ pub fn document() -> Value {
         "/api/v1/activity/facets/{field}": {
           "get": {"summary": "Top values of a field with counts under the filters",
                   "parameters": with(filters(), &[
-                      json!({"name": "field", "in": "path", "required": true, "schema": {"type": "string", "enum": ["category", "action", "actor", "entity_type", "entity_id", "severity"]}}),
+                      json!({"name": "field", "in": "path", "required": true, "schema": {"type": "string", "enum": facet_fields}}),
                       json!({"name": "prefix", "in": "query", "schema": {"type": "string"}}),
                       json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10}})]),
                   "responses": responses(("200", ok("Values by count", json!({"type": "object", "properties": {"field": {"type": "string"}, "values": {"type": "array", "items": {
@@ -231,5 +238,72 @@ mod tests {
             ROUTES.len(),
             "the document describes routes that do not exist"
         );
+    }
+
+    /// The Record schema names exactly the members a record is written
+    /// with; every field the API filters on is a filter parameter of every
+    /// filtering route and a facet field; events cannot carry `recorded_by`.
+    #[test]
+    fn records_filters_and_facets_match_the_implementation() {
+        let doc = document();
+        let rec = actlog_engine::Record {
+            id: 1,
+            ts: 0,
+            category: "auth".into(),
+            action: "auth.login".into(),
+            actor: "alice".into(),
+            entity_type: None,
+            entity_id: None,
+            entity_name: None,
+            message: "m".into(),
+            severity: actlog_engine::Severity::Info,
+            metadata: serde_json::Map::new(),
+            occurred_at: None,
+            recorded_by: Some("key_0a1b2c3d4e5f".into()),
+        };
+        let written = crate::json::record_value(&rec);
+        let mut members: Vec<&String> = written.as_object().expect("object").keys().collect();
+        let schema = doc["components"]["schemas"]["Record"]["properties"]
+            .as_object()
+            .expect("Record properties");
+        let mut documented: Vec<&String> = schema.keys().collect();
+        members.sort();
+        documented.sort();
+        assert_eq!(members, documented);
+        assert_eq!(written["recorded_by"], "key_0a1b2c3d4e5f");
+        for path in [
+            "/api/v1/activity",
+            "/api/v1/activity/export",
+            "/api/v1/activity/stream",
+            "/api/v1/activity/facets/{field}",
+            "/api/v1/activity/histogram",
+        ] {
+            let params = doc["paths"][path]["get"]["parameters"]
+                .as_array()
+                .expect("parameters");
+            for f in Field::ALL {
+                assert!(
+                    params.iter().any(|p| p["name"] == f.as_str()),
+                    "{path} lacks the filter {f}"
+                );
+            }
+        }
+        let facet = doc["paths"]["/api/v1/activity/facets/{field}"]["get"]["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .find(|p| p["name"] == "field")
+            .expect("the field parameter")["schema"]["enum"]
+            .clone();
+        assert_eq!(
+            facet,
+            json!(Field::ALL.iter().map(|f| f.as_str()).collect::<Vec<_>>())
+        );
+        assert!(facet
+            .as_array()
+            .is_some_and(|a| a.contains(&json!("recorded_by"))));
+        let event = &doc["components"]["schemas"]["Event"];
+        assert_eq!(event["additionalProperties"], false);
+        assert!(event["properties"].get("recorded_by").is_none());
     }
 }

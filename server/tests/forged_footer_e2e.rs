@@ -1,11 +1,21 @@
 //! The audit's scenario end to end through the real server: records
 //! acknowledged over HTTP, then one event whose metadata string and
-//! `occurred_at` make the last 48 bytes of its frame a valid seal footer
-//! for the file ending there — where an online backup cuts the active
-//! segment. Backed up through `GET /api/v1/backup` while the server runs,
-//! restored, and served by a second server on the restored directory:
+//! `occurred_at` would make the last 48 bytes of its frame a valid seal
+//! footer for the file ending there — where an online backup cuts the
+//! active segment. Backed up through `GET /api/v1/backup` while the server
+//! runs, restored, and served by a second server on the restored directory:
 //! every acknowledged record is listed, and a new event gets an id above
 //! every id acknowledged, including those acknowledged after the backup.
+//!
+//! Until format 3 that event's bytes ended its frame and the copied file
+//! did end in a valid footer. Now the server writes `recorded_by` (the id of
+//! the sending key) after them in every payload, so a client no longer
+//! chooses a frame's last bytes: the same attempt is made, the test shows
+//! that the copied segment ends in the key id instead of a footer, and the
+//! backup and restore are checked all the same. The engine still decides
+//! "sealed" by position alone; tools/tests/forged_footer_restore.rs and
+//! engine/tests/hostile_payload.rs plant real forged footers through the
+//! engine (which stores any `recorded_by` it is given).
 //!
 //! The server's tests cannot run the `actlog-inspect` binary (Cargo gives a
 //! test only its own package's binaries), so this test does what
@@ -35,38 +45,34 @@ fn tempdir() -> tempfile::TempDir {
 /// where the active segment ends.
 const QUIET: &[(&str, &str)] = &[("ACTLOG_RETENTION_INTERVAL", "3600")];
 
-/// The same as engine/tests/hostile_payload.rs `forged_footer` (`Tail::Nil`):
-/// the metadata string and `occurred_at` (µs) that make the last 48 bytes of
-/// a frame ending at `end` a valid footer for a file of `end` bytes, when the
-/// payload ends with `occurred_at` and the nil of an absent `recorded_by`.
+/// The same as engine/tests/hostile_payload.rs `forged_footer`: the metadata
+/// string and `occurred_at` (µs) that make the last 48 bytes of a frame
+/// ending at `end` a valid footer for a file of `end` bytes.
 fn forged_footer(end: u64, knob: u32) -> Option<(String, i64)> {
     let data_end = end.checked_sub(52)?;
     if data_end.to_le_bytes().iter().any(|&b| b >= 0x80) {
         return None;
     }
-    let ascii = |x: u32| {
-        let b = x.to_le_bytes();
-        u32::from_le_bytes(b.map(|c| 0x20 + c % 0x5f))
-    };
-    for k in 0..200_000u32 {
-        let t = ascii(k).to_le_bytes();
+    for k in 0..100_000u32 {
+        let ascii = |x: u32| {
+            let b = x.to_le_bytes();
+            u32::from_le_bytes(b.map(|c| 0x20 + c % 0x5f))
+        };
         let footer = Footer {
             count: 1,
             data_crc: ascii(knob.wrapping_add(k)),
             first_ts: 0x2020_2020_2020_2020,
             last_ts: 0x2020_2020_2020_2020,
             data_end,
-            // Byte 42: the `0xce` of a u32 `occurred_at` (bytes 43..47).
-            table_crc: u32::from_le_bytes([t[0], t[1], 0xce, t[3]]),
+            table_crc: 0xce00_0000 | (ascii(k) & 0x00ff_ffff),
         };
         let bytes = footer.encode();
-        // Byte 47: the nil of `recorded_by`.
-        if bytes[47] != 0xc0 {
+        let occurred_at = u32::from_be_bytes([bytes[44], bytes[45], bytes[46], bytes[47]]);
+        if occurred_at < 65_536 {
             continue;
         }
-        let occurred_at = u32::from_be_bytes([bytes[43], bytes[44], bytes[45], bytes[46]]);
         let mut s = b"    ".to_vec();
-        s.extend_from_slice(&bytes[..42]);
+        s.extend_from_slice(&bytes[..43]);
         return Some((String::from_utf8(s).ok()?, i64::from(occurred_at)));
     }
     None
@@ -151,7 +157,7 @@ async fn forged_footer_at_the_online_backup_cut_loses_nothing_and_reuses_no_id()
     'place: for attempt in 0..20 {
         // The length of the crafted event's frame, from a probe of its shape.
         let before = active_end(&s1).await;
-        let probe = event("forged footer ahead", Some(&"A".repeat(46)), Some(65_536));
+        let probe = event("forged footer ahead", Some(&"A".repeat(47)), Some(65_536));
         acked.extend(s1.ingest(ADMIN, &probe).await);
         let frame_len = active_end(&s1).await - before;
         for _ in 0..300 {
@@ -170,12 +176,16 @@ async fn forged_footer_at_the_online_backup_cut_loses_nothing_and_reuses_no_id()
             pads += 1;
         }
     }
-    let (forged_id, forged_ev) = forged.expect("placed a forged footer");
+    let (forged_id, forged_ev) = forged.expect("placed the crafted event at the end");
     let r = s1
         .get(&format!("/api/v1/activity/{forged_id}"), Some(ADMIN))
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_record(&r.json(), forged_id, &forged_ev, ADMIN_LABEL);
+    let key_id = r.json()["recorded_by"]
+        .as_str()
+        .expect("recorded_by")
+        .to_string();
 
     // Everything the server lists now: the records the backup must hold.
     let want = s1.all_records().await;
@@ -194,9 +204,17 @@ async fn forged_footer_at_the_online_backup_cut_loses_nothing_and_reuses_no_id()
         .find(|n| n.ends_with(".log"))
         .expect("a segment");
     let copied = fs::read(bk.join(seg_name)).expect("read");
+    // The crafted bytes are followed by the sending key's id (a fixstr):
+    // they are no longer the frame's last 48 bytes, and no footer fits.
+    let mut tail = vec![0xa0 | key_id.len() as u8];
+    tail.extend_from_slice(key_id.as_bytes());
     assert!(
-        Footer::find(&copied).is_some(),
-        "the copied active segment does not end in the forged footer; the test would test nothing"
+        copied.ends_with(&tail),
+        "the copied active segment ends in the forged record's recorded_by"
+    );
+    assert!(
+        Footer::find(&copied).is_none(),
+        "a client chose the last 48 bytes of a frame again"
     );
 
     // The first server goes on acknowledging after the backup.

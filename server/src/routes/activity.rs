@@ -31,7 +31,7 @@ pub async fn ingest(
         let who = caller.require(Role::Writer)?;
         let bytes = read_body(body, app.body_limit).await?;
         let events = parse_events(&bytes, &who.key.label)?;
-        app.recorder.ingest(events).await
+        app.recorder.ingest(events, &who.key.id).await
     }
     .await;
     match result {
