@@ -80,7 +80,7 @@ describe("Activity", () => {
     await drawer.waitFor();
     const rec = await server.json(`/activity/${id}`);
     const terms = await drawer.locator("dl.fields dt").allTextContents();
-    assert.deepEqual(terms, ["Id", "Recorded", "Occurred", "Category", "Action", "Severity", "Actor", "Entity type", "Entity id", "Entity name", "Message"]);
+    assert.deepEqual(terms, ["Id", "Recorded", "Occurred", "Category", "Action", "Severity", "Actor", "Entity type", "Entity id", "Entity name", "Message", "Recorded by"]);
     const values = await drawer.locator("dl.fields dd .field-value").allTextContents();
     assert.equal(values[0], String(id));
     assert.equal(values[3], rec.category);
