@@ -3089,3 +3089,96 @@ async fn recorded_by_tells_each_keys_records_from_the_servers_own() {
         .unwrap_or("")
         .contains("(offline)"));
 }
+
+/// A data directory written before `recorded_by` existed (the engine's
+/// format-2 fixture) served by this server: its records read as
+/// `recorded_by: null` in JSON and an empty last CSV cell, match no
+/// `recorded_by=` filter and have no facet value, while what the server
+/// and the keys record from now on carries the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_stored_before_recorded_by_read_as_null() {
+    let tmp = tempdir();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).expect("mkdir");
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/fixtures/format-2");
+    for e in std::fs::read_dir(&fixture).expect("the format-2 fixture") {
+        let e = e.expect("entry");
+        std::fs::copy(e.path(), data.join(e.file_name())).expect("copy");
+    }
+    let s = Server::start_at(tmp.path(), &data, &[]);
+    s.wait_records("action=system.server_started", 1).await;
+    s.wait_records("action=auth.key_created", 1).await;
+
+    // Ids 11..=45 survived the fixture's retention; 46 on are the server's.
+    let old = s.get_ok("/api/v1/activity/11").await;
+    assert_eq!(
+        old["message"],
+        json!("record number 11 of the format-2 fixture")
+    );
+    assert!(old.as_object().expect("object").contains_key("recorded_by"));
+    assert_eq!(old["recorded_by"], Value::Null);
+    let all = s.all_records().await;
+    let (before, after): (Vec<&Value>, Vec<&Value>) = all.iter().partition(|r| id_of(r) <= 45);
+    assert_eq!(before.len(), 35);
+    assert!(before.iter().all(|r| r["recorded_by"].is_null()));
+    assert!(!after.is_empty());
+    assert!(
+        after.iter().all(|r| r["recorded_by"] == json!("server")),
+        "{after:?}"
+    );
+
+    let id = s
+        .ingest(
+            ADMIN,
+            &json!({"category": "entity", "action": "entity.updated", "message": "new"}),
+        )
+        .await[0];
+    let new = s.get_ok(&format!("/api/v1/activity/{id}")).await;
+    assert!(new["recorded_by"].as_str().is_some_and(is_key_id), "{new}");
+
+    // No filter value matches the old records, and they have no facet.
+    let servers = s.walk(ADMIN, "recorded_by=server&order=asc", 1000).await;
+    assert_eq!(ids_of_records(&servers), ids_of_records(&after));
+    let v = s
+        .get_ok("/api/v1/activity/facets/recorded_by?limit=100")
+        .await;
+    let counted: u64 = v["values"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .map(|x| x["count"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(counted as usize, after.len() + 1);
+    assert!(v["values"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .all(|x| x["value"].is_string()));
+
+    // CSV: an empty last cell for them.
+    let r = s
+        .get(
+            "/api/v1/activity/export?format=csv&category=entity&order=asc",
+            Some(ADMIN),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    let mut rdr = csv::Reader::from_reader(text.as_bytes());
+    let rows: Vec<csv::StringRecord> = rdr.records().map(|r| r.expect("row")).collect();
+    assert_eq!(rows.len(), 36);
+    for row in &rows {
+        let id: u64 = row[0].parse().expect("id");
+        assert_eq!(row.len(), 12);
+        if id <= 45 {
+            assert_eq!(&row[11], "", "{row:?}");
+        } else {
+            assert!(is_key_id(&row[11]), "{row:?}");
+        }
+    }
+}
+
+fn ids_of_records<R: std::borrow::Borrow<Value>>(records: &[R]) -> Vec<u64> {
+    records.iter().map(|r| id_of(r.borrow())).collect()
+}
