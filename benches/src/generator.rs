@@ -110,6 +110,7 @@ impl Event {
             severity,
             metadata: self.metadata,
             occurred_at: None,
+            recorded_by: Some(crate::workload::WORKLOAD_KEY.to_string()),
         };
         (self.ts, record)
     }

@@ -41,13 +41,15 @@ CREATE TABLE IF NOT EXISTS events (
     message     TEXT NOT NULL,
     severity    TEXT NOT NULL,
     metadata    TEXT NOT NULL,
-    occurred_at INTEGER
+    occurred_at INTEGER,
+    recorded_by TEXT
 );
 CREATE INDEX IF NOT EXISTS events_ts ON events(ts);
 CREATE INDEX IF NOT EXISTS events_category_ts ON events(category, ts);
 CREATE INDEX IF NOT EXISTS events_action_ts ON events(action, ts);
 CREATE INDEX IF NOT EXISTS events_actor_ts ON events(actor, ts);
 CREATE INDEX IF NOT EXISTS events_entity_ts ON events(entity_type, entity_id, ts);
+CREATE INDEX IF NOT EXISTS events_recorded_by_ts ON events(recorded_by, ts);
 CREATE VIRTUAL TABLE IF NOT EXISTS events_fts USING fts5(
     message, entity_name, actor,
     content = 'events', content_rowid = 'id',
@@ -73,13 +75,15 @@ PRAGMA temp_store = MEMORY;
 PRAGMA foreign_keys = OFF;
 ";
 
-/// The columns every read returns, in [`CSV_COLUMNS`] order plus `occurred_at`.
+/// The columns every read returns: [`CSV_COLUMNS`] up to `metadata`, then
+/// `occurred_at` and `recorded_by`.
 const COLUMNS: &str = "id, ts, category, action, actor, entity_type, entity_id, entity_name, \
-                       message, severity, metadata, occurred_at";
+                       message, severity, metadata, occurred_at, recorded_by";
 
 const INSERT: &str = "INSERT INTO events (id, ts, category, action, actor, entity_type, \
-                      entity_id, entity_name, message, severity, metadata, occurred_at) \
-                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+                      entity_id, entity_name, message, severity, metadata, occurred_at, \
+                      recorded_by) \
+                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
 
 /// Opens (creating if needed) the database at `path` with the design's
 /// settings and schema; `busy_ms` is the busy timeout for concurrent writers.
@@ -156,6 +160,7 @@ fn insert_one(
         r.severity.as_str(),
         metadata,
         r.occurred_at,
+        r.recorded_by,
     ])?;
     Ok(())
 }
@@ -271,6 +276,8 @@ pub struct SqlRow {
     pub metadata: String,
     /// `occurred_at` (µs)
     pub occurred_at: Option<i64>,
+    /// `recorded_by`
+    pub recorded_by: Option<String>,
 }
 
 fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SqlRow> {
@@ -287,6 +294,7 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SqlRow> {
         severity: r.get(9)?,
         metadata: r.get(10)?,
         occurred_at: r.get(11)?,
+        recorded_by: r.get(12)?,
     })
 }
 
@@ -298,6 +306,7 @@ fn column_of(field: Field) -> &'static str {
         Field::EntityType => "entity_type",
         Field::EntityId => "entity_id",
         Field::Severity => "severity",
+        Field::RecordedBy => "recorded_by",
     }
 }
 
@@ -537,15 +546,17 @@ pub fn write_ndjson(w: &mut impl Write, r: &SqlRow) -> io::Result<()> {
     w.write_all(b",\"metadata\":")?;
     w.write_all(r.metadata.as_bytes())?;
     match r.occurred_at {
-        Some(t) => write!(w, ",\"occurred_at\":\"{}\"}}", format_ts(t))?,
-        None => w.write_all(b",\"occurred_at\":null}")?,
+        Some(t) => write!(w, ",\"occurred_at\":\"{}\"", format_ts(t))?,
+        None => w.write_all(b",\"occurred_at\":null")?,
     }
-    w.write_all(b"\n")
+    w.write_all(b",\"recorded_by\":")?;
+    opt(w, r.recorded_by.as_deref())?;
+    w.write_all(b"}\n")
 }
 
 /// The CSV cells of a row, as actlog's `csv_cells` makes them (formula-safe,
 /// null as empty, metadata as its JSON text).
-pub fn csv_row(r: &SqlRow) -> [String; 11] {
+pub fn csv_row(r: &SqlRow) -> [String; 12] {
     let opt = |v: &Option<String>| v.as_deref().map(csv_safe).unwrap_or_default().into_owned();
     [
         r.id.to_string(),
@@ -559,6 +570,7 @@ pub fn csv_row(r: &SqlRow) -> [String; 11] {
         csv_safe(&r.message).into_owned(),
         r.severity.clone(),
         csv_safe(&r.metadata).into_owned(),
+        opt(&r.recorded_by),
     ]
 }
 

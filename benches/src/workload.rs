@@ -26,6 +26,11 @@ use crate::generator::{Event, Generator, Options};
 
 /// The generator seed every benchmark uses.
 pub const SEED: u64 = 42;
+/// The `recorded_by` of every workload record: the server stamps each record
+/// with the id of the API key that sent it, and the workload's events come
+/// from one integration's writer key (events files hold what a client
+/// POSTs, which never names it).
+pub const WORKLOAD_KEY: &str = "key_5e4d3c2b1a09";
 /// Records per `append_at` call while loading.
 pub const LOAD_BATCH: usize = 1000;
 /// Default log size of the query benchmarks.
@@ -228,6 +233,7 @@ pub fn parse_event(line: &str) -> Result<(i64, NewRecord), String> {
         severity,
         metadata: e.metadata.unwrap_or_default(),
         occurred_at: e.occurred_at,
+        recorded_by: Some(WORKLOAD_KEY.to_string()),
     };
     Ok((e.ts, record))
 }
@@ -376,6 +382,7 @@ mod tests {
         assert_eq!(r.entity_id, None);
         assert_eq!(r.severity, Severity::Warning);
         assert_eq!(r.metadata.get("ip"), Some(&Value::from("10.0.0.1")));
+        assert_eq!(r.recorded_by.as_deref(), Some(WORKLOAD_KEY));
         let (_, r) =
             parse_event(r#"{"ts":6,"category":"system","action":"system.x","message":"m"}"#)
                 .expect("minimal line");

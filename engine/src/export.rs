@@ -113,6 +113,7 @@ pub struct RecordJson<'a> {
     severity: &'static str,
     metadata: MetadataOut<'a>,
     occurred_at: Option<Ts>,
+    recorded_by: Option<&'a str>,
 }
 
 /// Metadata decoded or still encoded; both serialize as the same object.
@@ -148,6 +149,7 @@ fn fields_of(r: &Record) -> RecordView<'_> {
         severity: r.severity,
         metadata: RawMetadata::EMPTY,
         occurred_at: r.occurred_at,
+        recorded_by: r.recorded_by.as_deref(),
     }
 }
 
@@ -166,6 +168,7 @@ impl<'a> From<RecordView<'a>> for RecordJson<'a> {
             severity: v.severity.as_str(),
             metadata: MetadataOut::Raw(v.metadata),
             occurred_at: v.occurred_at.map(Ts),
+            recorded_by: v.recorded_by,
         }
     }
 }
@@ -206,6 +209,11 @@ impl RecordJson<'_> {
             Some(ts) => write_ts(out, ts),
             None => out.extend_from_slice(b"null"),
         }
+        out.extend_from_slice(b",\"recorded_by\":");
+        match self.recorded_by {
+            Some(v) => write_json_str(out, v)?,
+            None => out.extend_from_slice(b"null"),
+        }
         out.push(b'}');
         Ok(())
     }
@@ -239,8 +247,9 @@ fn write_json_str(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
     }
 }
 
-/// The CSV header row.
-pub const CSV_COLUMNS: [&str; 11] = [
+/// The CSV header row. `recorded_by` comes last (after `metadata`), so that
+/// readers of the columns before it by position are unaffected.
+pub const CSV_COLUMNS: [&str; 12] = [
     "id",
     "ts",
     "category",
@@ -252,6 +261,7 @@ pub const CSV_COLUMNS: [&str; 11] = [
     "message",
     "severity",
     "metadata",
+    "recorded_by",
 ];
 
 /// A CSV cell that a spreadsheet would run as a formula gets a leading `'`:
@@ -276,14 +286,15 @@ fn needs_formula_prefix(cell: &[u8]) -> bool {
 }
 
 /// The CSV cells of a record, in [`CSV_COLUMNS`] order, formula-safe; null
-/// is an empty cell and metadata is its JSON text.
-pub fn csv_cells(r: &Record) -> [Cow<'_, str>; 11] {
+/// is an empty cell (so is the `recorded_by` of a record stored before the
+/// field existed) and metadata is its JSON text.
+pub fn csv_cells(r: &Record) -> [Cow<'_, str>; 12] {
     let meta = serde_json::to_string(&r.metadata).unwrap_or_default();
     csv_row(fields_of(r), meta)
 }
 
 /// [`csv_cells`] of a record read in place.
-pub fn csv_cells_of_view<'a>(v: &RecordView<'a>) -> [Cow<'a, str>; 11] {
+pub fn csv_cells_of_view<'a>(v: &RecordView<'a>) -> [Cow<'a, str>; 12] {
     let meta = serde_json::to_string(&v.metadata).unwrap_or_default();
     csv_row(*v, meta)
 }
@@ -324,6 +335,10 @@ pub fn write_csv_row(out: &mut Vec<u8>, v: &RecordView<'_>, scratch: &mut Vec<u8
     if serde_json::to_writer(&mut *scratch, &v.metadata).is_ok() {
         push_safe_cell(out, scratch);
     }
+    out.push(b',');
+    if let Some(cell) = v.recorded_by {
+        push_safe_cell(out, cell.as_bytes());
+    }
     out.push(b'\n');
 }
 
@@ -356,7 +371,7 @@ fn push_safe_cell(out: &mut Vec<u8>, cell: &[u8]) {
 
 /// The row, with the metadata's JSON text given (the view's own metadata is
 /// not read).
-fn csv_row<'a>(v: RecordView<'a>, meta_json: String) -> [Cow<'a, str>; 11] {
+fn csv_row<'a>(v: RecordView<'a>, meta_json: String) -> [Cow<'a, str>; 12] {
     fn opt(s: Option<&str>) -> Cow<'_, str> {
         s.map(csv_safe).unwrap_or_default()
     }
@@ -376,6 +391,7 @@ fn csv_row<'a>(v: RecordView<'a>, meta_json: String) -> [Cow<'a, str>; 11] {
         csv_safe(v.message),
         v.severity.as_str().into(),
         meta.into(),
+        opt(v.recorded_by),
     ]
 }
 
@@ -441,6 +457,7 @@ mod tests {
         r.entity_name = Some("Kitchen \"lamp\"\n".into());
         r.severity = Severity::Error;
         r.occurred_at = Some(1_767_225_600_000_001);
+        r.recorded_by = Some("=key_\"1\"".into());
         let serde_json::Value::Object(m) =
             serde_json::json!({"z": 1, "a": [1.5, "=x", null], "nested": {"k": "v"}})
         else {
@@ -456,6 +473,34 @@ mod tests {
         );
         assert_eq!(csv_cells(&owned), csv_cells_of_view(&view));
         assert!(csv_cells_of_view(&view)[8].starts_with('\''));
+        // recorded_by: the last column, formula-safe like every text cell,
+        // and the JSON's last member.
+        assert_eq!(CSV_COLUMNS[11], "recorded_by");
+        assert_eq!(csv_cells_of_view(&view)[11], "'=key_\"1\"");
+        let json = serde_json::to_value(RecordJson::from(view)).expect("json");
+        assert_eq!(json["recorded_by"], "=key_\"1\"");
+        let mut row = Vec::new();
+        write_csv_row(&mut row, &view, &mut Vec::new());
+        assert!(
+            row.ends_with(b",\"'=key_\"\"1\"\"\"\n"),
+            "{}",
+            String::from_utf8_lossy(&row)
+        );
+        // A record without one (as every record stored before the field
+        // existed reads): null in JSON, an empty last cell in CSV.
+        r.recorded_by = None;
+        let payload = r.encode_payload().expect("valid");
+        let view = RecordView::parse(42, 1, &payload).expect("parse");
+        let json = serde_json::to_value(RecordJson::from(view)).expect("json");
+        assert_eq!(json["recorded_by"], serde_json::Value::Null);
+        assert_eq!(csv_cells_of_view(&view)[11], "");
+        let mut row = Vec::new();
+        write_csv_row(&mut row, &view, &mut Vec::new());
+        assert!(
+            row.ends_with(b"}\",\n"),
+            "{}",
+            String::from_utf8_lossy(&row)
+        );
     }
 
     /// Random text from a pool of pieces (xorshift64: the same every run).
@@ -491,6 +536,7 @@ mod tests {
             r.entity_id = (!round.is_multiple_of(3)).then(|| self.text(5));
             r.entity_name = (!round.is_multiple_of(4)).then(|| self.text(8));
             r.severity = crate::record::Severity::ALL[round % 3];
+            r.recorded_by = (!round.is_multiple_of(6)).then(|| self.text(4));
             if round.is_multiple_of(5) {
                 let (k, v) = (self.text(3), self.text(6));
                 r.metadata.insert(k, serde_json::Value::String(v));

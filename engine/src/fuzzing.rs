@@ -727,6 +727,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         let mut r = message(i, (i * 17) as u8);
         r.entity_type = Some("scene".into());
         r.entity_id = Some(format!("s{i}"));
+        r.recorded_by = (i != 5).then(|| format!("key_{i:012x}"));
         let _ = log.append(&[r]);
     }
     let active = sim
@@ -756,6 +757,13 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
                 bytes[32..32 + len].to_vec(),
             ));
             out.push(("decode_record", "payload".into(), f.payload.to_vec()));
+        }
+    }
+    // A payload as format 2 and older wrote it: ten elements, no `recorded_by`.
+    if let Ok(mut legacy) = message(9, 30).encode_payload() {
+        if legacy.first() == Some(&0x9b) && legacy.pop() == Some(0xc0) {
+            legacy[0] = 0x9a;
+            out.push(("decode_record", "payload-format-2".into(), legacy));
         }
     }
     let _ = log.roll();

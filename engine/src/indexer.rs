@@ -206,6 +206,7 @@ mod tests {
             entity_name: None,
             message,
             severity: "info",
+            recorded_by: None,
         })
     }
 

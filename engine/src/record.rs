@@ -3,8 +3,8 @@
 //! payload codec.
 //!
 //! Bounds (DESIGN.md §2): tokens (`category`, `action`, `entity_type`) are
-//! `[a-z0-9_.-]{1,64}`; `actor`, `entity_id` and `entity_name` are 1–256 bytes of
-//! UTF-8; `message` is 1–1024 bytes; `metadata` is a JSON object of nesting
+//! `[a-z0-9_.-]{1,64}`; `actor`, `entity_id`, `entity_name` and `recorded_by`
+//! are 1–256 bytes of UTF-8; `message` is 1–1024 bytes; `metadata` is a JSON object of nesting
 //! depth ≤ 4 whose MessagePack encoding is ≤ 4096 bytes. Strings may contain
 //! any Unicode, control characters included: they are stored verbatim and it
 //! is each output format's job to escape them.
@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 
 /// Longest token (`category`, `action`, `entity_type`), in bytes.
 pub const MAX_TOKEN_LEN: usize = 64;
-/// Longest name (`actor`, `entity_id`, `entity_name`), in bytes.
+/// Longest name (`actor`, `entity_id`, `entity_name`, `recorded_by`), in bytes.
 pub const MAX_NAME_LEN: usize = 256;
 /// Longest `message`, in bytes.
 pub const MAX_MESSAGE_LEN: usize = 1024;
@@ -144,6 +144,11 @@ pub struct NewRecord {
     pub metadata: Map<String, Value>,
     /// Client-supplied time of the event, µs since the Unix epoch; kept apart from `ts`.
     pub occurred_at: Option<i64>,
+    /// Who handed the record to the log: the server sets the id of the API
+    /// key that sent it, or `server` for what it records about itself (a
+    /// client never chooses it). `None` is stored as nil, which is also what
+    /// every record stored before the field existed reads as.
+    pub recorded_by: Option<String>,
 }
 
 impl NewRecord {
@@ -196,6 +201,7 @@ impl NewRecord {
             severity: self.severity.code(),
             metadata,
             occurred_at: self.occurred_at,
+            recorded_by: self.recorded_by.as_deref(),
         };
         body.encode()
     }
@@ -216,6 +222,9 @@ impl NewRecord {
             check_name("entity_name", s, MAX_NAME_LEN)?;
         }
         check_name("message", &self.message, MAX_MESSAGE_LEN)?;
+        if let Some(s) = &self.recorded_by {
+            check_name("recorded_by", s, MAX_NAME_LEN)?;
+        }
         if let Some(t) = self.occurred_at {
             if !(MIN_TIME_US..=MAX_TIME_US).contains(&t) {
                 return Err(ValidationError::new(
@@ -265,6 +274,9 @@ pub struct Record {
     pub metadata: Map<String, Value>,
     /// See [`NewRecord::occurred_at`].
     pub occurred_at: Option<i64>,
+    /// See [`NewRecord::recorded_by`]; `None` for records stored before the
+    /// field existed (ten-element payloads).
+    pub recorded_by: Option<String>,
 }
 
 impl Record {
@@ -293,11 +305,13 @@ impl Record {
             severity,
             metadata: body.metadata,
             occurred_at: body.occurred_at,
+            recorded_by: body.recorded_by,
         })
     }
 }
 
-/// The payload as written: a MessagePack array in field order (see docs/FORMAT.md).
+/// The payload as written: a MessagePack array in field order, eleven
+/// elements (see docs/FORMAT.md; format 2 and older wrote the first ten).
 /// [`BodyRef::encode`] writes it; the derived `Serialize` (rmp-serde) is the
 /// reference it is tested against.
 #[cfg_attr(test, derive(Serialize))]
@@ -312,7 +326,11 @@ struct BodyRef<'a> {
     severity: u8,
     metadata: &'a Map<String, Value>,
     occurred_at: Option<i64>,
+    recorded_by: Option<&'a str>,
 }
+
+/// Elements of the payload array this build writes.
+pub(crate) const PAYLOAD_FIELDS: u32 = 11;
 
 impl BodyRef<'_> {
     /// The MessagePack array, written field by field with `rmp` (what
@@ -334,13 +352,14 @@ impl BodyRef<'_> {
             + opt(self.entity_name)
             + 9
             + metadata_bound(self.metadata)
-            + 9;
+            + 9
+            + opt(self.recorded_by);
         let mut out = Vec::with_capacity(capacity);
         let encoding =
             |e: String| ValidationError::new("metadata", format!("cannot be encoded: {e}"));
         use rmp::encode::ValueWriteError;
         let enc = |out: &mut Vec<u8>| -> Result<(), ValueWriteError> {
-            rmp::encode::write_array_len(out, 10)?;
+            rmp::encode::write_array_len(out, PAYLOAD_FIELDS)?;
             rmp::encode::write_str(out, self.category)?;
             rmp::encode::write_str(out, self.action)?;
             rmp::encode::write_str(out, self.actor)?;
@@ -371,6 +390,11 @@ impl BodyRef<'_> {
             None => rmp::encode::write_nil(&mut out).map_err(ValueWriteError::InvalidMarkerWrite),
         }
         .map_err(|e| encoding(e.to_string()))?;
+        match self.recorded_by {
+            Some(s) => rmp::encode::write_str(&mut out, s),
+            None => rmp::encode::write_nil(&mut out).map_err(ValueWriteError::InvalidMarkerWrite),
+        }
+        .map_err(|e| encoding(e.to_string()))?;
         debug_assert!(out.len() <= capacity, "{} > {capacity}", out.len());
         Ok(out)
     }
@@ -397,6 +421,8 @@ fn metadata_bound(map: &Map<String, Value>) -> usize {
 }
 
 /// The payload as serde reads it back; mirrors [`BodyRef`] (test oracle).
+/// A ten-element array (format 2 and older) leaves `recorded_by` at its
+/// default, `None`.
 #[cfg(test)]
 #[derive(Deserialize)]
 struct Body {
@@ -410,6 +436,8 @@ struct Body {
     severity: u8,
     metadata: Map<String, Value>,
     occurred_at: Option<i64>,
+    #[serde(default)]
+    recorded_by: Option<String>,
 }
 
 /// True for the characters a token may contain.
@@ -550,8 +578,10 @@ mod tests {
             severity: Severity::Warning,
             metadata: obj(json!({"brightness": 80, "nested": {"a": [1, 2.5, null, "x"]}})),
             occurred_at: Some(-5),
+            recorded_by: Some("key_ab12cd34ef56".into()),
         };
         let payload = new.encode_payload().expect("valid");
+        assert_eq!(payload[0], 0x9b, "an array of eleven elements");
         let rec = Record::decode(7, 99, &payload).expect("decodes");
         assert_eq!(rec.id, 7);
         assert_eq!(rec.ts, 99);
@@ -560,6 +590,81 @@ mod tests {
         assert_eq!(rec.severity, Severity::Warning);
         assert_eq!(rec.metadata, new.metadata);
         assert_eq!(rec.occurred_at, Some(-5));
+        assert_eq!(rec.recorded_by.as_deref(), Some("key_ab12cd34ef56"));
+        assert_eq!(Record::decode_with_serde(7, 99, &payload), Ok(rec));
+    }
+
+    /// The payload of format 2 and older: the first ten elements, as
+    /// rmp-serde wrote them for the struct before `recorded_by`.
+    #[derive(Serialize)]
+    struct BodyV2<'a> {
+        category: &'a str,
+        action: &'a str,
+        actor: &'a str,
+        entity_type: Option<&'a str>,
+        entity_id: Option<&'a str>,
+        entity_name: Option<&'a str>,
+        message: &'a str,
+        severity: u8,
+        metadata: &'a Map<String, Value>,
+        occurred_at: Option<i64>,
+    }
+
+    #[test]
+    fn ten_element_payloads_read_with_recorded_by_none() {
+        let metadata = obj(json!({"n": 9, "s": "x"}));
+        let old = rmp_serde::to_vec(&BodyV2 {
+            category: "entity",
+            action: "entity.updated",
+            actor: "user0",
+            entity_type: Some("scene"),
+            entity_id: Some("scn_4"),
+            entity_name: None,
+            message: "record number 9",
+            severity: 1,
+            metadata: &metadata,
+            occurred_at: Some(1_767_225_600_000_000),
+        })
+        .expect("encodes");
+        assert_eq!(old[0], 0x9a, "an array of ten elements");
+        let rec = Record::decode(9, 10, &old).expect("a ten-element payload decodes");
+        assert_eq!(rec.recorded_by, None);
+        assert_eq!(
+            (rec.actor.as_str(), rec.severity),
+            ("user0", Severity::Warning)
+        );
+        assert_eq!(rec.occurred_at, Some(1_767_225_600_000_000));
+        assert_eq!(Record::decode_with_serde(9, 10, &old), Ok(rec.clone()));
+        // The same record written today: the ten elements unchanged, then
+        // a nil, under an eleven-element array header.
+        let new = NewRecord {
+            category: "entity".into(),
+            action: "entity.updated".into(),
+            actor: Some("user0".into()),
+            entity_type: Some("scene".into()),
+            entity_id: Some("scn_4".into()),
+            entity_name: None,
+            message: "record number 9".into(),
+            severity: Severity::Warning,
+            metadata: metadata.clone(),
+            occurred_at: Some(1_767_225_600_000_000),
+            recorded_by: None,
+        }
+        .encode_payload()
+        .expect("valid");
+        assert_eq!(new[0], 0x9b);
+        assert_eq!(new[1..new.len() - 1], old[1..]);
+        assert_eq!(new.last(), Some(&0xc0));
+        assert_eq!(Record::decode(9, 10, &new), Ok(rec));
+        // Any other element count is an error, not a guess.
+        for (n, header) in [(9, 0x99u8), (12, 0x9c)] {
+            let mut b = old.clone();
+            b[0] = header;
+            if n == 12 {
+                b.extend_from_slice(&[0xc0, 0xc0]);
+            }
+            assert!(Record::decode(1, 1, &b).is_err(), "{n} elements");
+        }
     }
 
     proptest::proptest! {
@@ -568,8 +673,8 @@ mod tests {
         /// string length class, missing optional, severity and `occurred_at`.
         #[test]
         fn direct_encoding_matches_rmp_serde(
-            lens in proptest::collection::vec(0usize..200_000, 7),
-            present in proptest::collection::vec(proptest::bool::ANY, 4),
+            lens in proptest::collection::vec(0usize..200_000, 8),
+            present in proptest::collection::vec(proptest::bool::ANY, 5),
             severity in 0u8..4,
             occurred_at in proptest::prop_oneof![
                 proptest::num::i64::ANY,
@@ -580,7 +685,7 @@ mod tests {
             meta_seed in proptest::num::u64::ANY,
         ) {
             let text = |i: usize| "é∆x".repeat(lens[i] / 6 + 1)[..].chars().take(lens[i] / 3).collect::<String>();
-            let strings: Vec<String> = (0..7).map(text).collect();
+            let strings: Vec<String> = (0..8).map(text).collect();
             let mut metadata = Map::new();
             for k in 0..meta_keys {
                 let v = match (meta_seed >> (k * 3)) % 6 {
@@ -604,11 +709,27 @@ mod tests {
                 severity,
                 metadata: &metadata,
                 occurred_at: present[3].then_some(occurred_at),
+                recorded_by: present[4].then_some(&strings[7][..]),
             };
             let reference = rmp_serde::to_vec(&body).expect("rmp-serde encodes");
             let meta_len = rmp_serde::to_vec(&metadata).expect("encodes").len();
             match body.encode() {
-                Ok(direct) => proptest::prop_assert!(direct == reference),
+                Ok(direct) => {
+                    proptest::prop_assert!(direct == reference);
+                    // And both decoders read back the provenance encoded
+                    // (severity 3 is no severity: both refuse it).
+                    if severity < 3 {
+                        let want = Ok(body.recorded_by.map(str::to_owned));
+                        proptest::prop_assert_eq!(
+                            Record::decode_with_serde(1, 1, &direct).map(|r| r.recorded_by),
+                            want.clone()
+                        );
+                        proptest::prop_assert_eq!(
+                            Record::decode(1, 1, &direct).map(|r| r.recorded_by),
+                            want
+                        );
+                    }
+                }
                 Err(e) => {
                     proptest::prop_assert!(meta_len > MAX_METADATA_BYTES, "{e}");
                     proptest::prop_assert_eq!(e.field, "metadata");
@@ -746,6 +867,20 @@ mod tests {
                 },
             ),
             (
+                "recorded_by",
+                NewRecord {
+                    recorded_by: Some("".into()),
+                    ..ok.clone()
+                },
+            ),
+            (
+                "recorded_by",
+                NewRecord {
+                    recorded_by: Some("k".repeat(257)),
+                    ..ok.clone()
+                },
+            ),
+            (
                 "metadata",
                 NewRecord {
                     metadata: obj(json!({"a": {"b": {"c": {"d": {"e": 1}}}}})),
@@ -768,6 +903,7 @@ mod tests {
         let edge = NewRecord {
             action: "a".repeat(64),
             actor: Some("x".repeat(256)),
+            recorded_by: Some("k".repeat(256)),
             message: "m".repeat(1024),
             metadata: obj(json!({"a": {"b": [{"c": 1}]}})),
             ..ok
@@ -852,6 +988,8 @@ mod tests {
             &b""[..],
             b"\xff\xff",
             b"\x9a\x01\x02",
+            b"\x9b\x01\x02",
+            b"\x9b",
             b"\xdd\xff\xff\xff\xff",
         ] {
             assert!(Record::decode(1, 1, bytes).is_err());

@@ -5,17 +5,18 @@
 //! This is what a page of results is made of (see [`crate::PageBuf`]): a
 //! reader that only writes records out (JSON, CSV) never builds the owned
 //! [`Record`] at all. The payload layout it parses is the one
-//! `docs/FORMAT.md` describes: a MessagePack array of ten values in field
-//! order, written by `NewRecord::encode_payload`.
+//! `docs/FORMAT.md` describes: a MessagePack array of eleven values in
+//! field order, written by `NewRecord::encode_payload` — or of the first ten,
+//! as every record stored before `recorded_by` existed was written.
 
 use rmp::Marker;
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
-use crate::record::{Record, Severity};
+use crate::record::{Record, Severity, PAYLOAD_FIELDS};
 
-/// Fields in a payload array.
-const PAYLOAD_FIELDS: u32 = 10;
+/// Elements of a payload written before `recorded_by` (format 2 and older).
+const LEGACY_PAYLOAD_FIELDS: u32 = 10;
 
 /// A stored record whose strings borrow from the bytes it was read from.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -44,6 +45,8 @@ pub struct RecordView<'a> {
     pub metadata: RawMetadata<'a>,
     /// See [`Record::occurred_at`].
     pub occurred_at: Option<i64>,
+    /// See [`Record::recorded_by`].
+    pub recorded_by: Option<&'a str>,
 }
 
 /// Metadata as stored: one MessagePack map. It serializes (with serde) as
@@ -88,9 +91,10 @@ impl<'a> RecordView<'a> {
     pub fn parse(id: u64, ts: i64, payload: &'a [u8]) -> Result<RecordView<'a>, String> {
         let mut p = Parser { rest: payload };
         let n = p.array_len()?;
-        if n != PAYLOAD_FIELDS {
+        if n != PAYLOAD_FIELDS && n != LEGACY_PAYLOAD_FIELDS {
             return Err(format!(
-                "bad payload: an array of {n} values where {PAYLOAD_FIELDS} belong"
+                "bad payload: an array of {n} values where {PAYLOAD_FIELDS} \
+                 (or {LEGACY_PAYLOAD_FIELDS}, before `recorded_by`) belong"
             ));
         }
         let category = p.str("category")?;
@@ -107,6 +111,11 @@ impl<'a> RecordView<'a> {
             .ok_or_else(|| format!("bad payload: unknown severity code {code}"))?;
         let metadata = RawMetadata(p.map_value("metadata")?);
         let occurred_at = p.opt_int("occurred_at")?;
+        let recorded_by = if n == PAYLOAD_FIELDS {
+            p.opt_str("recorded_by")?
+        } else {
+            None
+        };
         if !p.rest.is_empty() {
             return Err(format!(
                 "bad payload: {} bytes after the last field",
@@ -126,6 +135,7 @@ impl<'a> RecordView<'a> {
             severity,
             metadata,
             occurred_at,
+            recorded_by,
         })
     }
 
@@ -144,6 +154,7 @@ impl<'a> RecordView<'a> {
             severity: self.severity,
             metadata: self.metadata.to_map()?,
             occurred_at: self.occurred_at,
+            recorded_by: self.recorded_by.map(str::to_owned),
         })
     }
 }
@@ -360,6 +371,7 @@ mod tests {
         r.entity_name = Some("Evening ☾".into());
         r.severity = Severity::Warning;
         r.occurred_at = Some(-5);
+        r.recorded_by = Some("key_0a1b2c3d4e5f".into());
         let Value::Object(m) = json!({
             "n": 1, "neg": -300, "big": u64::MAX, "f": 1.5, "s": "x".repeat(300),
             "nested": {"a": [1, "two", null, true, {"b": false}]}, "empty": {}
@@ -370,10 +382,35 @@ mod tests {
         r
     }
 
+    /// The ten-element payload format 2 wrote for `r` (whose `recorded_by`
+    /// must be `None`): today's bytes without the trailing nil, under a
+    /// ten-element array header.
+    fn legacy(r: &NewRecord) -> Vec<u8> {
+        assert_eq!(r.recorded_by, None);
+        let mut b = payload(r);
+        assert_eq!((b[0], b.last()), (0x9b, Some(&0xc0)));
+        b[0] = 0x9a;
+        b.pop();
+        b
+    }
+
+    fn without_provenance() -> NewRecord {
+        NewRecord {
+            recorded_by: None,
+            ..full()
+        }
+    }
+
     #[test]
     fn view_matches_the_owned_decode() {
-        for r in [full(), NewRecord::new("auth", "auth.login", "hi")] {
-            let bytes = payload(&r);
+        let payloads = [
+            payload(&full()),
+            payload(&without_provenance()),
+            legacy(&without_provenance()),
+            payload(&NewRecord::new("auth", "auth.login", "hi")),
+            legacy(&NewRecord::new("auth", "auth.login", "hi")),
+        ];
+        for bytes in payloads {
             let view = RecordView::parse(7, 9, &bytes).expect("parse");
             let owned = Record::decode_with_serde(7, 9, &bytes).expect("decode");
             assert_eq!(view.to_record().expect("to_record"), owned);
@@ -382,6 +419,68 @@ mod tests {
                 Value::Object(owned.metadata.clone())
             );
             assert_eq!(view.metadata.is_empty(), owned.metadata.is_empty());
+        }
+        let view = |b: &[u8]| {
+            RecordView::parse(1, 2, b)
+                .expect("parse")
+                .recorded_by
+                .map(str::to_owned)
+        };
+        assert_eq!(view(&payload(&full())).as_deref(), Some("key_0a1b2c3d4e5f"));
+        assert_eq!(view(&payload(&without_provenance())), None);
+        assert_eq!(view(&legacy(&without_provenance())), None);
+        // Apart from it, a legacy payload reads as today's.
+        let (old, new) = (
+            legacy(&without_provenance()),
+            payload(&without_provenance()),
+        );
+        assert_eq!(
+            RecordView::parse(1, 2, &old).expect("old").to_record(),
+            RecordView::parse(1, 2, &new).expect("new").to_record()
+        );
+    }
+
+    proptest::proptest! {
+        /// Any bytes behind a ten- or eleven-element array header (and any
+        /// bytes at all) parse or fail, never panic; when the hand-written
+        /// parser and the serde decode both accept, they agree.
+        #[test]
+        fn arbitrary_payloads_are_errors_or_agree_with_serde(
+            header in proptest::sample::select(vec![0x9au8, 0x9b, 0xdc]),
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..200),
+        ) {
+            let mut b = vec![header];
+            if header == 0xdc {
+                b.extend_from_slice(&[0, 11]);
+            }
+            b.extend_from_slice(&body);
+            for bytes in [&b[..], &body[..]] {
+                if let (Ok(v), Ok(r)) = (
+                    RecordView::parse(1, 1, bytes),
+                    Record::decode_with_serde(1, 1, bytes),
+                ) {
+                    proptest::prop_assert_eq!(v.to_record().ok(), Some(r));
+                }
+            }
+        }
+
+        /// A valid payload of either shape with its tail replaced by
+        /// arbitrary bytes: errors or faithful parses, never a panic.
+        #[test]
+        fn damaged_tails_of_both_shapes_never_panic(
+            eleven in proptest::bool::ANY,
+            cut in 0usize..400,
+            tail in proptest::collection::vec(proptest::num::u8::ANY, 0..40),
+        ) {
+            let mut b = if eleven { payload(&full()) } else { legacy(&without_provenance()) };
+            b.truncate(cut.min(b.len()));
+            b.extend_from_slice(&tail);
+            if let (Ok(v), Ok(r)) = (
+                RecordView::parse(1, 1, &b),
+                Record::decode_with_serde(1, 1, &b),
+            ) {
+                proptest::prop_assert_eq!(v.to_record().ok(), Some(r));
+            }
         }
     }
 
@@ -445,7 +544,12 @@ mod tests {
 
     #[test]
     fn every_truncation_and_flip_is_an_error_or_a_faithful_parse() {
-        let bytes = payload(&full());
+        for bytes in [payload(&full()), legacy(&without_provenance())] {
+            truncations_and_flips(&bytes);
+        }
+    }
+
+    fn truncations_and_flips(bytes: &[u8]) {
         for cut in 0..bytes.len() {
             assert!(
                 RecordView::parse(1, 1, &bytes[..cut]).is_err(),
@@ -453,7 +557,7 @@ mod tests {
             );
         }
         for i in 0..bytes.len() {
-            let mut b = bytes.clone();
+            let mut b = bytes.to_vec();
             b[i] ^= 0x40;
             // Must not panic; when both decoders accept, they agree.
             if let (Ok(v), Ok(r)) = (

@@ -130,6 +130,7 @@ fn expected_record(round: u64, thread: u64, seq: u64, i: u64) -> NewRecord {
         severity,
         metadata,
         occurred_at: Some(1_700_000_000_000_000 + (seq * 10 + i) as i64),
+        recorded_by: (!seq.is_multiple_of(3)).then(|| format!("key_{thread:012x}")),
     }
 }
 

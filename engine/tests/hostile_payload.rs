@@ -1,9 +1,11 @@
 //! Bytes a client chooses never decide how a file is read.
 //!
 //! A writer controls most of a record's payload: metadata strings (any
-//! UTF-8, NUL included) and `occurred_at`, the payload's last element, whose
-//! MessagePack encoding for 65,536..2^32 µs is `0xce` and four big-endian
-//! bytes the client picks. So the last 48 bytes of a frame can be made to
+//! UTF-8, NUL included) and `occurred_at`, whose MessagePack encoding for
+//! 65,536..2^32 µs is `0xce` and four big-endian bytes the client picks;
+//! only the one-byte nil of an absent `recorded_by` (the last element since
+//! format 3) follows it. A caller that let `recorded_by` be chosen would
+//! hand over the last bytes entirely; both shapes are forged below. So the last 48 bytes of a frame can be made to
 //! read as a valid seal footer whose geometry fits a file that ends right
 //! there — which is exactly how a backup copies the active segment (up to
 //! its last committed frame), and how open leaves it after cutting a torn
@@ -54,18 +56,68 @@ fn active_end(log: &Log) -> u64 {
     log.segments().last().expect("an active segment").bytes
 }
 
-/// The metadata string and `occurred_at` that make the last 48 bytes of a
-/// frame ending at `end` a valid footer for a file of `end` bytes (one
-/// record, `data_end = end - 52`), if `end` allows an all-ASCII string.
-fn forged_footer(end: u64, knob: u32) -> Option<(String, i64)> {
+/// Where a forged footer lies at the end of a payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tail {
+    /// In the metadata string and `occurred_at`, followed by the nil of an
+    /// absent `recorded_by`: bytes a client chooses.
+    Nil,
+    /// In `recorded_by`, the payload's last element: the worst case, a
+    /// caller that lets that string be chosen too (the server never does:
+    /// it writes a key id or `server`).
+    RecordedBy,
+}
+
+impl Tail {
+    fn of(knob: u32) -> Tail {
+        if knob.is_multiple_of(2) {
+            Tail::Nil
+        } else {
+            Tail::RecordedBy
+        }
+    }
+
+    /// A record of this shape around the string `s`.
+    fn record(self, s: String, occurred_at: Option<i64>) -> NewRecord {
+        match self {
+            Tail::Nil => record("forged footer ahead", Some(s), occurred_at),
+            Tail::RecordedBy => NewRecord {
+                recorded_by: Some(s),
+                ..record("forged footer ahead", None, None)
+            },
+        }
+    }
+
+    /// A record whose frame is as long as a forged one of this shape.
+    fn probe(self) -> NewRecord {
+        match self {
+            // `occurred_at` ≥ 65,536 encodes as `0xce` and four bytes.
+            Tail::Nil => self.record("A".repeat(46), Some(65_536)),
+            Tail::RecordedBy => self.record("A".repeat(52), None),
+        }
+    }
+}
+
+/// A record whose frame, ending at `end`, has as its last 48 bytes a valid
+/// footer for a file of `end` bytes (one record, `data_end = end - 52`),
+/// if `end` allows an all-ASCII string.
+fn forged_footer(end: u64, knob: u32, tail: Tail) -> Option<NewRecord> {
     let data_end = end.checked_sub(52)?;
     if data_end.to_le_bytes().iter().any(|&b| b >= 0x80) {
         return None;
     }
-    for k in 0..100_000u32 {
-        let ascii = |x: u32| {
-            let b = x.to_le_bytes();
-            u32::from_le_bytes(b.map(|c| 0x20 + c % 0x5f))
+    let ascii = |x: u32| {
+        let b = x.to_le_bytes();
+        u32::from_le_bytes(b.map(|c| 0x20 + c % 0x5f))
+    };
+    for k in 0..200_000u32 {
+        let t = ascii(k).to_le_bytes();
+        let table_crc = match tail {
+            // Footer byte 42 is the `0xce` that MessagePack writes before a
+            // u32 `occurred_at`, whose four big-endian bytes are footer
+            // bytes 43..47; byte 47 is the nil of `recorded_by`.
+            Tail::Nil => u32::from_le_bytes([t[0], t[1], 0xce, t[3]]),
+            Tail::RecordedBy => ascii(k),
         };
         let footer = Footer {
             count: 1,
@@ -73,19 +125,29 @@ fn forged_footer(end: u64, knob: u32) -> Option<(String, i64)> {
             first_ts: 0x2020_2020_2020_2020,
             last_ts: 0x2020_2020_2020_2020,
             data_end,
-            table_crc: 0xce00_0000 | (ascii(k) & 0x00ff_ffff),
+            table_crc,
         };
         let bytes = footer.encode();
-        let crc = [bytes[44], bytes[45], bytes[46], bytes[47]];
-        let occurred_at = u32::from_be_bytes(crc);
-        if occurred_at < 65_536 {
-            continue;
-        }
-        // Four table bytes, then the footer up to (not including) the
-        // 0xce that MessagePack writes before a u32.
+        // Four table bytes, then the footer's bytes that are string bytes.
         let mut s = b"    ".to_vec();
-        s.extend_from_slice(&bytes[..43]);
-        return Some((String::from_utf8(s).ok()?, i64::from(occurred_at)));
+        match tail {
+            Tail::Nil => {
+                if bytes[47] != 0xc0 {
+                    continue;
+                }
+                // At least 0x20 << 24: a u32 above 65,535.
+                let occurred_at = u32::from_be_bytes([bytes[43], bytes[44], bytes[45], bytes[46]]);
+                s.extend_from_slice(&bytes[..42]);
+                return Some(tail.record(String::from_utf8(s).ok()?, Some(i64::from(occurred_at))));
+            }
+            Tail::RecordedBy => {
+                if !bytes.is_ascii() {
+                    continue;
+                }
+                s.extend_from_slice(&bytes);
+                return Some(tail.record(String::from_utf8(s).ok()?, None));
+            }
+        }
     }
     None
 }
@@ -93,8 +155,9 @@ fn forged_footer(end: u64, knob: u32) -> Option<(String, i64)> {
 /// Appends a record whose frame ends in a forged footer; returns its id.
 /// Pads with small records until the footer's offsets can be ASCII.
 fn append_forged(log: &Log, knob: u32, acked: &mut Vec<u64>) -> u64 {
+    let tail = Tail::of(knob);
     // Learn the hostile record's frame length from a probe of the same shape.
-    let probe = record("forged footer ahead", Some("A".repeat(47)), Some(65_536));
+    let probe = tail.probe();
     let before = active_end(log);
     acked.push(log.append_one(&probe).expect("probe"));
     let after = active_end(log);
@@ -105,14 +168,8 @@ fn append_forged(log: &Log, knob: u32, acked: &mut Vec<u64>) -> u64 {
     let frame_len = after - before;
     loop {
         let end = active_end(log) + frame_len;
-        if let Some((meta, occurred_at)) = forged_footer(end, knob) {
-            let id = log
-                .append_one(&record(
-                    "forged footer ahead",
-                    Some(meta),
-                    Some(occurred_at),
-                ))
-                .expect("hostile record");
+        if let Some(hostile) = forged_footer(end, knob, tail) {
+            let id = log.append_one(&hostile).expect("hostile record");
             acked.push(id);
             if active_end(log) == end {
                 return id;
@@ -264,9 +321,16 @@ proptest! {
 }
 
 /// The audit's scenario, step by step: acknowledged records, a forged
-/// footer as the last committed frame, a backup, the copy opened.
+/// footer as the last committed frame, a backup, the copy opened — with the
+/// forgery in each shape a payload's tail can take.
 #[test]
 fn a_backup_ending_in_a_forged_footer_keeps_every_record() {
+    for knob in [7, 8] {
+        backup_ending_in_a_forged_footer(knob);
+    }
+}
+
+fn backup_ending_in_a_forged_footer(knob: u32) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let live = tmp.path().join("live");
     let log = Log::open(&live, config()).expect("open");
@@ -276,7 +340,12 @@ fn a_backup_ending_in_a_forged_footer_keeps_every_record() {
                 .expect("append")
         })
         .collect();
-    let forged = append_forged(&log, 7, &mut acked);
+    let forged = append_forged(&log, knob, &mut acked);
+    let hostile = log.get(forged).expect("get").expect("the forged record");
+    match Tail::of(knob) {
+        Tail::Nil => assert_eq!(hostile.recorded_by, None),
+        Tail::RecordedBy => assert_eq!(hostile.recorded_by.map(|s| s.len()), Some(52)),
+    }
     assert_eq!(acked.last(), Some(&forged));
     let bk = tmp.path().join("backup");
     backup(&log, &bk);
@@ -290,6 +359,7 @@ fn a_backup_ending_in_a_forged_footer_keeps_every_record() {
         contents(&opened).iter().map(|r| r.id).collect::<Vec<_>>(),
         acked
     );
+    assert_eq!(contents(&opened), contents(&log));
     assert_eq!(
         opened
             .append_one(&record("next", None, None))

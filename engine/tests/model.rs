@@ -33,6 +33,7 @@ struct Spec {
     name: Option<usize>,
     words: Vec<usize>,
     severity: usize,
+    recorded_by: Option<usize>,
 }
 
 const CATEGORIES: &[&str] = &["entity", "auth", "device", "system"];
@@ -49,6 +50,9 @@ const ENTITIES: &[(&str, &str)] = &[
     ("scene", "sc_1"),
     ("capture_target", "ct_9"),
 ];
+/// Who sent a record; `None` stands for records stored before the field
+/// existed, which carry none.
+const RECORDERS: &[&str] = &["key_0a1b2c3d4e5f", "key_ffeeddccbbaa", "server"];
 const NAMES: &[&str] = &["Projector Bias Light", "Living Room strip", "Überlicht"];
 const WORDS: &[&str] = &[
     "projector",
@@ -69,9 +73,10 @@ fn spec() -> impl Strategy<Value = Spec> {
         prop::option::of(0..NAMES.len()),
         prop::collection::vec(0..WORDS.len(), 1..4),
         0..3usize,
+        prop::option::of(0..RECORDERS.len()),
     )
         .prop_map(
-            |(category, action, actor, entity, name, words, severity)| Spec {
+            |(category, action, actor, entity, name, words, severity, recorded_by)| Spec {
                 category,
                 action,
                 actor,
@@ -79,6 +84,7 @@ fn spec() -> impl Strategy<Value = Spec> {
                 name,
                 words,
                 severity,
+                recorded_by,
             },
         )
 }
@@ -106,6 +112,7 @@ impl Spec {
             severity: Severity::ALL[self.severity],
             metadata,
             occurred_at: None,
+            recorded_by: self.recorded_by.map(|k| RECORDERS[k].to_string()),
         }
     }
 }
@@ -139,20 +146,26 @@ fn field_values(f: Field) -> Vec<String> {
             .chain(["dev_404".into()])
             .collect(),
         Field::Severity => vec!["info".into(), "warning".into(), "error".into()],
+        Field::RecordedBy => RECORDERS
+            .iter()
+            .chain(&["key_000000000000"])
+            .map(|s| s.to_string())
+            .collect(),
     }
 }
 
 fn sel() -> impl Strategy<Value = Sel> {
-    let filter = (0..6usize, prop::collection::vec(0..6usize, 1..3)).prop_map(|(f, vs)| {
-        let field = Field::ALL[f];
-        let values = field_values(field);
-        (
-            field,
-            vs.into_iter()
-                .map(|v| values[v % values.len()].clone())
-                .collect(),
-        )
-    });
+    let filter =
+        (0..Field::ALL.len(), prop::collection::vec(0..6usize, 1..3)).prop_map(|(f, vs)| {
+            let field = Field::ALL[f];
+            let values = field_values(field);
+            (
+                field,
+                vs.into_iter()
+                    .map(|v| values[v % values.len()].clone())
+                    .collect(),
+            )
+        });
     let word = (
         prop::sample::select(vec![
             "projector",
@@ -208,6 +221,7 @@ impl Sel {
                 Field::EntityType => r.entity_type.as_deref(),
                 Field::EntityId => r.entity_id.as_deref(),
                 Field::Severity => Some(r.severity.as_str()),
+                Field::RecordedBy => r.recorded_by.as_deref(),
             }
         };
         let words: Vec<String> = [
@@ -284,7 +298,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(advance_min, batch, asynchronous)| Op::Append { advance_min, batch, asynchronous }),
         4 => (sel(), any::<bool>(), prop_oneof![1usize..4, 4usize..60])
             .prop_map(|(sel, asc, limit)| Op::Walk { sel, asc, limit }),
-        2 => (0..6usize, sel(), 0..3usize, 1usize..5)
+        2 => (0..Field::ALL.len(), sel(), 0..3usize, 1usize..5)
             .prop_map(|(field, sel, prefix, limit)| Op::Facet { field, sel, prefix, limit }),
         2 => (sel(), 1i64..7, 0i64..60, 1i64..40)
             .prop_map(|(sel, bucket_hours, since_h, span_h)| Op::Histogram { sel, bucket_hours, since_h, span_h }),
@@ -388,6 +402,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         severity: r.severity,
                         metadata: r.metadata,
                         occurred_at: None,
+                        recorded_by: r.recorded_by,
                     });
                 }
             }
@@ -452,6 +467,7 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         Field::EntityType => r.entity_type.clone(),
                         Field::EntityId => r.entity_id.clone(),
                         Field::Severity => Some(r.severity.as_str().to_string()),
+                        Field::RecordedBy => r.recorded_by.clone(),
                     };
                     if let Some(v) = v.filter(|v| v.starts_with(&prefix)) {
                         *counts.entry(v).or_default() += 1;

@@ -11,10 +11,16 @@ import {
   FIELDS, RANGES, SEVERITIES, apiQuery, emptyFilters, fromSearch, isFiltered, sameFilters, toSearch,
 } from "./filters.js";
 import { fromLocalInput, num, timeElement, toLocalInput } from "./format.js";
+import { recordedByElement } from "./provenance.js";
 
 const PAGE = 50;
-const COMPLETED = [["actor", "Actor", "Who did it"], ["action", "Action", "e.g. scene.activated"], ["entity_id", "Entity", "Entity id"]];
-const FIELD_LABEL = { category: "Category", severity: "Severity", actor: "Actor", action: "Action", entity_type: "Entity type", entity_id: "Entity" };
+const COMPLETED = [
+  ["actor", "Actor", "Who did it"], ["action", "Action", "e.g. scene.activated"], ["entity_id", "Entity", "Entity id"],
+  ["recorded_by", "Recorded by", "API key id, or server"],
+];
+const FIELD_LABEL = { category: "Category", severity: "Severity", actor: "Actor", action: "Action", entity_type: "Entity type", entity_id: "Entity", recorded_by: "Recorded by" };
+/** How a filter value is shown (the key's label, for recorded_by). */
+const SHOW = { recorded_by: (v) => recordedByElement(v) };
 
 /** A category's chip colour: a stable pick from six (CSS `cat-0`..`cat-5`). */
 export function categoryClass(cat) {
@@ -71,9 +77,9 @@ export function mountActivity(root) {
   const clearAll = h("button", { type: "button", class: "link-button", onclick: () => setFilters(emptyFilters()) }, "Clear all filters");
 
   // Actor, action and entity fold away on a phone unless one is in use.
-  const moreFilters = h("details", { class: "more-filters" }, h("summary", {}, "Actor, action, entity"),
+  const moreFilters = h("details", { class: "more-filters" }, h("summary", {}, "Actor, action, entity, recorded by"),
     h("div", { class: "filter-line" }, COMPLETED.map(([field, label, placeholder]) => completion({
-      field, label, placeholder,
+      field, label, placeholder, show: SHOW[field],
       context: () => apiQuery(filters, { except: field }),
       onPick: (v) => {
         if (filters[field].includes(v)) return;
@@ -171,7 +177,7 @@ export function mountActivity(root) {
     for (const k of FIELDS) {
       if (k === "category" || k === "severity") continue;
       for (const v of filters[k]) {
-        items.push(h("li", { class: "chip active-chip" }, h("span", {}, `${FIELD_LABEL[k]}: `, h("strong", {}, v)),
+        items.push(h("li", { class: "chip active-chip" }, h("span", {}, `${FIELD_LABEL[k]}: `, h("strong", {}, SHOW[k] ? SHOW[k](v) : v)),
           h("button", {
             type: "button", class: "chip-remove", "aria-label": `Remove ${FIELD_LABEL[k].toLowerCase()} filter ${v}`,
             onclick: () => setFilters({ ...filters, [k]: filters[k].filter((x) => x !== v) }),

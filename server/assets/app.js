@@ -9,6 +9,7 @@ import { mountSettings } from "./settings.js";
 import { closeDrawer } from "./drawer.js";
 import { h, replace, statusBlock } from "./dom.js";
 import { refreshTimes } from "./format.js";
+import { setKeyListing } from "./provenance.js";
 import { showSignIn } from "./signin.js";
 
 const main = document.getElementById("main");
@@ -94,6 +95,7 @@ onSessionEnded(() => {
 
 function toSignIn(notice) {
   signedIn = false;
+  setKeyListing(false);
   unmount();
   closeDrawer();
   bus.disconnect();
@@ -139,6 +141,8 @@ async function start() {
     return;
   }
   role = admin.status === "fulfilled" ? "admin" : "reader";
+  // Only an admin may list keys, which gives recorded_by ids their labels.
+  setKeyListing(role === "admin");
   signedIn = true;
   nav.hidden = false;
   signOut.hidden = false;

@@ -1,5 +1,5 @@
-// Type-ahead completion for one field (actor, action, entity): an ARIA 1.2
-// combobox whose options come from GET /activity/facets/{field}?prefix=.
+// Type-ahead completion for one field (actor, action, entity, recorded by):
+// an ARIA 1.2 combobox whose options come from GET /activity/facets/{field}?prefix=.
 
 import { get } from "./api.js";
 import { h, newId, replace } from "./dom.js";
@@ -7,9 +7,10 @@ import { num } from "./format.js";
 
 /**
  * `field`: facet field; `label`: visible label; `context()`: the other
- * filters as URLSearchParams; `onPick(value)`: a value was chosen.
+ * filters as URLSearchParams; `onPick(value)`: a value was chosen;
+ * `show(value)`: how an option shows its value (default: as it is).
  */
-export function completion({ field, label, placeholder, context, onPick }) {
+export function completion({ field, label, placeholder, context, onPick, show = (v) => v }) {
   const inputId = newId(`complete-${field}`);
   const listId = newId(`options-${field}`);
   const input = h("input", {
@@ -80,7 +81,7 @@ export function completion({ field, label, placeholder, context, onPick }) {
         role: "option",
         "aria-selected": "false",
         onmousedown: (ev) => { ev.preventDefault(); pick(o.value); },
-      }, h("span", { class: "option-value" }, o.value), h("span", { class: "option-count" }, num(o.count)))));
+      }, h("span", { class: "option-value" }, show(o.value)), h("span", { class: "option-count" }, num(o.count)))));
     if (document.activeElement === input) {
       list.hidden = false;
       input.setAttribute("aria-expanded", "true");

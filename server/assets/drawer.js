@@ -3,6 +3,7 @@
 
 import { h, replace } from "./dom.js";
 import { absoluteTimeElement } from "./format.js";
+import { recordedByElement } from "./provenance.js";
 
 let dialog = null;
 let body = null;
@@ -38,10 +39,11 @@ const FIELDS = [
   ["id", "Id"], ["ts", "Recorded"], ["occurred_at", "Occurred"], ["category", "Category"],
   ["action", "Action"], ["severity", "Severity"], ["actor", "Actor"], ["entity_type", "Entity type"],
   ["entity_id", "Entity id"], ["entity_name", "Entity name"], ["message", "Message"],
+  ["recorded_by", "Recorded by"],
 ];
 
 /** Fields the Activity filters can narrow to from the drawer. */
-const FILTERABLE = ["category", "action", "severity", "actor", "entity_type", "entity_id"];
+const FILTERABLE = ["category", "action", "severity", "actor", "entity_type", "entity_id", "recorded_by"];
 
 /** Opens the drawer with a title and a message (loading, not found, error). */
 export function openDrawerMessage(heading, text, { from, onClose } = {}) {
@@ -66,8 +68,11 @@ export function openDrawer(record, from, { onClose, onFilter } = {}) {
   for (const [k, label] of FIELDS) {
     const v = record[k];
     let value;
-    if (v === null || v === undefined) value = h("span", { class: "field-value null" }, "—");
-    else if (k === "ts" || k === "occurred_at") value = h("span", { class: "field-value" }, absoluteTimeElement(v));
+    if (v === null || v === undefined) {
+      // A record stored before provenance was kept has no recorded_by.
+      value = h("span", { class: "field-value null", title: k === "recorded_by" ? "Stored before actlog recorded who sent each record" : null }, "—");
+    } else if (k === "ts" || k === "occurred_at") value = h("span", { class: "field-value" }, absoluteTimeElement(v));
+    else if (k === "recorded_by") value = recordedByElement(v, "field-value recorded-by");
     else value = h("span", { class: k === "severity" ? `field-value sev sev-${v}` : "field-value" }, String(v));
     const dd = h("dd", {}, value);
     if (onFilter && FILTERABLE.includes(k) && v !== null && v !== undefined) {

@@ -3,7 +3,7 @@
 // filter changes), and turned into API query strings.
 
 /** Exact-match fields the API filters on (values of one field are OR-ed). */
-export const FIELDS = ["category", "severity", "actor", "action", "entity_type", "entity_id"];
+export const FIELDS = ["category", "severity", "actor", "action", "entity_type", "entity_id", "recorded_by"];
 
 export const SEVERITIES = ["info", "warning", "error"];
 

@@ -128,6 +128,8 @@ fn event(rng: &mut Rng) -> NewRecord {
         r.actor = Some(person.into());
         r.metadata.insert("fps".into(), json!(30));
     }
+    // Sample data the server writes itself, whatever actor it names.
+    r.recorded_by = Some(crate::recorder::RECORDED_BY_SERVER.into());
     r
 }
 
@@ -154,4 +156,29 @@ pub fn fill_if_empty(log: &Log) -> Result<usize, actlog_engine::Error> {
         log.append_at(chunk)?;
     }
     Ok(DEMO_RECORDS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Demo records are the server's own: whatever actor they name, none
+    /// can pass for a key's.
+    #[test]
+    fn demo_records_are_recorded_by_the_server() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = Log::open(dir.path(), actlog_engine::Config::default()).expect("open");
+        assert_eq!(fill_if_empty(&log).expect("fill"), DEMO_RECORDS);
+        let mut n = 0;
+        for r in log.iter(0, actlog_engine::Direction::Forward) {
+            let r = r.expect("read");
+            assert_eq!(
+                r.recorded_by.as_deref(),
+                Some(crate::recorder::RECORDED_BY_SERVER)
+            );
+            n += 1;
+        }
+        assert_eq!(n, DEMO_RECORDS);
+        assert_eq!(fill_if_empty(&log).expect("not empty"), 0);
+    }
 }

@@ -21,6 +21,10 @@ use serde_json::{Map, Value};
 use crate::error::ApiError;
 use crate::json::{parse_ts, MAX_BATCH};
 
+/// The fields an event may carry. `recorded_by` is deliberately not one of
+/// them: the server sets it from the key that sent the event
+/// (`Recorder::ingest`), and an event that names it is refused like any
+/// other unknown field.
 const EVENT_FIELDS: &[&str] = &[
     "category",
     "action",
@@ -276,6 +280,8 @@ impl<'de> Visitor<'de> for Event<'_> {
                     None => None,
                     Some(s) => Some(parse_ts(&s).map_err(|m| ApiError::invalid("occurred_at", m))?),
                 },
+                // The recorder sets it from the key that sent the batch.
+                recorded_by: None,
             };
             rec.validate()
                 .map_err(|e| ApiError::invalid(e.field, e.to_string()))?;
@@ -408,6 +414,10 @@ mod tests {
             br#"{"category":"entity","action":"entity.created","message":"m","entity_id":null}"#;
         let recs = parse_events(ok, "kitchen").expect("valid");
         assert_eq!(recs[0].actor.as_deref(), Some("kitchen"));
+        assert_eq!(
+            recs[0].recorded_by, None,
+            "set by the recorder, not the parser"
+        );
         let cases: &[(&[u8], &str)] = &[
             (
                 br#"{"category":"entity","action":"a","message":"m","colour":"red"}"#,
@@ -430,6 +440,19 @@ mod tests {
             (
                 br#"{"category":"e","action":"a","message":"m","occurred_at":"soon"}"#,
                 "occurred_at",
+            ),
+            // Set by the server only: refused whatever its value.
+            (
+                br#"{"category":"e","action":"a","message":"m","recorded_by":"server"}"#,
+                "recorded_by",
+            ),
+            (
+                br#"{"category":"e","action":"a","message":"m","recorded_by":null}"#,
+                "recorded_by",
+            ),
+            (
+                br#"{"category":"e","action":"a","message":"m","recorded\u005fby":"key_1"}"#,
+                "recorded_by",
             ),
         ];
         for (body, field) in cases {

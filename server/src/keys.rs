@@ -130,6 +130,7 @@ pub enum KeyEvent {
 
 /// The record of a key being created or revoked (`how` is appended to the
 /// message, e.g. " (offline)"). The key's label and id, never its token.
+/// Recorded by the server (also offline, by `actlog keys`).
 pub fn key_record(event: KeyEvent, key: &KeyInfo, how: &str) -> actlog_engine::NewRecord {
     let (action, message) = match event {
         KeyEvent::Created => (
@@ -149,6 +150,7 @@ pub fn key_record(event: KeyEvent, key: &KeyInfo, how: &str) -> actlog_engine::N
     r.entity_type = Some("api_key".into());
     r.entity_id = Some(key.id.clone());
     r.entity_name = Some(key.label.clone());
+    r.recorded_by = Some(crate::recorder::RECORDED_BY_SERVER.into());
     r
 }
 

@@ -7,20 +7,17 @@
 //! fuzzing run (`scripts/api-fuzz`, schemathesis) checks the rest against the
 //! running server.
 
+use actlog_engine::Field;
 use serde_json::{json, Map, Value};
 
 use crate::json::MAX_BATCH;
 use crate::params::{MAX_PARAM_LEN, MAX_VALUES};
 
-/// The fields that take exact-match filters and facets.
-const FILTER_FIELDS: [&str; 6] = [
-    "category",
-    "action",
-    "actor",
-    "entity_type",
-    "entity_id",
-    "severity",
-];
+/// The fields that take exact-match filters and facets: every field the
+/// engine indexes (`params.rs` takes each of them by its wire name).
+fn filter_fields() -> Vec<&'static str> {
+    Field::ALL.iter().map(|f| f.as_str()).collect()
+}
 
 /// A query parameter's value: at most [`MAX_PARAM_LEN`] bytes.
 fn param_string() -> Value {
@@ -28,11 +25,16 @@ fn param_string() -> Value {
 }
 
 fn filters() -> Vec<Value> {
-    let mut v: Vec<Value> = FILTER_FIELDS
-        .iter()
+    let mut v: Vec<Value> = filter_fields()
+        .into_iter()
         .map(|f| {
+            let what = if f == Field::RecordedBy.as_str() {
+                "an API key id (`key_…`) or `server`; records stored before the field existed match no value"
+            } else {
+                "the stored value"
+            };
             json!({"name": f, "in": "query", "required": false, "style": "form", "explode": true,
-                   "description": format!("Exact match on `{f}`; repeat for OR (at most {MAX_VALUES} values)."),
+                   "description": format!("Exact match on `{f}` ({what}); repeat for OR (at most {MAX_VALUES} values)."),
                    "schema": {"type": "array", "maxItems": MAX_VALUES, "items": param_string()}})
         })
         .collect();
@@ -140,13 +142,15 @@ fn schemas() -> Value {
               "field": {"type": "string"}, "index": {"type": "integer", "minimum": 0}}}}},
       "Record": {"type": "object", "additionalProperties": false,
           "required": ["id", "ts", "category", "action", "actor", "entity_type", "entity_id", "entity_name",
-                       "message", "severity", "metadata", "occurred_at"],
+                       "message", "severity", "metadata", "occurred_at", "recorded_by"],
           "properties": {
               "id": {"type": "integer", "minimum": 1}, "ts": ts,
               "category": token(), "action": token(), "actor": name(),
               "entity_type": nullable(token()), "entity_id": nullable(name()), "entity_name": nullable(name()),
               "message": {"type": "string", "minLength": 1, "maxLength": 1024}, "severity": severity,
-              "metadata": {"type": "object"}, "occurred_at": nullable(ts.clone())}},
+              "metadata": {"type": "object"}, "occurred_at": nullable(ts.clone()),
+              "recorded_by": nullable(json!({"type": "string", "pattern": "^(key_[0-9a-f]+|server)$",
+                  "description": "Set by the server, never by the client: the id of the API key that sent the record, or `server` for what the server records about itself. Null only for records stored before the field existed."}))}},
       "Event": {"type": "object", "required": ["category", "action", "message"], "additionalProperties": false,
           "description": "Lengths are in bytes of UTF-8 (equal to characters for ASCII). Metadata: at most 4 levels deep (arrays count), at most 4096 bytes as MessagePack; secret-looking keys are redacted.",
           "properties": {
@@ -177,7 +181,10 @@ fn schemas() -> Value {
 /// HTTP layer before a request exists, so without the JSON error body. Six
 /// filters of 100 values of 4 KiB each can reach it.
 fn uri_too_long() -> (&'static str, Value) {
-    ("414", json!({"description": "URI too long: answered by the HTTP layer, without a body"}))
+    (
+        "414",
+        json!({"description": "URI too long: answered by the HTTP layer, without a body"}),
+    )
 }
 
 /// The document.
@@ -209,6 +216,7 @@ pub fn document() -> Value {
                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"oneOf": [
                        event.clone(),
                        {"type": "array", "minItems": 1, "maxItems": MAX_BATCH, "items": event}]}}}},
+                   "description": "Each record's `recorded_by` is the id of the key that sent it; an event naming `recorded_by` (or any other unknown field) is a 422 naming that field.",
                    "responses": responses(&[("201", json_body("Ids, once fsynced", json!({"type": "object", "required": ["ids"], "additionalProperties": false,
                        "properties": {"ids": {"type": "array", "minItems": 1, "maxItems": MAX_BATCH, "items": {"type": "integer", "minimum": 1}}}})))],
                        &[ANY, AUTH, BODY, &[("409", "Recording is off")]])},
@@ -257,11 +265,11 @@ pub fn document() -> Value {
         "/api/v1/activity/facets/{field}": {
           "get": {"summary": "Top values of a field with counts under the filters",
                   "parameters": with(filters(), &[
-                      json!({"name": "field", "in": "path", "required": true, "schema": {"type": "string", "enum": FILTER_FIELDS}}),
+                      json!({"name": "field", "in": "path", "required": true, "schema": {"type": "string", "enum": filter_fields()}}),
                       json!({"name": "prefix", "in": "query", "schema": param_string()}),
                       json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10}})]),
                   "responses": responses(&[("200", json_body("Values by count", json!({"type": "object", "required": ["field", "values"], "additionalProperties": false, "properties": {
-                      "field": {"type": "string", "enum": FILTER_FIELDS}, "values": {"type": "array", "maxItems": 1000, "items": {
+                      "field": {"type": "string", "enum": filter_fields()}, "values": {"type": "array", "maxItems": 1000, "items": {
                       "type": "object", "required": ["value", "count"], "additionalProperties": false,
                       "properties": {"value": {"type": "string"}, "count": {"type": "integer", "minimum": 1}}}}}}))), uri_too_long()], reads)}
         },
@@ -374,5 +382,69 @@ mod tests {
             ROUTES.len(),
             "the document describes routes that do not exist"
         );
+    }
+
+    #[test]
+    fn records_filters_and_facets_match_the_implementation() {
+        let doc = document();
+        let rec = actlog_engine::Record {
+            id: 1,
+            ts: 0,
+            category: "auth".into(),
+            action: "auth.login".into(),
+            actor: "alice".into(),
+            entity_type: None,
+            entity_id: None,
+            entity_name: None,
+            message: "m".into(),
+            severity: actlog_engine::Severity::Info,
+            metadata: serde_json::Map::new(),
+            occurred_at: None,
+            recorded_by: Some("key_0a1b2c3d4e5f".into()),
+        };
+        let written = crate::json::record_value(&rec);
+        let mut members: Vec<&String> = written.as_object().expect("object").keys().collect();
+        let schema = doc["components"]["schemas"]["Record"]["properties"]
+            .as_object()
+            .expect("Record properties");
+        let mut documented: Vec<&String> = schema.keys().collect();
+        members.sort();
+        documented.sort();
+        assert_eq!(members, documented);
+        assert_eq!(written["recorded_by"], "key_0a1b2c3d4e5f");
+        for path in [
+            "/api/v1/activity",
+            "/api/v1/activity/export",
+            "/api/v1/activity/stream",
+            "/api/v1/activity/facets/{field}",
+            "/api/v1/activity/histogram",
+        ] {
+            let params = doc["paths"][path]["get"]["parameters"]
+                .as_array()
+                .expect("parameters");
+            for f in Field::ALL {
+                assert!(
+                    params.iter().any(|p| p["name"] == f.as_str()),
+                    "{path} lacks the filter {f}"
+                );
+            }
+        }
+        let facet = doc["paths"]["/api/v1/activity/facets/{field}"]["get"]["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .find(|p| p["name"] == "field")
+            .expect("the field parameter")["schema"]["enum"]
+            .clone();
+        assert_eq!(
+            facet,
+            json!(Field::ALL.iter().map(|f| f.as_str()).collect::<Vec<_>>())
+        );
+        assert!(facet
+            .as_array()
+            .is_some_and(|a| a.contains(&json!("recorded_by"))));
+        let event = &doc["components"]["schemas"]["Event"];
+        assert_eq!(event["additionalProperties"], false);
+        assert!(event["properties"].get("recorded_by").is_none());
     }
 }

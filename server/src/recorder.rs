@@ -12,6 +12,13 @@
 //! an internal event is, unless it names one, the request's (see [`ACTOR`]),
 //! else `system`.
 //!
+//! Provenance: every record the recorder appends says who handed it over
+//! (`recorded_by`). [`Recorder::ingest`] stamps a client batch with the id of
+//! the key that sent it; [`Recorder::record`], [`Recorder::record_durable`]
+//! and [`Recorder::clear`] stamp the server's own events with
+//! [`RECORDED_BY_SERVER`]. Both overwrite whatever the record held, so no
+//! path into the log leaves the choice to its caller.
+//!
 //! Self-healing: after a write or fsync error (a full disk) the engine's
 //! handle is fail-stopped and every append answers 503. Before each append
 //! the recorder checks for that state and, at most once per
@@ -44,6 +51,18 @@ pub fn current_actor() -> String {
     ACTOR
         .try_with(|a| a.clone())
         .unwrap_or_else(|_| actlog_engine::SYSTEM_ACTOR.to_string())
+}
+
+/// The `recorded_by` of every record the server writes about itself (key
+/// ids are `key_<hex>`, so no key can have it).
+pub const RECORDED_BY_SERVER: &str = "server";
+
+/// Marks `rec` as the server's own, with the request's actor if it names none.
+fn as_servers_own(rec: &mut NewRecord, actor: impl FnOnce() -> String) {
+    if rec.actor.is_none() {
+        rec.actor = Some(actor());
+    }
+    rec.recorded_by = Some(RECORDED_BY_SERVER.to_string());
 }
 
 /// Least time between two attempts to recover a fail-stopped log.
@@ -116,10 +135,18 @@ impl Recorder {
         self.inner.enabled.store(on, Ordering::Release);
     }
 
-    /// Appends a client batch durably and publishes it. 409 when recording is off.
-    pub async fn ingest(&self, batch: Vec<NewRecord>) -> Result<Vec<u64>, ApiError> {
+    /// Appends a client batch durably and publishes it, every record
+    /// `recorded_by` the key `key_id` that sent it. 409 when recording is off.
+    pub async fn ingest(
+        &self,
+        mut batch: Vec<NewRecord>,
+        key_id: &str,
+    ) -> Result<Vec<u64>, ApiError> {
         if !self.enabled() {
             return Err(ApiError::recording_disabled());
+        }
+        for rec in &mut batch {
+            rec.recorded_by = Some(key_id.to_string());
         }
         let n = batch.len() as u64;
         let ids = self.append(batch).await?;
@@ -154,9 +181,7 @@ impl Recorder {
         if !self.enabled() {
             return;
         }
-        if rec.actor.is_none() {
-            rec.actor = Some(current_actor());
-        }
+        as_servers_own(&mut rec, current_actor);
         match self.inner.queue.try_send(rec) {
             Ok(()) => {}
             Err(TrySendError::Full(r)) | Err(TrySendError::Disconnected(r)) => {
@@ -176,9 +201,7 @@ impl Recorder {
         if !force && !self.enabled() {
             return false;
         }
-        if rec.actor.is_none() {
-            rec.actor = Some(current_actor());
-        }
+        as_servers_own(&mut rec, current_actor);
         match self.append(vec![rec]).await {
             Ok(_) => true,
             Err(e) => {
@@ -210,9 +233,7 @@ impl Recorder {
                 return Ok((cleared, None));
             }
             let mut rec = announce(cleared);
-            if rec.actor.is_none() {
-                rec.actor = Some(actor);
-            }
+            as_servers_own(&mut rec, || actor);
             Ok::<_, actlog_engine::Error>((cleared, Some(inner.log.append_records(&[rec]))))
         })
         .await

@@ -1,11 +1,21 @@
 //! The audit's scenario end to end through the real server: records
 //! acknowledged over HTTP, then one event whose metadata string and
-//! `occurred_at` make the last 48 bytes of its frame a valid seal footer
-//! for the file ending there — where an online backup cuts the active
-//! segment. Backed up through `GET /api/v1/backup` while the server runs,
-//! restored, and served by a second server on the restored directory:
+//! `occurred_at` would make the last 48 bytes of its frame a valid seal
+//! footer for the file ending there — where an online backup cuts the
+//! active segment. Backed up through `GET /api/v1/backup` while the server
+//! runs, restored, and served by a second server on the restored directory:
 //! every acknowledged record is listed, and a new event gets an id above
 //! every id acknowledged, including those acknowledged after the backup.
+//!
+//! Until format 3 that event's bytes ended its frame and the copied file
+//! did end in a valid footer. Now the server writes `recorded_by` (the id of
+//! the sending key) after them in every payload, so a client no longer
+//! chooses a frame's last bytes: the same attempt is made, the test shows
+//! that the copied segment ends in the key id instead of a footer, and the
+//! backup and restore are checked all the same. The engine still decides
+//! "sealed" by position alone; tools/tests/forged_footer_restore.rs and
+//! engine/tests/hostile_payload.rs plant real forged footers through the
+//! engine (which stores any `recorded_by` it is given).
 //!
 //! The server's tests cannot run the `actlog-inspect` binary (Cargo gives a
 //! test only its own package's binaries), so this test does what
@@ -166,12 +176,16 @@ async fn forged_footer_at_the_online_backup_cut_loses_nothing_and_reuses_no_id()
             pads += 1;
         }
     }
-    let (forged_id, forged_ev) = forged.expect("placed a forged footer");
+    let (forged_id, forged_ev) = forged.expect("placed the crafted event at the end");
     let r = s1
         .get(&format!("/api/v1/activity/{forged_id}"), Some(ADMIN))
         .await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_record(&r.json(), forged_id, &forged_ev, ADMIN_LABEL);
+    let key_id = r.json()["recorded_by"]
+        .as_str()
+        .expect("recorded_by")
+        .to_string();
 
     // Everything the server lists now: the records the backup must hold.
     let want = s1.all_records().await;
@@ -190,9 +204,17 @@ async fn forged_footer_at_the_online_backup_cut_loses_nothing_and_reuses_no_id()
         .find(|n| n.ends_with(".log"))
         .expect("a segment");
     let copied = fs::read(bk.join(seg_name)).expect("read");
+    // The crafted bytes are followed by the sending key's id (a fixstr):
+    // they are no longer the frame's last 48 bytes, and no footer fits.
+    let mut tail = vec![0xa0 | key_id.len() as u8];
+    tail.extend_from_slice(key_id.as_bytes());
     assert!(
-        Footer::find(&copied).is_some(),
-        "the copied active segment does not end in the forged footer; the test would test nothing"
+        copied.ends_with(&tail),
+        "the copied active segment ends in the forged record's recorded_by"
+    );
+    assert!(
+        Footer::find(&copied).is_none(),
+        "a client chose the last 48 bytes of a frame again"
     );
 
     // The first server goes on acknowledging after the backup.

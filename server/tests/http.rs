@@ -1148,6 +1148,7 @@ async fn facets_and_histogram_match_the_model() {
             until: Some(ts_of(&posted[160])),
             ..Filter::default()
         },
+        f(vec![("recorded_by", vec!["server"])], None),
     ];
     for field in [
         "category",
@@ -1156,6 +1157,7 @@ async fn facets_and_histogram_match_the_model() {
         "entity_type",
         "entity_id",
         "severity",
+        "recorded_by",
     ] {
         for filter in &filters {
             let mut counts: HashMap<String, u64> = HashMap::new();
@@ -1213,6 +1215,8 @@ async fn facets_and_histogram_match_the_model() {
         ("action", "device."),
         ("actor", "k"),
         ("category", "x"),
+        ("recorded_by", "key_"),
+        ("recorded_by", "s"),
     ] {
         let mut counts: HashMap<String, u64> = HashMap::new();
         for r in &model {
@@ -1384,7 +1388,7 @@ async fn exports_round_trip_as_csv_json_and_ndjson() {
     )
     .await;
     // An empty selection exports a header, an empty array, nothing.
-    for (format, want) in [("csv", "id,ts,category,action,actor,entity_type,entity_id,entity_name,message,severity,metadata\n"), ("json", "[]"), ("ndjson", "")] {
+    for (format, want) in [("csv", "id,ts,category,action,actor,entity_type,entity_id,entity_name,message,severity,metadata,recorded_by\n"), ("json", "[]"), ("ndjson", "")] {
         let r = s.get(&format!("/api/v1/activity/export?format={format}&category=nope"), Some(ADMIN)).await;
         assert_eq!(r.status, 200);
         assert_eq!(r.text().trim_end_matches(['\r', '\n']), want.trim_end_matches('\n'), "{format}");
@@ -1487,13 +1491,14 @@ async fn exports_round_trip_as_csv_json_and_ndjson() {
             "entity_name",
             "message",
             "severity",
-            "metadata"
+            "metadata",
+            "recorded_by"
         ]
     );
     let rows: Vec<csv::StringRecord> = rdr.records().map(|r| r.expect("row")).collect();
     assert_eq!(rows.len(), desc.len(), "export ignores limit");
     for (row, rec) in rows.iter().zip(&desc) {
-        assert_eq!(row.len(), 11);
+        assert_eq!(row.len(), 12);
         assert_eq!(&row[0], rec["id"].to_string());
         assert_eq!(&row[1], rec["ts"].as_str().expect("ts"));
         for (i, col) in [
@@ -1513,6 +1518,12 @@ async fn exports_round_trip_as_csv_json_and_ndjson() {
         }
         let meta: Value = serde_json::from_str(&row[10]).expect("metadata is JSON text");
         assert_eq!(meta, rec["metadata"]);
+        assert_eq!(
+            row[11],
+            csv_cell(&rec["recorded_by"]),
+            "recorded_by of {rec}"
+        );
+        assert!(is_key_id(&row[11]), "{row:?}");
     }
     let by_msg = |m: &str| {
         rows.iter()
@@ -2739,4 +2750,435 @@ async fn disk_full_answers_503_loses_nothing_and_recovers_by_itself() {
         .filter_map(|r| r["id"].as_u64())
         .collect();
     check(&present, "after a restart");
+}
+
+/// `recorded_by=…` values (repeatable) as a query string.
+fn by_keys(keys: &[&str]) -> String {
+    keys.iter()
+        .map(|k| format!("recorded_by={}", enc(k)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Every record says who sent it: a writer's records carry that writer's
+/// key id whatever they claim (an `actor` of `system`, a `system.*` or
+/// `auth.key_revoked` action), the server's own records say `server`, and
+/// no client can choose the field. It filters (exact, repeatable, in lists,
+/// exports, streams, facets and histograms) and is the last CSV column.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorded_by_tells_each_keys_records_from_the_servers_own() {
+    let tmp = tempdir();
+    let mut s = Server::start(tmp.path());
+    for r in startup_records(&s).await {
+        assert_eq!(r["recorded_by"], json!("server"), "{r}");
+    }
+    let (w1, w1_token) = s.create_key("writer1", "writer").await;
+    let (w2, w2_token) = s.create_key("writer2", "writer").await;
+    assert!(is_key_id(&w1) && is_key_id(&w2) && w1 != w2);
+    let keys = s.get_ok("/api/v1/keys").await;
+    let admin = keys["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["label"] == json!(ADMIN_LABEL))
+        .and_then(|k| k["id"].as_str())
+        .expect("the admin key")
+        .to_string();
+    // The key records the admin caused are still the server's.
+    let created = s.wait_records("action=auth.key_created", 3).await;
+    for r in &created {
+        assert_eq!(r["recorded_by"], json!("server"), "{r}");
+    }
+    assert!(created.iter().any(|r| r["actor"] == json!(ADMIN_LABEL)));
+
+    // A writer's records, forgeries of the server's included.
+    let plain =
+        json!({"category": "device", "action": "device.online", "message": "Projector online"});
+    let forged_shutdown = json!({"category": "system", "action": "system.server_shutting_down",
+        "actor": "system", "message": "actlog server shutting down"});
+    let forged_revoke = json!({"category": "auth", "action": "auth.key_revoked", "actor": "system",
+        "entity_type": "api_key", "entity_id": w2, "entity_name": "writer2",
+        "message": "Revoked API key 'writer2'"});
+    let w1_ids = s
+        .ingest(&w1_token, &json!([plain, forged_shutdown, forged_revoke]))
+        .await;
+    let w2_ids = s
+        .ingest(
+            &w2_token,
+            &json!([{"category": "device", "action": "device.offline", "message": "Lamp gone"},
+                    {"category": "device", "action": "device.online", "message": "Lamp back"}]),
+        )
+        .await;
+    let admin_id = s
+        .ingest(
+            ADMIN,
+            &json!({"category": "entity", "action": "entity.updated", "message": "Renamed"}),
+        )
+        .await[0];
+    for (ids, key) in [(&w1_ids, &w1), (&w2_ids, &w2), (&vec![admin_id], &admin)] {
+        for id in ids {
+            let r = s.get_ok(&format!("/api/v1/activity/{id}")).await;
+            assert_eq!(r["recorded_by"], json!(key), "{r}");
+        }
+    }
+    let r = s.get_ok(&format!("/api/v1/activity/{}", w1_ids[1])).await;
+    assert_eq!(
+        (&r["actor"], &r["action"]),
+        (&json!("system"), &json!("system.server_shutting_down"))
+    );
+    assert_ne!(
+        r["recorded_by"],
+        json!("server"),
+        "a forgery is not the server's"
+    );
+
+    // An event that names recorded_by is refused like any unknown field,
+    // whatever the value, alone or in a batch; nothing of it is stored.
+    let before = s.stats().await["entries"].clone();
+    for value in [json!("server"), json!(w2), json!(null), json!(7)] {
+        let ev = json!({"category": "c", "action": "c.x", "message": "m", "recorded_by": value});
+        s.post("/api/v1/activity", Some(&w1_token), &ev)
+            .await
+            .assert_error(422, "invalid_field", Some("recorded_by"), None);
+        s.post("/api/v1/activity", Some(&w1_token), &json!([plain, ev]))
+            .await
+            .assert_error(422, "invalid_field", Some("recorded_by"), Some(1));
+    }
+    assert_eq!(s.stats().await["entries"], before);
+
+    // Filters: exact, repeatable (OR), with the other filters (AND).
+    let all = s.all_records().await;
+    let ids = |v: &[Value]| v.iter().map(id_of).collect::<Vec<_>>();
+    let by = |keys: &[&str]| -> Vec<u64> {
+        all.iter()
+            .filter(|r| r["recorded_by"].as_str().is_some_and(|k| keys.contains(&k)))
+            .map(id_of)
+            .collect()
+    };
+    assert_eq!(
+        ids(&s
+            .walk(ADMIN, &format!("order=asc&{}", by_keys(&[&w1])), 2)
+            .await),
+        w1_ids
+    );
+    assert_eq!(
+        ids(&s
+            .walk(ADMIN, &format!("order=asc&{}", by_keys(&[&w1, &w2])), 2)
+            .await),
+        [w1_ids.clone(), w2_ids.clone()].concat()
+    );
+    let servers = s
+        .walk(ADMIN, &format!("order=asc&{}", by_keys(&["server"])), 1000)
+        .await;
+    assert_eq!(ids(&servers), by(&["server"]));
+    assert!(servers
+        .iter()
+        .all(|r| ["auth.key_created", "system.server_started"]
+            .contains(&r["action"].as_str().unwrap_or(""))));
+    assert!(s
+        .walk(
+            ADMIN,
+            &format!(
+                "{}&action=system.server_shutting_down",
+                by_keys(&["server"])
+            ),
+            10
+        )
+        .await
+        .is_empty());
+    assert!(s
+        .walk(
+            ADMIN,
+            &format!("{}&action=auth.key_revoked", by_keys(&["server"])),
+            10
+        )
+        .await
+        .is_empty());
+    assert!(
+        s.walk(ADMIN, &by_keys(&[&w1[..8]]), 10).await.is_empty(),
+        "exact, not a prefix"
+    );
+    assert_eq!(
+        ids(&s
+            .walk(
+                ADMIN,
+                &format!("order=asc&category=system&{}", by_keys(&[&w1, &w2])),
+                10
+            )
+            .await),
+        [w1_ids[1]]
+    );
+    // A reader may filter by it too.
+    let (_, reader) = s.create_key("reader1", "reader").await;
+    let r = s
+        .get(
+            &format!("/api/v1/activity?{}", by_keys(&[&w2])),
+            Some(&reader),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut got = ids(r.json()["items"].as_array().expect("items"));
+    got.reverse();
+    assert_eq!(got, w2_ids);
+
+    // Facets: every record counted under its sender (the reader's key
+    // record is in the log first).
+    s.wait_records("action=auth.key_created", 4).await;
+    let all = s.all_records().await;
+    let mut want: BTreeMap<String, u64> = BTreeMap::new();
+    for r in &all {
+        *want
+            .entry(r["recorded_by"].as_str().expect("never null").to_string())
+            .or_default() += 1;
+    }
+    let v = s
+        .get_ok("/api/v1/activity/facets/recorded_by?limit=100")
+        .await;
+    assert_eq!(v["field"], json!("recorded_by"));
+    let got: BTreeMap<String, u64> = v["values"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .map(|x| {
+            (
+                x["value"].as_str().expect("value").to_string(),
+                x["count"].as_u64().expect("count"),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!((got[&w1], got[&w2], got[&admin]), (3, 2, 1));
+    let v = s
+        .get_ok(&format!(
+            "/api/v1/activity/facets/recorded_by?category=device&{}",
+            by_keys(&[&w1, &w2])
+        ))
+        .await;
+    assert_eq!(
+        v["values"],
+        json!([{"value": w2, "count": 2}, {"value": w1, "count": 1}])
+    );
+    // The histogram counts under the filter.
+    let v = s
+        .get_ok(&format!(
+            "/api/v1/activity/histogram?bucket=1h&{}",
+            by_keys(&[&w2])
+        ))
+        .await;
+    let total: u64 = v["buckets"]
+        .as_array()
+        .expect("buckets")
+        .iter()
+        .map(|b| b["count"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(total, 2);
+
+    // CSV: recorded_by is the last column, after metadata.
+    let r = s
+        .get("/api/v1/activity/export?format=csv&order=asc", Some(ADMIN))
+        .await;
+    assert_eq!(r.status, 200);
+    let raw = r.text();
+    assert!(raw.starts_with(
+        "id,ts,category,action,actor,entity_type,entity_id,entity_name,message,severity,metadata,recorded_by\n"
+    ));
+    let mut rdr = csv::Reader::from_reader(raw.as_bytes());
+    let rows: Vec<csv::StringRecord> = rdr.records().map(|r| r.expect("row")).collect();
+    assert_eq!(rows.len(), all.len());
+    for (row, rec) in rows.iter().zip(&all) {
+        assert_eq!(&row[0], rec["id"].to_string());
+        assert_eq!(&row[11], rec["recorded_by"].as_str().expect("recorded_by"));
+    }
+    let row_of = |id: u64| {
+        rows.iter()
+            .find(|r| r[0] == id.to_string())
+            .expect("row")
+            .clone()
+    };
+    assert_eq!(&row_of(w1_ids[1])[11], w1.as_str());
+    assert_eq!(&row_of(id_of(&servers[0]))[11], "server");
+    // Exports take the filter.
+    let r = s
+        .get(
+            &format!("/api/v1/activity/export?format=ndjson&{}", by_keys(&[&w1])),
+            Some(ADMIN),
+        )
+        .await;
+    let exported: Vec<Value> = r
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(exported.len(), 3);
+    assert!(exported.iter().all(|r| r["recorded_by"] == json!(w1)));
+
+    // Live: a stream filtered on one sender gets only its records, with
+    // the field; the WebSocket's records carry it too.
+    let mut sse = Sse::open(&s, &by_keys(&[&w2]), None).await;
+    let (mut ws, _) = ws_connect(&s, Some(ADMIN)).await.expect("websocket");
+    let skipped = s.ingest(&w1_token, &plain).await[0];
+    let wanted = s.ingest(&w2_token, &plain).await[0];
+    let ev = sse.next(5 * SECOND).await.expect("an event");
+    assert_eq!(ev.id, Some(wanted.to_string()));
+    let data: Value = serde_json::from_str(&ev.data).expect("json");
+    assert_eq!(data["recorded_by"], json!(w2));
+    let d = Deadline::secs(10);
+    let mut seen = BTreeMap::new();
+    while seen.len() < 2 {
+        let m = ws_next(&mut ws, d.left()).await;
+        if m["type"] == json!("activity_logged") {
+            seen.insert(id_of(&m["data"]), m["data"]["recorded_by"].clone());
+        }
+    }
+    assert_eq!(seen[&skipped], json!(w1));
+    assert_eq!(seen[&wanted], json!(w2));
+    drop(sse);
+    drop(ws);
+
+    // A real revocation is the server's; the forgery stays writer1's.
+    let r = s.delete(&format!("/api/v1/keys/{w2}"), Some(ADMIN)).await;
+    assert_eq!(r.status, 204);
+    let revoked = s
+        .wait_records(
+            &format!("action=auth.key_revoked&{}", by_keys(&["server"])),
+            1,
+        )
+        .await;
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0]["entity_id"], json!(w2));
+    let all_revoked = s.walk(ADMIN, "action=auth.key_revoked&order=asc", 10).await;
+    assert_eq!(
+        all_revoked
+            .iter()
+            .map(|r| r["recorded_by"].clone())
+            .collect::<Vec<_>>(),
+        [json!(w1), json!("server")]
+    );
+
+    // The real shutdown record is the server's; so are the offline key
+    // records of `actlog keys`.
+    assert_eq!(s.terminate().code(), Some(0), "{}", s.stderr());
+    drop(s);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_actlog"))
+        .args(["keys", "--data"])
+        .arg(tmp.path().join("data"))
+        .args(["create", "--label", "offline1", "--role", "reader"])
+        .output()
+        .expect("actlog keys create");
+    assert!(out.status.success(), "{out:?}");
+    let s = Server::start(tmp.path());
+    let shutdowns = s
+        .walk(ADMIN, "action=system.server_shutting_down&order=asc", 10)
+        .await;
+    assert_eq!(
+        shutdowns
+            .iter()
+            .map(|r| r["recorded_by"].clone())
+            .collect::<Vec<_>>(),
+        [json!(w1), json!("server")]
+    );
+    let offline = s.walk(ADMIN, "action=auth.key_created", 100).await;
+    let offline: Vec<&Value> = offline
+        .iter()
+        .filter(|r| r["entity_name"] == json!("offline1"))
+        .collect();
+    assert_eq!(offline.len(), 1);
+    assert_eq!(offline[0]["recorded_by"], json!("server"));
+    assert!(offline[0]["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("(offline)"));
+}
+
+/// A data directory written before `recorded_by` existed (the engine's
+/// format-2 fixture) served by this server: its records read as
+/// `recorded_by: null` in JSON and an empty last CSV cell, match no
+/// `recorded_by=` filter and have no facet value, while what the server
+/// and the keys record from now on carries the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_stored_before_recorded_by_read_as_null() {
+    let tmp = tempdir();
+    let data = tmp.path().join("data");
+    std::fs::create_dir(&data).expect("mkdir");
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../engine/tests/fixtures/format-2");
+    for e in std::fs::read_dir(&fixture).expect("the format-2 fixture") {
+        let e = e.expect("entry");
+        std::fs::copy(e.path(), data.join(e.file_name())).expect("copy");
+    }
+    let s = Server::start_at(tmp.path(), &data, &[]);
+    s.wait_records("action=system.server_started", 1).await;
+    s.wait_records("action=auth.key_created", 1).await;
+
+    // Ids 11..=45 survived the fixture's retention; 46 on are the server's.
+    let old = s.get_ok("/api/v1/activity/11").await;
+    assert_eq!(
+        old["message"],
+        json!("record number 11 of the format-2 fixture")
+    );
+    assert!(old.as_object().expect("object").contains_key("recorded_by"));
+    assert_eq!(old["recorded_by"], Value::Null);
+    let all = s.all_records().await;
+    let (before, after): (Vec<&Value>, Vec<&Value>) = all.iter().partition(|r| id_of(r) <= 45);
+    assert_eq!(before.len(), 35);
+    assert!(before.iter().all(|r| r["recorded_by"].is_null()));
+    assert!(!after.is_empty());
+    assert!(
+        after.iter().all(|r| r["recorded_by"] == json!("server")),
+        "{after:?}"
+    );
+
+    let id = s
+        .ingest(
+            ADMIN,
+            &json!({"category": "entity", "action": "entity.updated", "message": "new"}),
+        )
+        .await[0];
+    let new = s.get_ok(&format!("/api/v1/activity/{id}")).await;
+    assert!(new["recorded_by"].as_str().is_some_and(is_key_id), "{new}");
+
+    // No filter value matches the old records, and they have no facet.
+    let servers = s.walk(ADMIN, "recorded_by=server&order=asc", 1000).await;
+    assert_eq!(ids_of_records(&servers), ids_of_records(&after));
+    let v = s
+        .get_ok("/api/v1/activity/facets/recorded_by?limit=100")
+        .await;
+    let counted: u64 = v["values"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .map(|x| x["count"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(counted as usize, after.len() + 1);
+    assert!(v["values"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .all(|x| x["value"].is_string()));
+
+    // CSV: an empty last cell for them.
+    let r = s
+        .get(
+            "/api/v1/activity/export?format=csv&category=entity&order=asc",
+            Some(ADMIN),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    let mut rdr = csv::Reader::from_reader(text.as_bytes());
+    let rows: Vec<csv::StringRecord> = rdr.records().map(|r| r.expect("row")).collect();
+    assert_eq!(rows.len(), 36);
+    for row in &rows {
+        let id: u64 = row[0].parse().expect("id");
+        assert_eq!(row.len(), 12);
+        if id <= 45 {
+            assert_eq!(&row[11], "", "{row:?}");
+        } else {
+            assert!(is_key_id(&row[11]), "{row:?}");
+        }
+    }
+}
+
+fn ids_of_records<R: std::borrow::Borrow<Value>>(records: &[R]) -> Vec<u64> {
+    records.iter().map(|r| id_of(r.borrow())).collect()
 }

@@ -14,6 +14,9 @@ pub struct Cli {
 }
 
 /// Subcommands.
+// Parsed once per run: `Dump`'s filters being larger than the other
+// variants costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// One line per segment: ids, times, records, bytes, state, index.
@@ -114,6 +117,9 @@ pub struct Filters {
     /// Severity (repeatable).
     #[arg(long)]
     pub severity: Vec<String>,
+    /// Who sent the record: an API key id (`key_…`) or `server` (repeatable).
+    #[arg(long)]
+    pub recorded_by: Vec<String>,
     /// Words, all required; `word*` matches a prefix.
     #[arg(long)]
     pub q: Option<String>,

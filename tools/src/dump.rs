@@ -30,6 +30,7 @@ pub fn selection(f: &Filters) -> anyhow::Result<(Selection, Order)> {
         (Field::EntityType, &f.entity_type),
         (Field::EntityId, &f.entity_id),
         (Field::Severity, &f.severity),
+        (Field::RecordedBy, &f.recorded_by),
     ] {
         for v in values {
             sel = sel.with(field, v.clone());

@@ -7,8 +7,11 @@
 //! acknowledged, including those acknowledged after the backup was taken.
 //!
 //! The writer side is the engine in-process (the tools' tests cannot start
-//! the `actlog` server binary); server/tests/forged_footer_e2e.rs runs the
-//! same scenario over HTTP against the real server.
+//! the `actlog` server binary), which stores any `recorded_by` it is given:
+//! the forgery is planted in both shapes a payload's tail can take.
+//! server/tests/forged_footer_e2e.rs makes the same attempt over HTTP
+//! against the real server, where the key id the server writes last in
+//! every payload keeps it from fitting.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -74,46 +77,91 @@ fn active_end(log: &Log) -> u64 {
     log.segments().last().expect("an active segment").bytes
 }
 
-/// The metadata string and `occurred_at` that make the last 48 bytes of a
-/// frame ending at `end` a valid footer for a file of `end` bytes (as in
-/// engine/tests/hostile_payload.rs).
-fn forged_footer(end: u64, knob: u32) -> Option<(String, i64)> {
+/// Where the forged footer lies at the end of the payload (as in
+/// engine/tests/hostile_payload.rs): in the metadata string and
+/// `occurred_at`, before the nil of an absent `recorded_by`; or in
+/// `recorded_by` itself, the payload's last element (an engine caller that
+/// lets it be chosen; the server never does).
+#[derive(Debug, Clone, Copy)]
+enum Tail {
+    Nil,
+    RecordedBy,
+}
+
+impl Tail {
+    fn record(self, s: String, occurred_at: Option<i64>) -> NewRecord {
+        match self {
+            Tail::Nil => record("forged footer ahead", Some(s), occurred_at),
+            Tail::RecordedBy => NewRecord {
+                recorded_by: Some(s),
+                ..record("forged footer ahead", None, None)
+            },
+        }
+    }
+
+    fn probe(self) -> NewRecord {
+        match self {
+            Tail::Nil => self.record("A".repeat(46), Some(65_536)),
+            Tail::RecordedBy => self.record("A".repeat(52), None),
+        }
+    }
+}
+
+/// The record whose frame, ending at `end`, has as its last 48 bytes a
+/// valid footer for a file of `end` bytes.
+fn forged_footer(end: u64, knob: u32, tail: Tail) -> Option<NewRecord> {
     let data_end = end.checked_sub(52)?;
     if data_end.to_le_bytes().iter().any(|&b| b >= 0x80) {
         return None;
     }
-    for k in 0..100_000u32 {
-        let ascii = |x: u32| {
-            let b = x.to_le_bytes();
-            u32::from_le_bytes(b.map(|c| 0x20 + c % 0x5f))
-        };
+    let ascii = |x: u32| {
+        let b = x.to_le_bytes();
+        u32::from_le_bytes(b.map(|c| 0x20 + c % 0x5f))
+    };
+    for k in 0..200_000u32 {
+        let t = ascii(k).to_le_bytes();
         let footer = Footer {
             count: 1,
             data_crc: ascii(knob.wrapping_add(k)),
             first_ts: 0x2020_2020_2020_2020,
             last_ts: 0x2020_2020_2020_2020,
             data_end,
-            table_crc: 0xce00_0000 | (ascii(k) & 0x00ff_ffff),
+            table_crc: match tail {
+                // Byte 42: the `0xce` of a u32 `occurred_at`, whose bytes are
+                // 43..47; byte 47: the nil of `recorded_by`.
+                Tail::Nil => u32::from_le_bytes([t[0], t[1], 0xce, t[3]]),
+                Tail::RecordedBy => ascii(k),
+            },
         };
         let bytes = footer.encode();
-        let occurred_at = u32::from_be_bytes([bytes[44], bytes[45], bytes[46], bytes[47]]);
-        if occurred_at < 65_536 {
-            continue;
-        }
         let mut s = b"    ".to_vec();
-        s.extend_from_slice(&bytes[..43]);
-        return Some((String::from_utf8(s).ok()?, i64::from(occurred_at)));
+        match tail {
+            Tail::Nil => {
+                if bytes[47] != 0xc0 {
+                    continue;
+                }
+                let occurred_at = u32::from_be_bytes([bytes[43], bytes[44], bytes[45], bytes[46]]);
+                s.extend_from_slice(&bytes[..42]);
+                return Some(tail.record(String::from_utf8(s).ok()?, Some(i64::from(occurred_at))));
+            }
+            Tail::RecordedBy => {
+                if !bytes.is_ascii() {
+                    continue;
+                }
+                s.extend_from_slice(&bytes);
+                return Some(tail.record(String::from_utf8(s).ok()?, None));
+            }
+        }
     }
     None
 }
 
 /// Appends (padding first as needed) a record whose frame ends in a forged
 /// footer at the end of the active segment; returns its id.
-fn append_forged(log: &Log, knob: u32, acked: &mut Vec<u64>) -> u64 {
+fn append_forged(log: &Log, knob: u32, tail: Tail, acked: &mut Vec<u64>) -> u64 {
     for _ in 0..1_000 {
-        let probe = record("forged footer ahead", Some("A".repeat(47)), Some(65_536));
         let before = active_end(log);
-        acked.push(log.append_one(&probe).expect("probe"));
+        acked.push(log.append_one(&tail.probe()).expect("probe"));
         let after = active_end(log);
         if after <= before {
             continue; // rolled in between: probe again
@@ -121,14 +169,8 @@ fn append_forged(log: &Log, knob: u32, acked: &mut Vec<u64>) -> u64 {
         let frame_len = after - before;
         for _ in 0..200 {
             let end = active_end(log) + frame_len;
-            if let Some((meta, occurred_at)) = forged_footer(end, knob) {
-                let id = log
-                    .append_one(&record(
-                        "forged footer ahead",
-                        Some(meta),
-                        Some(occurred_at),
-                    ))
-                    .expect("hostile record");
+            if let Some(hostile) = forged_footer(end, knob, tail) {
+                let id = log.append_one(&hostile).expect("hostile record");
                 acked.push(id);
                 if active_end(log) == end {
                     return id;
@@ -160,7 +202,14 @@ fn newest_segment(dir: &Path) -> PathBuf {
 #[test]
 fn a_forged_footer_at_the_backup_cut_neither_loses_records_nor_reuses_ids() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    for (round, knob) in [7u32, 0x5eed, 0xdead_beef].into_iter().enumerate() {
+    for (round, (knob, tail)) in [
+        (7u32, Tail::Nil),
+        (0x5eed, Tail::RecordedBy),
+        (0xdead_beef, Tail::Nil),
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let live = tmp.path().join(format!("live-{round}"));
         let bk = tmp.path().join(format!("backup-{round}"));
         let restored = tmp.path().join(format!("restored-{round}"));
@@ -172,7 +221,7 @@ fn a_forged_footer_at_the_backup_cut_neither_loses_records_nor_reuses_ids() {
                 .collect();
             acked.extend(log.append(&batch).expect("append"));
         }
-        let forged = append_forged(&log, knob, &mut acked);
+        let forged = append_forged(&log, knob, tail, &mut acked);
         assert_eq!(acked.last(), Some(&forged));
         let want = records(&log);
         assert_eq!(want.iter().map(|r| r.id).collect::<Vec<_>>(), acked);

@@ -837,6 +837,18 @@ fn restore_rejects_a_damaged_backup_and_a_non_empty_target() {
 
 const T0: i64 = 1_767_225_600_000_000; // 2026-01-01T00:00:00Z
 
+/// Who sent record `i` in the dump test (`None`: as stored before the field
+/// existed).
+fn recorder_of(i: u64) -> Option<String> {
+    [
+        None,
+        Some("key_0a1b2c3d4e5f"),
+        Some("server"),
+        Some("key_ffeeddccbbaa"),
+    ][(i % 4) as usize]
+        .map(str::to_owned)
+}
+
 #[test]
 fn dump_filters_print_exactly_what_the_engine_query_returns() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -845,7 +857,13 @@ fn dump_filters_print_exactly_what_the_engine_query_returns() {
         for chunk in (0..300u64).collect::<Vec<_>>().chunks(10) {
             let batch: Vec<(i64, NewRecord)> = chunk
                 .iter()
-                .map(|&i| (T0 + i as i64 * 1_000_000, rec(i)))
+                .map(|&i| {
+                    let r = NewRecord {
+                        recorded_by: recorder_of(i),
+                        ..rec(i)
+                    };
+                    (T0 + i as i64 * 1_000_000, r)
+                })
                 .collect();
             log.append_at(&batch).expect("append");
         }
@@ -899,6 +917,28 @@ fn dump_filters_print_exactly_what_the_engine_query_returns() {
             7,
         ),
         (
+            vec!["--recorded-by", "server"],
+            Selection::default().with(Field::RecordedBy, "server"),
+            Order::Asc,
+            MAX_LIMIT,
+        ),
+        (
+            vec![
+                "--recorded-by",
+                "key_0a1b2c3d4e5f",
+                "--recorded-by",
+                "key_ffeeddccbbaa",
+                "--category",
+                "device",
+            ],
+            Selection::default()
+                .with(Field::RecordedBy, "key_0a1b2c3d4e5f")
+                .with(Field::RecordedBy, "key_ffeeddccbbaa")
+                .with(Field::Category, "device"),
+            Order::Asc,
+            MAX_LIMIT,
+        ),
+        (
             vec![
                 "--category",
                 "device",
@@ -945,6 +985,21 @@ fn dump_filters_print_exactly_what_the_engine_query_returns() {
         let lines: Vec<&str> = out.stdout.lines().collect();
         let expect: Vec<String> = want.iter().map(json_line).collect();
         assert_eq!(lines, expect, "{flags:?}");
+        for (line, r) in lines.iter().zip(&want) {
+            let v: Value = serde_json::from_str(line).expect("ndjson line");
+            assert_eq!(
+                v["recorded_by"].as_str(),
+                recorder_of(r.id - 1).as_deref(),
+                "{line}"
+            );
+        }
+        if flags.first() == Some(&"--recorded-by") {
+            assert!(
+                want.iter()
+                    .all(|r| r.recorded_by.as_deref().is_some_and(|k| flags.contains(&k))),
+                "{flags:?}"
+            );
+        }
         assert_eq!(
             dump_ndjson(dir.path(), &flags),
             want.iter().map(|r| r.id).collect::<Vec<_>>(),
@@ -957,7 +1012,7 @@ fn dump_filters_print_exactly_what_the_engine_query_returns() {
         assert_eq!(out.code, 0, "{flags:?}: {out:?}");
         assert!(
             out.stdout.starts_with(
-                "id,ts,category,action,actor,entity_type,entity_id,entity_name,message,severity,metadata\n"
+                "id,ts,category,action,actor,entity_type,entity_id,entity_name,message,severity,metadata,recorded_by\n"
             ),
             "{out:?}"
         );
@@ -984,6 +1039,14 @@ fn dump_filters_print_exactly_what_the_engine_query_returns() {
             .map(|r| csv_cells(r).iter().map(|c| c.to_string()).collect())
             .collect();
         assert_eq!(rows, expect, "{flags:?}");
+        for (row, r) in rows.iter().zip(&want) {
+            assert_eq!(row.len(), 12);
+            assert_eq!(
+                row[11],
+                recorder_of(r.id - 1).unwrap_or_default(),
+                "{row:?}"
+            );
+        }
     }
 }
 

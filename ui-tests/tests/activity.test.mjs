@@ -80,7 +80,7 @@ describe("Activity", () => {
     await drawer.waitFor();
     const rec = await server.json(`/activity/${id}`);
     const terms = await drawer.locator("dl.fields dt").allTextContents();
-    assert.deepEqual(terms, ["Id", "Recorded", "Occurred", "Category", "Action", "Severity", "Actor", "Entity type", "Entity id", "Entity name", "Message"]);
+    assert.deepEqual(terms, ["Id", "Recorded", "Occurred", "Category", "Action", "Severity", "Actor", "Entity type", "Entity id", "Entity name", "Message", "Recorded by"]);
     const values = await drawer.locator("dl.fields dd .field-value").allTextContents();
     assert.equal(values[0], String(id));
     assert.equal(values[3], rec.category);
@@ -277,7 +277,7 @@ describe("Activity", () => {
     await eventually(async () => (await page.locator("table.records tbody td.c-sev").allTextContents()).every((s) => s === "warning"), "warning rows");
     const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("link", { name: "Export CSV" }).click()]);
     const csv = readFileSync(await download.path(), "utf8").trimEnd().split("\r\n").join("\n").split("\n");
-    assert.equal(csv[0], "id,ts,category,action,actor,entity_type,entity_id,entity_name,message,severity,metadata");
+    assert.equal(csv[0], "id,ts,category,action,actor,entity_type,entity_id,entity_name,message,severity,metadata,recorded_by");
     const expected = [];
     let cursor = null;
     do {

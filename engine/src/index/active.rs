@@ -7,8 +7,9 @@ use super::terms::Terms;
 
 /// One map per key code (field or word), so that listing a field's values
 /// (facets, completion) never walks the words, which can be far more
-/// numerous (every distinct number in a message is one).
-const CODES: usize = 8;
+/// numerous (every distinct number in a message is one). Codes run 1..=8
+/// ([`super::Field::code`], [`super::WORD_CODE`]).
+const CODES: usize = 9;
 
 type Postings = FxHashMap<Box<[u8]>, Posting>;
 

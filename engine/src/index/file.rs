@@ -547,6 +547,7 @@ impl<'a> TermSource<'a> {
             entity_name: r.entity_name,
             message: r.message,
             severity: r.severity.as_str(),
+            recorded_by: r.recorded_by,
         }
     }
 
@@ -560,6 +561,7 @@ impl<'a> TermSource<'a> {
             entity_name: r.entity_name.as_deref(),
             message: &r.message,
             severity: r.severity.as_str(),
+            recorded_by: r.recorded_by.as_deref(),
         }
     }
 }

@@ -38,17 +38,20 @@ pub enum Field {
     EntityId,
     /// `severity`
     Severity,
+    /// `recorded_by` (records stored before the field existed have none)
+    RecordedBy,
 }
 
 impl Field {
     /// All fields, in wire order.
-    pub const ALL: [Field; 6] = [
+    pub const ALL: [Field; 7] = [
         Field::Category,
         Field::Action,
         Field::Actor,
         Field::EntityType,
         Field::EntityId,
         Field::Severity,
+        Field::RecordedBy,
     ];
 
     /// The wire name (`entity_type`, ...).
@@ -60,6 +63,7 @@ impl Field {
             Field::EntityType => "entity_type",
             Field::EntityId => "entity_id",
             Field::Severity => "severity",
+            Field::RecordedBy => "recorded_by",
         }
     }
 
@@ -72,6 +76,8 @@ impl Field {
             Field::EntityType => 4,
             Field::EntityId => 5,
             Field::Severity => 6,
+            // 7 is the words' code ([`WORD_CODE`]).
+            Field::RecordedBy => 8,
         }
     }
 
@@ -89,6 +95,7 @@ impl Field {
             Field::EntityType => r.entity_type.as_deref(),
             Field::EntityId => r.entity_id.as_deref(),
             Field::Severity => Some(r.severity.as_str()),
+            Field::RecordedBy => r.recorded_by.as_deref(),
         }
     }
 }
@@ -103,7 +110,7 @@ impl FromStr for Field {
             .ok_or_else(|| {
                 format!(
                     "`{s}` is not a filterable field; use one of category, action, actor, \
-                     entity_type, entity_id, severity"
+                     entity_type, entity_id, severity, recorded_by"
                 )
             })
     }

@@ -2,7 +2,8 @@
 //! word, each key being a [`Field`] code byte followed by the term's bytes.
 //!
 //! Words (API.md "Filters"): maximal runs of Unicode letters and digits,
-//! lowercased, taken from `message`, `entity_name` and `actor`.
+//! lowercased, taken from `message`, `entity_name` and `actor`. `recorded_by`
+//! is a field key only: key ids are not words a search should find.
 
 use super::Field;
 
@@ -28,6 +29,7 @@ pub(crate) struct TermSource<'a> {
     pub entity_name: Option<&'a str>,
     pub message: &'a str,
     pub severity: &'a str,
+    pub recorded_by: Option<&'a str>,
 }
 
 impl Terms {
@@ -61,6 +63,9 @@ impl Terms {
             self.push(Field::EntityId.code(), v);
         }
         self.push(Field::Severity.code(), src.severity);
+        if let Some(v) = src.recorded_by {
+            self.push(Field::RecordedBy.code(), v);
+        }
         let mut word = String::new();
         for text in [Some(src.message), src.entity_name, Some(src.actor)]
             .into_iter()
@@ -150,6 +155,7 @@ impl TermSource<'_> {
             + opt(self.entity_name)
             + self.message.len()
             + self.severity.len()
+            + opt(self.recorded_by)
     }
 }
 
@@ -348,6 +354,7 @@ mod tests {
                 entity_name: None,
                 message,
                 severity: "info",
+                recorded_by: (id != "x").then_some("key_0a1b2c3d4e5f"),
             };
         let mut batch = Terms::with_capacity(0, 0);
         for s in srcs {
@@ -375,8 +382,13 @@ mod tests {
             entity_name: Some("Projector Bias Light"),
             message: "Projector dropped",
             severity: "warning",
+            recorded_by: Some("key_0a1b2c3d4e5f"),
         });
         let keys: Vec<Vec<u8>> = t.keys(0).map(|k| k.to_vec()).collect();
+        assert!(keys.contains(&[&[Field::RecordedBy.code()][..], b"key_0a1b2c3d4e5f"].concat()));
+        // A field key only, never words.
+        assert!(!keys.contains(&[&[super::super::WORD_CODE][..], b"key"].concat()));
+        assert!(!keys.contains(&[&[super::super::WORD_CODE][..], b"0a1b2c3d4e5f"].concat()));
         assert!(keys.contains(&[&[Field::EntityId.code()][..], b"dev_17"].concat()));
         assert!(keys.contains(&[&[super::super::WORD_CODE][..], b"projector"].concat()));
         assert!(keys.contains(&[&[super::super::WORD_CODE][..], b"bias"].concat()));

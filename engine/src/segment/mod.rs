@@ -152,8 +152,12 @@ pub(crate) fn push_payload(
 pub const SEGMENT_MAGIC: [u8; 8] = *b"ACTLOGSG";
 /// The segment format version this build writes. It reads this one and
 /// every version from [`OLDEST_FORMAT_VERSION`] on (see `docs/FORMAT.md`,
-/// "Versions").
-pub const FORMAT_VERSION: u16 = 2;
+/// "Versions"). Version 3 changes nothing in the file's own layout: its
+/// records' payloads have an eleventh element (`recorded_by`), which a
+/// format-2 reader would take for damage; the number makes it refuse the
+/// file by version instead, and keeps such payloads out of any segment it
+/// accepts (an older active segment is sealed on open).
+pub const FORMAT_VERSION: u16 = 3;
 /// The oldest segment format version this build still reads. A data
 /// directory whose active segment is older has it sealed on open and
 /// continues in a new segment of [`FORMAT_VERSION`].

@@ -33,7 +33,7 @@ pub async fn ingest(
         let label = who.key.label.clone();
         let events =
             parse_body(&app, body, app.body_limit, move |b| parse_events(b, &label)).await?;
-        app.recorder.ingest(events).await
+        app.recorder.ingest(events, &who.key.id).await
     }
     .await;
     match result {

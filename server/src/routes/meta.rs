@@ -84,6 +84,7 @@ pub const ASSETS: &[(&str, &str, &str)] = &[
     js!("filters.js"),
     js!("completion.js"),
     js!("drawer.js"),
+    js!("provenance.js"),
     js!("confirm.js"),
     js!("signin.js"),
     js!("activity.js"),

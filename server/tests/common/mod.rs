@@ -727,8 +727,15 @@ pub fn expected_content(posted: &Value, default_actor: &str) -> Value {
     })
 }
 
+/// Whether `v` is an API key's id: `key_` and 12 lowercase hex digits.
+pub fn is_key_id(v: &str) -> bool {
+    v.strip_prefix("key_")
+        .is_some_and(|h| h.len() == 12 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+}
+
 /// Asserts a returned record has exactly the fields of a record, its `id`,
-/// and the content of `posted`.
+/// and the content of `posted`, `recorded_by` a key's id (a client's record
+/// is never the server's, nor without provenance).
 pub fn assert_record(rec: &Value, id: u64, posted: &Value, default_actor: &str) {
     let obj = rec.as_object().expect("record is an object");
     let mut keys: Vec<&str> = obj.keys().map(String::as_str).collect();
@@ -746,10 +753,15 @@ pub fn assert_record(rec: &Value, id: u64, posted: &Value, default_actor: &str) 
             "message",
             "metadata",
             "occurred_at",
+            "recorded_by",
             "severity",
             "ts"
         ],
         "record fields: {rec}"
+    );
+    assert!(
+        rec["recorded_by"].as_str().is_some_and(is_key_id),
+        "recorded_by is a key id: {rec}"
     );
     assert_eq!(rec["id"], json!(id), "{rec}");
     let ts = rec["ts"].as_str().expect("ts");
@@ -762,6 +774,7 @@ pub fn assert_record(rec: &Value, id: u64, posted: &Value, default_actor: &str) 
     if let Some(m) = content.as_object_mut() {
         m.remove("id");
         m.remove("ts");
+        m.remove("recorded_by");
     }
     assert_eq!(
         content,
