@@ -98,12 +98,16 @@ impl OriginPolicy {
         let same = match &self.public {
             Some(public) => origin == *public,
             None => {
-                let host = uri.authority().map(|a| a.as_str().to_string()).or_else(|| {
-                    headers
-                        .get(header::HOST)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string)
-                });
+                // `Host` (HTTP/1) or `:authority` (HTTP/2); when a request
+                // carries both, as an absolute-form HTTP/1 target does, they
+                // must agree.
+                let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+                let authority = uri.authority().map(|a| a.as_str());
+                let host = match (host, authority) {
+                    (Some(h), Some(a)) if !h.eq_ignore_ascii_case(a) => None,
+                    (Some(h), _) => Some(h.to_string()),
+                    (None, a) => a.map(str::to_string),
+                };
                 match host {
                     Some(host) => {
                         let host = host.to_ascii_lowercase();
@@ -259,6 +263,27 @@ mod tests {
         ]);
         assert!(p
             .check(&Method::POST, &s, &login, Credentials::None)
+            .is_ok());
+    }
+
+    #[test]
+    fn an_absolute_target_must_agree_with_host() {
+        let p = OriginPolicy::default();
+        let h = headers(&[
+            ("host", "127.0.0.1:8470"),
+            ("origin", "http://evil.example"),
+            ("content-type", "application/json"),
+        ]);
+        let u = uri("http://evil.example/api/v1/keys");
+        assert!(p.check(&Method::POST, &u, &h, Credentials::Cookie).is_err());
+        let mut own = h.clone();
+        own.insert("origin", HeaderValue::from_static("http://127.0.0.1:8470"));
+        assert!(p
+            .check(&Method::POST, &u, &own, Credentials::Cookie)
+            .is_err());
+        let u = uri("http://127.0.0.1:8470/api/v1/keys");
+        assert!(p
+            .check(&Method::POST, &u, &own, Credentials::Cookie)
             .is_ok());
     }
 

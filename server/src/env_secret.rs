@@ -13,11 +13,12 @@ extern "C" {
 
 /// Returns `name`'s value and removes it from the environment: the value's
 /// bytes in the environment block are zeroed, then the variable is unset.
+/// A value that is not UTF-8 is removed too and answered `Err(NotUtf8)`.
 /// Call it while the process has a single thread (first thing in `main`):
 /// nothing may read the environment meanwhile.
 #[allow(unsafe_code)]
-pub fn take(name: &str) -> Option<String> {
-    let value = std::env::var(name).ok();
+pub fn take(name: &str) -> Result<Option<String>, NotUtf8> {
+    let value = std::env::var_os(name).map(|v| v.into_string().map_err(|_| NotUtf8));
     // SAFETY: `environ` is the C library's NULL-terminated array of
     // pointers to NUL-terminated "NAME=value" strings, valid for reading
     // and writing (they live in the process's own stack or heap). The
@@ -39,5 +40,9 @@ pub fn take(name: &str) -> Option<String> {
         }
     }
     std::env::remove_var(name);
-    value
+    value.transpose()
 }
+
+/// The variable's value is not UTF-8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotUtf8;

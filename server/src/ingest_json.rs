@@ -16,7 +16,7 @@ use std::fmt;
 use actlog_engine::{NewRecord, Severity};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserializer as _;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::json::{parse_ts, MAX_BATCH};
@@ -25,6 +25,12 @@ use crate::json::{parse_ts, MAX_BATCH};
 /// them: the server sets it from the key that sent the event
 /// (`Recorder::ingest`), and an event that names it is refused like any
 /// other unknown field.
+/// Longest metadata text accepted for parsing: the JSON of an object whose
+/// MessagePack encoding fits `MAX_METADATA_BYTES` (4096) is far shorter even
+/// with every character escaped (`\u0001`, 6 bytes for 1) and generous
+/// whitespace.
+pub const MAX_METADATA_JSON: usize = 64 << 10;
+
 const EVENT_FIELDS: &[&str] = &[
     "category",
     "action",
@@ -221,21 +227,47 @@ impl<'de> Visitor<'de> for Event<'_> {
                 }
             };
             if name == "metadata" {
-                metadata = match map.next_value::<Loose>()? {
-                    Loose::Null => None,
-                    Loose::Object(m) => Some(m),
-                    _ => {
+                // Its text is measured before a tree is built from it: a
+                // tree costs ~40 times the text, and no object over
+                // MAX_METADATA_JSON bytes of JSON can fit the engine's
+                // 4096-byte bound.
+                let raw = map.next_value::<&'de serde_json::value::RawValue>()?;
+                let text = raw.get();
+                if text.len() > MAX_METADATA_JSON {
+                    return Err(self.error(ApiError::invalid(
+                        "metadata",
+                        format!(
+                            "is {} bytes of JSON; metadata is at most {} bytes encoded, \
+                             which never takes more than {MAX_METADATA_JSON} bytes of JSON",
+                            text.len(),
+                            actlog_engine::MAX_METADATA_BYTES
+                        ),
+                    )));
+                }
+                metadata = match serde_json::from_str::<Value>(text) {
+                    Ok(Value::Null) => None,
+                    Ok(Value::Object(m)) => Some(m),
+                    Ok(_) => {
                         return Err(self.error(ApiError::invalid(
                             "metadata",
                             "`metadata` must be a JSON object",
                         )))
                     }
+                    // A lone surrogate, or nesting past the parser's limit:
+                    // malformed, not a field of the wrong shape.
+                    Err(e) => return Err(self.error(not_json(e))),
                 };
                 continue;
             }
-            let value = match map.next_value::<Loose>()? {
-                Loose::Null => None,
-                Loose::Str(s) => Some(s),
+            // Measured text again: a field that should be a string but holds
+            // an array or object is skipped over, never built.
+            let raw = map.next_value::<&'de serde_json::value::RawValue>()?;
+            let value = match raw.get().as_bytes().first() {
+                Some(b'n') => None,
+                Some(b'"') => Some(
+                    serde_json::from_str::<String>(raw.get())
+                        .map_err(|e| self.error(not_json(e)))?,
+                ),
                 _ => {
                     return Err(self.error(ApiError::invalid(
                         name,
@@ -345,62 +377,6 @@ impl<'de> de::Deserialize<'de> for Key<'de> {
             }
         }
         d.deserialize_str(V)
-    }
-}
-
-/// A field's value, whatever its JSON type, so that a wrong type becomes
-/// this API's error naming the field rather than serde's.
-enum Loose {
-    Null,
-    Str(String),
-    Object(Map<String, Value>),
-    Other,
-}
-
-impl<'de> de::Deserialize<'de> for Loose {
-    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Loose;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_unit<E>(self) -> Result<Loose, E> {
-                Ok(Loose::Null)
-            }
-            fn visit_none<E>(self) -> Result<Loose, E> {
-                Ok(Loose::Null)
-            }
-            fn visit_str<E>(self, s: &str) -> Result<Loose, E> {
-                Ok(Loose::Str(s.to_owned()))
-            }
-            fn visit_string<E>(self, s: String) -> Result<Loose, E> {
-                Ok(Loose::Str(s))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Loose, E> {
-                Ok(Loose::Other)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<Loose, E> {
-                Ok(Loose::Other)
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<Loose, E> {
-                Ok(Loose::Other)
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<Loose, E> {
-                Ok(Loose::Other)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Loose, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(Loose::Other)
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Loose, A::Error> {
-                let m = <Map<String, Value> as de::Deserialize>::deserialize(
-                    de::value::MapAccessDeserializer::new(map),
-                )?;
-                Ok(Loose::Object(m))
-            }
-        }
-        d.deserialize_any(V)
     }
 }
 

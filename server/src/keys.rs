@@ -22,8 +22,11 @@ pub const MIN_TOKEN_DISTINCT: usize = 8;
 
 /// Checks a token chosen by a person (`ACTLOG_ADMIN_TOKEN`): at least
 /// [`MIN_TOKEN_LEN`] characters (not bytes), no whitespace at either end
-/// (a padded token could never be sent back: clients trim it), and at least
-/// [`MIN_TOKEN_DISTINCT`] distinct characters (`aaaa…` is not a secret).
+/// (a padded token could never be sent back: clients trim it), and none of
+/// the obvious non-secrets: fewer than [`MIN_TOKEN_DISTINCT`] distinct
+/// characters, one character making up over a quarter of it, or a shorter
+/// pattern repeated. (A filter for mistakes, not an entropy measure: the
+/// generated keys are 256 random bits.)
 pub fn check_admin_token(t: &str) -> Result<(), String> {
     let chars = t.chars().count();
     if chars < MIN_TOKEN_LEN {
@@ -37,11 +40,30 @@ pub fn check_admin_token(t: &str) -> Result<(), String> {
                 .into(),
         );
     }
-    let distinct = t.chars().collect::<std::collections::HashSet<_>>().len();
-    if distinct < MIN_TOKEN_DISTINCT {
-        return Err(format!(
-            "ACTLOG_ADMIN_TOKEN has only {distinct} distinct characters; use a random token with at least {MIN_TOKEN_DISTINCT} (for example `openssl rand -hex 32`)"
+    let weak = |why: String| {
+        Err(format!(
+            "ACTLOG_ADMIN_TOKEN {why}; use a random token (for example `openssl rand -hex 32`)"
+        ))
+    };
+    let chars: Vec<char> = t.chars().collect();
+    let mut counts = std::collections::HashMap::new();
+    for c in &chars {
+        *counts.entry(*c).or_insert(0usize) += 1;
+    }
+    if counts.len() < MIN_TOKEN_DISTINCT {
+        return weak(format!(
+            "has only {} distinct characters (at least {MIN_TOKEN_DISTINCT})",
+            counts.len()
         ));
+    }
+    let most = counts.values().copied().max().unwrap_or(0);
+    if most * 4 > chars.len() {
+        return weak("is mostly one character".into());
+    }
+    // A short pattern repeated ("Password1Password1…", "12345678" × 4).
+    let repeats = |p: usize| (p..chars.len()).all(|i| chars[i] == chars[i - p]);
+    if let Some(p) = (1..=chars.len() / 2).find(|&p| repeats(p)) {
+        return weak(format!("repeats a pattern of {p} characters"));
     }
     Ok(())
 }
@@ -299,6 +321,30 @@ impl KeyStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn admin_tokens_that_are_not_secrets_are_refused() {
+        for weak in [
+            "short",
+            "😀😀😀😀😀😀😀😀",
+            " 0123456789abcdef0123456789abcdef",
+            "0123456789abcdef0123456789abcdef\n",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "abcdefgabcdefgabcdefgabcdefgabcdefg",
+            "12345678123456781234567812345678",
+            "Password1Password1Password1Passw",
+            "aaaaaaaaaaaaaaaaaaaaaaaaabcdefgh",
+        ] {
+            assert!(check_admin_token(weak).is_err(), "{weak:?} was accepted");
+        }
+        for good in [
+            "3f9c1e7a0b4d8265c1e9a7f30d2b6c48",
+            "test-admin-token-0123456789-abcdefghijklmnop",
+            "correct horse battery staple, mostly random",
+        ] {
+            assert_eq!(check_admin_token(good), Ok(()), "{good:?}");
+        }
+    }
 
     #[test]
     fn token_hashes_are_lowercase_hex_sha256() {

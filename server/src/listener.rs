@@ -7,8 +7,11 @@
 //!   connection is simply closed), so a flood of sockets cannot take the
 //!   file descriptors that segment and index files need.
 //! * A client must send a request's whole header block within
-//!   [`ConnLimits::header_timeout`] (hyper's header-read timer): trickling
-//!   headers (slowloris) does not hold a connection.
+//!   [`ConnLimits::header_timeout`] (hyper's header-read timer), and its
+//!   first byte within the same time: trickling headers (slowloris) or
+//!   sending nothing does not hold a connection. An HTTP/1 header block is
+//!   at most [`HTTP1_MAX_BUF`]; an HTTP/2 connection has at most
+//!   [`HTTP2_MAX_STREAMS`] streams with [`HTTP2_WINDOW`]-byte windows.
 //! * A connection on which no byte moves either way for
 //!   [`ConnLimits::idle_timeout`] is closed, kept-alive or mid-request.
 //!   Live streams are never idle that long: SSE sends a heartbeat and the
@@ -68,6 +71,15 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 2048;
 /// closed without an answer.
 pub const REFUSING_AT_ONCE: usize = 64;
 
+/// Read buffer of an HTTP/1 connection, and so the largest header block:
+/// above hyper's fixed 64 KiB bound on the request target, so that a long
+/// URI is still answered 414 (not 431).
+pub const HTTP1_MAX_BUF: usize = 96 << 10;
+/// Concurrent streams of one HTTP/2 connection.
+pub const HTTP2_MAX_STREAMS: u32 = 32;
+/// Flow-control window of one HTTP/2 stream (the connection's is 4×).
+pub const HTTP2_WINDOW: u32 = 64 << 10;
+
 /// How long a graceful shutdown waits for open connections.
 const DRAIN: Duration = Duration::from_secs(10);
 
@@ -99,7 +111,19 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
+        .header_read_timeout(limits.header_timeout)
+        // The read buffer bounds a header block in memory (hyper's default
+        // lets ~400 KiB of unfinished headers sit per connection).
+        .max_buf_size(HTTP1_MAX_BUF);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        // Few streams per connection and small flow-control windows: a
+        // client cannot park megabytes in streams the server has not read.
+        .max_concurrent_streams(HTTP2_MAX_STREAMS)
+        .initial_stream_window_size(HTTP2_WINDOW)
+        .initial_connection_window_size(HTTP2_WINDOW * 4)
+        .max_header_list_size(16 << 10);
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
@@ -142,15 +166,23 @@ pub async fn serve(
                 .into_owned(),
         );
         let idle = limits.idle_timeout;
+        let first_byte = limits.header_timeout;
         let metrics = metrics.clone();
         tokio::spawn(async move {
             tokio::pin!(conn);
             loop {
-                let deadline = activity.last() + idle;
+                // Until the first byte arrives, a connection gets only the
+                // header timeout (hyper's header timer starts with the first
+                // byte): a silent socket holds a place no longer than a
+                // slow header block does.
+                let deadline = |a: &Activity| match a.first_read() {
+                    None => a.start + first_byte,
+                    Some(_) => a.last() + idle,
+                };
                 tokio::select! {
                     _ = &mut conn => return,
-                    _ = tokio::time::sleep_until(deadline) => {
-                        if activity.last() + idle <= Instant::now() {
+                    _ = tokio::time::sleep_until(deadline(&activity)) => {
+                        if deadline(&activity) <= Instant::now() {
                             metrics.connections_idle_closed.fetch_add(1, Ordering::Relaxed);
                             return; // dropping the connection closes it
                         }
@@ -165,6 +197,46 @@ pub async fn serve(
         .is_err()
     {
         tracing::info!("closed connections still open after the shutdown grace period");
+    }
+}
+
+/// File descriptors kept for the log's own files, beyond the connections.
+pub const FD_RESERVE: u64 = 256;
+
+/// Raises the soft limit on open files to the hard limit (many systems
+/// start services at 1024, below the default connection cap), and warns when
+/// `max_connections` plus [`FD_RESERVE`] still does not fit: the accept loop
+/// survives running out, but segment and index opens would fail.
+#[allow(unsafe_code)]
+pub fn raise_fd_limit(max_connections: usize) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write only the struct given.
+    let soft = unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+        lim.rlim_cur
+    };
+    let needed = max_connections as u64 + FD_RESERVE;
+    if soft < needed {
+        tracing::warn!(
+            limit = soft,
+            needed,
+            "the open-files limit is below --max-connections plus the log's own files; \
+             raise it (LimitNOFILE=, ulimit -n) or lower --max-connections"
+        );
     }
 }
 
@@ -195,10 +267,12 @@ fn refuse(mut tcp: TcpStream, refusing: &Arc<Semaphore>) {
     });
 }
 
-/// When a byte last moved on a connection (ms since `start`).
+/// When a byte last moved on a connection (ms since `start`), and whether
+/// the client has sent any.
 struct Activity {
     start: Instant,
     last_ms: AtomicU64,
+    read_any: std::sync::atomic::AtomicBool,
 }
 
 impl Activity {
@@ -206,12 +280,23 @@ impl Activity {
         Activity {
             start: Instant::now(),
             last_ms: AtomicU64::new(0),
+            read_any: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
     fn touch(&self) {
         let ms = self.start.elapsed().as_millis() as u64;
         self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn touch_read(&self) {
+        self.touch();
+        self.read_any.store(true, Ordering::Relaxed);
+    }
+
+    /// `Some(())` once the client has sent a byte.
+    fn first_read(&self) -> Option<()> {
+        self.read_any.load(Ordering::Relaxed).then_some(())
     }
 
     fn last(&self) -> Instant {
@@ -259,7 +344,7 @@ impl AsyncRead for Watched {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
-            self.activity.touch();
+            self.activity.touch_read();
         }
         r
     }

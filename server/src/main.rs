@@ -50,13 +50,17 @@ fn main() -> ExitCode {
             // Read once, then gone: the token must not stay readable in
             // /proc/<pid>/environ for the life of the server. (Still one
             // thread here: no one else reads the environment.)
-            let admin_token = actlog_server::env_secret::take("ACTLOG_ADMIN_TOKEN");
+            let Ok(admin_token) = actlog_server::env_secret::take("ACTLOG_ADMIN_TOKEN") else {
+                eprintln!("error: ACTLOG_ADMIN_TOKEN is not valid UTF-8");
+                return ExitCode::from(2);
+            };
             if let Some(t) = &admin_token {
                 if let Err(m) = actlog_server::keys::check_admin_token(t) {
                     eprintln!("error: {m}");
                     return ExitCode::from(2);
                 }
             }
+            actlog_server::listener::raise_fd_limit(max_connections);
             let secs = |s: u64| Duration::from_secs(s.max(1));
             let cfg = ServeConfig {
                 demo,

@@ -67,7 +67,8 @@ fn errors(codes: &[(&str, &str)]) -> Map<String, Value> {
         .collect()
 }
 
-fn responses(success: &[(&str, Value)], codes: &[&[(&str, &str)]]) -> Value {
+fn responses(success: impl AsRef<[(&'static str, Value)]>, codes: &[&[(&str, &str)]]) -> Value {
+    let success = success.as_ref();
     let mut m = errors(&codes.concat());
     for (code, v) in success {
         m.insert(code.to_string(), v.clone());
@@ -177,14 +178,21 @@ fn schemas() -> Value {
     })
 }
 
-/// 414: a request line past hyper's fixed bound (64 KiB), answered by the
-/// HTTP layer before a request exists, so without the JSON error body. Six
-/// filters of 100 values of 4 KiB each can reach it.
-fn uri_too_long() -> (&'static str, Value) {
-    (
-        "414",
-        json!({"description": "URI too long: answered by the HTTP layer, without a body"}),
-    )
+/// 414 and 431: a request target past hyper's fixed 64 KiB bound, or a
+/// request head past the connection's read buffer (`listener::HTTP1_MAX_BUF`),
+/// answered by the HTTP layer before a request exists, so without the JSON
+/// error body. Seven filters of 100 values of 4 KiB each can reach either.
+fn too_long() -> [(&'static str, Value); 2] {
+    [
+        (
+            "414",
+            json!({"description": "URI too long: answered by the HTTP layer, without a body"}),
+        ),
+        (
+            "431",
+            json!({"description": "Request head too large: answered by the HTTP layer, without a body"}),
+        ),
+    ]
 }
 
 /// The document.
@@ -222,8 +230,8 @@ pub fn document() -> Value {
                        &[ANY, AUTH, BODY, &[("409", "Recording is off")]])},
           "get": {"summary": "List records, newest first, by keyset pages",
                   "parameters": with(filters(), &[limit.clone(), cursor, order.clone()]),
-                  "responses": responses(&[("200", json_body("A page", json!({"type": "object", "required": ["items", "next_cursor"], "additionalProperties": false, "properties": {
-                      "items": {"type": "array", "maxItems": 1000, "items": rec}, "next_cursor": {"type": "string", "nullable": true}}}))), uri_too_long()], reads)},
+                  "responses": responses([("200", json_body("A page", json!({"type": "object", "required": ["items", "next_cursor"], "additionalProperties": false, "properties": {
+                      "items": {"type": "array", "maxItems": 1000, "items": rec}, "next_cursor": {"type": "string", "nullable": true}}})))].into_iter().chain(too_long()).collect::<Vec<_>>(), reads)},
           "delete": {"summary": "Clear the log (admin)",
                      "parameters": [{"name": "confirm", "in": "query", "required": true, "schema": {"type": "string", "enum": ["true"]}}],
                      "responses": responses(&[("200", json_body("How many records were cleared", json!({"type": "object", "required": ["cleared"], "additionalProperties": false,
@@ -238,19 +246,19 @@ pub fn document() -> Value {
         "/api/v1/activity/export": {
           "get": {"summary": "Export every matching record, streamed",
                   "parameters": with(filters(), &[order.clone(), json!({"name": "format", "in": "query", "schema": {"type": "string", "enum": ["csv", "json", "ndjson"], "default": "ndjson"}})]),
-                  "responses": responses(&[("200", json!({"description": "An attachment", "content": {
+                  "responses": responses([("200", json!({"description": "An attachment", "content": {
                       "text/csv": {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "array", "items": rec}},
-                      "application/x-ndjson": {"schema": {"type": "string"}}}})), uri_too_long()], reads)}
+                      "application/x-ndjson": {"schema": {"type": "string"}}}}))].into_iter().chain(too_long()).collect::<Vec<_>>(), reads)}
         },
         "/api/v1/activity/stream": {
           "get": {"summary": "Server-Sent Events of matching records; resumes after Last-Event-ID",
                   "parameters": with(filters(), &[
                       json!({"name": "Last-Event-ID", "in": "header", "schema": {"type": "integer", "minimum": 0, "maximum": u64::MAX}}),
                       json!({"name": "after_id", "in": "query", "schema": {"type": "integer", "minimum": 0, "maximum": u64::MAX}})]),
-                  "responses": responses(&[("200", json!({"description": "text/event-stream; `id:` is the record id, `event: activity`, `data:` the Record as JSON; a comment every 15 s",
+                  "responses": responses([("200", json!({"description": "text/event-stream; `id:` is the record id, `event: activity`, `data:` the Record as JSON; a comment every 15 s",
                       "content": {"text/event-stream": {"schema": {"type": "object", "required": ["id", "event", "data"], "properties": {
                           "id": {"type": "string", "pattern": "^[0-9]+$"}, "event": {"type": "string", "enum": ["activity"]}, "data": {"type": "string"}}}}}})),
-                      uri_too_long()], reads)}
+                      ].into_iter().chain(too_long()).collect::<Vec<_>>(), reads)}
         },
         "/api/v1/events/ws": {
           "get": {"summary": "WebSocket bus: {type, data} with type in activity_logged, activity_cleared, settings_changed (admins only)",
@@ -268,18 +276,18 @@ pub fn document() -> Value {
                       json!({"name": "field", "in": "path", "required": true, "schema": {"type": "string", "enum": filter_fields()}}),
                       json!({"name": "prefix", "in": "query", "schema": param_string()}),
                       json!({"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10}})]),
-                  "responses": responses(&[("200", json_body("Values by count", json!({"type": "object", "required": ["field", "values"], "additionalProperties": false, "properties": {
+                  "responses": responses([("200", json_body("Values by count", json!({"type": "object", "required": ["field", "values"], "additionalProperties": false, "properties": {
                       "field": {"type": "string", "enum": filter_fields()}, "values": {"type": "array", "maxItems": 1000, "items": {
                       "type": "object", "required": ["value", "count"], "additionalProperties": false,
-                      "properties": {"value": {"type": "string"}, "count": {"type": "integer", "minimum": 1}}}}}}))), uri_too_long()], reads)}
+                      "properties": {"value": {"type": "string"}, "count": {"type": "integer", "minimum": 1}}}}}})))].into_iter().chain(too_long()).collect::<Vec<_>>(), reads)}
         },
         "/api/v1/activity/histogram": {
           "get": {"summary": "Counts per time bucket (default window: the last 24 h)",
                   "parameters": with(filters(), &[json!({"name": "bucket", "in": "query", "schema": {"type": "string", "enum": ["1m", "5m", "15m", "1h", "6h", "1d"], "default": "1h"}})]),
-                  "responses": responses(&[("200", json_body("Buckets", json!({"type": "object", "required": ["bucket", "buckets"], "additionalProperties": false, "properties": {
+                  "responses": responses([("200", json_body("Buckets", json!({"type": "object", "required": ["bucket", "buckets"], "additionalProperties": false, "properties": {
                       "bucket": {"type": "string", "enum": ["1m", "5m", "15m", "1h", "6h", "1d"]}, "buckets": {"type": "array", "maxItems": 10000, "items": {
                       "type": "object", "required": ["start", "count"], "additionalProperties": false,
-                      "properties": {"start": {"type": "string", "format": "date-time"}, "count": {"type": "integer", "minimum": 0}}}}}}))), uri_too_long()], reads)}
+                      "properties": {"start": {"type": "string", "format": "date-time"}, "count": {"type": "integer", "minimum": 0}}}}}})))].into_iter().chain(too_long()).collect::<Vec<_>>(), reads)}
         },
         "/api/v1/activity/settings": {
           "get": {"summary": "Settings (admin)", "responses": responses(&[("200", json_body("Settings", settings.clone()))], &[ANY, AUTH])},

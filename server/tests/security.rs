@@ -492,6 +492,9 @@ async fn errors_raised_by_the_framework_have_the_json_shape() {
     s.call(Method::PATCH, "/api/v1/activity", Some(ADMIN), None)
         .await
         .assert_error(405, "method_not_allowed", None, None);
+    s.get("/assets/%FF", None)
+        .await
+        .assert_error(404, "not_found", None, None);
     // Malformed JSON is 400 whatever else is wrong with it.
     let raw = |body: Vec<u8>| {
         s.request(Method::POST, "/api/v1/activity", Some(ADMIN))
@@ -830,4 +833,126 @@ async fn server_started_is_the_first_record_of_every_run() {
         }
         assert!(s.terminate().success());
     }
+}
+
+// --- From the adversarial review of this hardening --------------------------
+
+/// A connection that never sends a byte gets the header timeout, not the
+/// (longer) idle timeout: hyper's header timer starts with the first byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connection_gets_only_the_header_timeout() {
+    let tmp = tempdir();
+    let s = Server::start_with(
+        tmp.path(),
+        &[
+            ("ACTLOG_HEADER_TIMEOUT", "1"),
+            ("ACTLOG_IDLE_TIMEOUT", "600"),
+        ],
+    );
+    let mut silent = connect(&s).await;
+    assert!(
+        read_until_closed(&mut silent, Duration::from_secs(30))
+            .await
+            .is_some(),
+        "a connection that sent nothing was kept past the header timeout"
+    );
+}
+
+/// Sign-in bodies that never arrive must not take the places that ingest
+/// bodies are read in: an unauthenticated client could stop all ingest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_sign_ins_do_not_hold_up_ingest() {
+    let tmp = tempdir();
+    let s = Server::start_with(
+        tmp.path(),
+        &[
+            ("ACTLOG_BODY_TIMEOUT", "300"),
+            ("ACTLOG_IDLE_TIMEOUT", "600"),
+        ],
+    );
+    let mut stalled = Vec::new();
+    for _ in 0..16 {
+        let mut c = connect(&s).await;
+        c.write_all(
+            format!(
+                "POST /api/v1/session HTTP/1.1\r\nHost: {0}\r\nOrigin: http://{0}\r\n\
+                 Content-Type: application/json\r\nContent-Length: 4000\r\n\r\n{{",
+                s.addr
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("write");
+        stalled.push(c);
+    }
+    // The harness client gives up after 30 s; before the fix this waited
+    // for the 300 s body timeout.
+    let ids = s.ingest(ADMIN, &event()).await;
+    assert_eq!(ids.len(), 1);
+    drop(stalled);
+}
+
+fn peak_rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("status")
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM")
+}
+
+/// An 8 MiB ingest body whose metadata (or a string field) is a huge array
+/// is refused without building a tree from it: a tree costs ~40 times its
+/// text, so one such body grew the server by over 300 MiB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_fields_are_refused_without_being_built() {
+    let tmp = tempdir();
+    let s = Server::start(tmp.path());
+    s.ingest(ADMIN, &event()).await;
+    let before = peak_rss_kb(s.pid());
+    let zeros = |n: usize| {
+        let mut v = String::with_capacity(2 * n + 2);
+        v.push('[');
+        for i in 0..n {
+            if i > 0 {
+                v.push(',');
+            }
+            v.push('0');
+        }
+        v.push(']');
+        v
+    };
+    let n = (8 << 20) / 2 - 100;
+    for (field, body) in [
+        (
+            "metadata",
+            format!(
+                r#"{{"category":"a","action":"a.b","message":"m","metadata":{{"a":{}}}}}"#,
+                zeros(n)
+            ),
+        ),
+        (
+            "actor",
+            format!(
+                r#"{{"category":"a","action":"a.b","message":"m","actor":{}}}"#,
+                zeros(n)
+            ),
+        ),
+    ] {
+        assert!(body.len() <= 8 << 20, "{}", body.len());
+        let r = s
+            .send(
+                s.request(Method::POST, "/api/v1/activity", Some(ADMIN))
+                    .header("content-type", "application/json")
+                    .body(body),
+            )
+            .await;
+        r.assert_error(422, "invalid_field", Some(field), None);
+    }
+    let grown_mib = (peak_rss_kb(s.pid()).saturating_sub(before)) / 1024;
+    // The body itself is 8 MiB (and its buffer up to twice that).
+    assert!(
+        grown_mib < 100,
+        "the server's peak memory grew by {grown_mib} MiB"
+    );
 }

@@ -278,7 +278,7 @@ pub async fn create_session(
     conn: Option<Extension<ConnectInfo<SocketAddr>>>,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let sign_in: SignIn = parse_body(&app, body, SESSION_BODY_LIMIT, |b| {
+    let sign_in: SignIn = super::parse_small_body(&app, body, SESSION_BODY_LIMIT, |b| {
         crate::error::parse_json(b, "token", "send {\"token\": \"<API key>\"}")
     })
     .await?;

@@ -111,7 +111,11 @@ pub async fn index() -> Response {
 }
 
 /// `GET /assets/{file}`
-pub async fn asset(Path(file): Path<String>) -> Response {
+pub async fn asset(
+    file: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Response {
+    // A name that is not UTF-8 names no asset.
+    let file = file.map(|Path(f)| f).unwrap_or_default();
     match ASSETS.iter().find(|(name, _, _)| *name == file) {
         Some((_, ctype, body)) => (
             [

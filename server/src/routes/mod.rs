@@ -125,20 +125,29 @@ pub async fn read_body(app: &App, body: Body, limit: usize) -> Result<Bytes, Api
 pub const DRAIN_AFTER_LIMIT: usize = 16 << 20;
 
 /// Reads a JSON body of at most `limit` bytes and parses it with `parse`.
-/// At most [`App::body_permits`] bodies are read and parsed at once (the
-/// rest wait), and a body over [`INLINE_PARSE`] bytes is parsed on a
-/// blocking thread, so a large body never stalls the async runtime.
+/// At most [`App::body_permits`] bodies are read and parsed at once (each
+/// may hold `limit` bytes, and several times that while parsed); a request
+/// that cannot get a place within the body timeout is answered 503, so a
+/// few slow clients can delay others by at most that, never stall them. A
+/// body over [`INLINE_PARSE`] bytes is parsed on a blocking thread, so a
+/// large body never stalls the async runtime. (Small bodies — the
+/// unauthenticated sign-in — use [`parse_small_body`], outside the pool.)
 pub async fn parse_body<T: Send + 'static>(
     app: &App,
     body: Body,
     limit: usize,
     parse: impl FnOnce(&[u8]) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let _permit = app
-        .body_permits
-        .acquire()
-        .await
-        .map_err(|_| ApiError::unavailable("the server is shutting down"))?;
+    let permit = tokio::time::timeout(app.body_timeout, app.body_permits.acquire()).await;
+    let _permit = match permit {
+        Ok(Ok(p)) => p,
+        Ok(Err(_)) => return Err(ApiError::unavailable("the server is shutting down")),
+        Err(_) => {
+            return Err(ApiError::unavailable(
+                "as many request bodies are being read as the server allows; retry shortly",
+            ))
+        }
+    };
     let bytes = read_body(app, body, limit).await?;
     if bytes.len() <= INLINE_PARSE {
         return parse(&bytes);
@@ -146,6 +155,21 @@ pub async fn parse_body<T: Send + 'static>(
     tokio::task::spawn_blocking(move || parse(&bytes))
         .await
         .map_err(|e| ApiError::internal(format!("the parse task failed: {e}")))?
+}
+
+/// Reads a body of at most `limit` ≤ [`INLINE_PARSE`] bytes and parses it
+/// in place, outside the pool of [`parse_body`]: it costs microseconds and a
+/// few KiB, and an unauthenticated client trickling such bodies must not
+/// take the places that ingest needs.
+pub async fn parse_small_body<T>(
+    app: &App,
+    body: Body,
+    limit: usize,
+    parse: impl FnOnce(&[u8]) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    debug_assert!(limit <= INLINE_PARSE);
+    let bytes = read_body(app, body, limit.min(INLINE_PARSE)).await?;
+    parse(&bytes)
 }
 
 /// Bodies up to this size are parsed where they are read (microseconds).
