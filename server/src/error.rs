@@ -101,7 +101,7 @@ impl ApiError {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
-            format!("request bodies are limited to {limit} bytes; send smaller batches"),
+            format!("this request's body is limited to {limit} bytes (send a batch of events in smaller parts)"),
         )
     }
 
