@@ -222,8 +222,8 @@ impl<'a> Parser<'a> {
             Some(Marker::FixMap(_) | Marker::Map16 | Marker::Map32) => {}
             _ => return Err(format!("bad payload: {field} is not a map")),
         }
-        let len =
-            value_len(self.rest).ok_or_else(|| format!("bad payload: {field} is cut short"))?;
+        let len = value_len(self.rest, crate::record::MAX_METADATA_DEPTH)
+            .ok_or_else(|| format!("bad payload: {field} is cut short or nested too deep"))?;
         let (value, rest) = self.rest.split_at(len);
         self.rest = rest;
         Ok(value)
@@ -276,19 +276,30 @@ fn is_ascii(b: &[u8]) -> bool {
     bits & HIGH == 0
 }
 
-/// The length in bytes of the MessagePack value at the start of `bytes`, or
-/// `None` if it does not end within them. Iterative: nesting depth costs a
-/// counter, not stack.
-fn value_len(bytes: &[u8]) -> Option<usize> {
+/// The length of the MessagePack value at the start of `bytes`, or `None`
+/// when it is cut short, malformed, or nests containers more than
+/// `max_depth` deep (a container at the top is depth 1). Iterative: hostile
+/// bytes can neither recurse nor make it allocate.
+fn value_len(bytes: &[u8], max_depth: usize) -> Option<usize> {
+    const LEVELS: usize = 16;
+    debug_assert!(max_depth < LEVELS);
+    let max_depth = max_depth.min(LEVELS - 1);
     let mut at = 0usize;
-    // Values still to be read; containers add their elements.
-    let mut pending: u64 = 1;
+    // Values still to be read at each open level; level 0 is the top.
+    let mut pending = [0u64; LEVELS];
+    pending[0] = 1;
+    let mut depth = 1usize;
+    let mut total: u64 = 1;
     let be = |from: usize, n: usize| -> Option<usize> {
         let b = bytes.get(from..from.checked_add(n)?)?;
         Some(b.iter().fold(0usize, |acc, &x| (acc << 8) | usize::from(x)))
     };
-    while pending > 0 {
-        pending -= 1;
+    while total > 0 {
+        while pending[depth - 1] == 0 {
+            depth -= 1;
+        }
+        pending[depth - 1] -= 1;
+        total -= 1;
         let marker = Marker::from_u8(*bytes.get(at)?);
         at += 1;
         // (fixed bytes after the marker, width of a length field, elements per count)
@@ -313,11 +324,23 @@ fn value_len(bytes: &[u8]) -> Option<usize> {
             Marker::Ext16 => (1, 2, 0),
             Marker::Ext32 => (1, 4, 0),
             Marker::FixArray(n) => {
-                pending += u64::from(n);
+                open(
+                    &mut pending,
+                    &mut depth,
+                    &mut total,
+                    u64::from(n),
+                    max_depth,
+                )?;
                 (0, 0, 0)
             }
             Marker::FixMap(n) => {
-                pending += 2 * u64::from(n);
+                open(
+                    &mut pending,
+                    &mut depth,
+                    &mut total,
+                    2 * u64::from(n),
+                    max_depth,
+                )?;
                 (0, 0, 0)
             }
             Marker::Array16 => (0, 2, 1),
@@ -330,7 +353,13 @@ fn value_len(bytes: &[u8]) -> Option<usize> {
             let n = be(at, len_width)?;
             at += len_width;
             if per > 0 {
-                pending = pending.checked_add(per * n as u64)?;
+                open(
+                    &mut pending,
+                    &mut depth,
+                    &mut total,
+                    per.checked_mul(n as u64)?,
+                    max_depth,
+                )?;
             } else {
                 // Ext's type byte comes after its length.
                 at = at.checked_add(fixed)?.checked_add(n)?;
@@ -346,11 +375,30 @@ fn value_len(bytes: &[u8]) -> Option<usize> {
         }
         // Every element takes at least one byte: a count beyond what is
         // left cannot end within the input.
-        if pending > (bytes.len() - at) as u64 {
+        if total > (bytes.len() - at) as u64 {
             return None;
         }
     }
     Some(at)
+}
+
+/// Opens a container of `n` elements one level below the current one;
+/// `None` past `max_depth`.
+fn open(
+    pending: &mut [u64],
+    depth: &mut usize,
+    total: &mut u64,
+    n: u64,
+    max_depth: usize,
+) -> Option<()> {
+    // The container being read sits at level `depth` (the top is 1).
+    if *depth > max_depth {
+        return None;
+    }
+    pending[*depth] = n;
+    *depth += 1;
+    *total = total.checked_add(n)?;
+    Some(())
 }
 
 #[cfg(test)]
@@ -520,26 +568,42 @@ mod tests {
     }
 
     #[test]
+    fn value_len_refuses_nesting_past_its_limit() {
+        // Four levels, the metadata bound, arrays counted like maps.
+        let ok = rmp_serde::to_vec(&json!({"a": [{"b": [1]}]})).expect("encode");
+        assert_eq!(value_len(&ok, 4), Some(ok.len()));
+        let deep = rmp_serde::to_vec(&json!({"a": [{"b": [[]]}]})).expect("encode");
+        assert_eq!(value_len(&deep, 4), None);
+        assert_eq!(value_len(&deep, 5), Some(deep.len()));
+        // Stored bytes nested 500 deep (no writer makes them) are refused
+        // by the view without recursing, so no reader transcodes them.
+        let mut hostile = vec![0x81, 0xa1, b'k'];
+        hostile.extend(std::iter::repeat_n(0x91, 500));
+        hostile.push(0xc0);
+        assert_eq!(value_len(&hostile, 4), None);
+    }
+
+    #[test]
     fn value_len_measures_every_kind() {
         let v = json!([null, true, 1, -1, 200, -200, 70000, -70000, 5_000_000_000u64,
             -5_000_000_000i64, 0.5, "s", "x".repeat(40), "y".repeat(300), "z".repeat(70000),
             {"k": [1, 2, {"deep": []}]}]);
         let bytes = rmp_serde::to_vec(&v).expect("encode");
-        assert_eq!(value_len(&bytes), Some(bytes.len()));
+        assert_eq!(value_len(&bytes, 8), Some(bytes.len()));
         let mut longer = bytes.clone();
         longer.extend_from_slice(&[1, 2, 3]);
-        assert_eq!(value_len(&longer), Some(bytes.len()));
+        assert_eq!(value_len(&longer, 8), Some(bytes.len()));
         for cut in 0..bytes.len() {
-            assert_eq!(value_len(&bytes[..cut]), None, "cut at {cut}");
+            assert_eq!(value_len(&bytes[..cut], 8), None, "cut at {cut}");
         }
     }
 
     #[test]
     fn value_len_refuses_huge_counts_fast() {
         // An array32 claiming 4 billion elements in 5 bytes.
-        assert_eq!(value_len(&[0xdd, 0xff, 0xff, 0xff, 0xff]), None);
-        assert_eq!(value_len(&[0xdf, 0xff, 0xff, 0xff, 0xff, 1]), None);
-        assert_eq!(value_len(&[0xc1]), None);
+        assert_eq!(value_len(&[0xdd, 0xff, 0xff, 0xff, 0xff], 8), None);
+        assert_eq!(value_len(&[0xdf, 0xff, 0xff, 0xff, 0xff, 1], 8), None);
+        assert_eq!(value_len(&[0xc1], 8), None);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! that is not JSON at all is `invalid_json`, also when a field error came
 //! earlier in it, as when the whole body was parsed first.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 
 use actlog_engine::{NewRecord, Severity};
@@ -30,6 +30,21 @@ use crate::json::{parse_ts, MAX_BATCH};
 /// with every character escaped (`\u0001`, 6 bytes for 1) and generous
 /// whitespace.
 pub const MAX_METADATA_JSON: usize = 64 << 10;
+
+/// Most JSON values (objects, arrays, strings, numbers, ...) in the metadata
+/// of all events of one body together: ~20 MiB of trees at most. A full
+/// batch of 1000 events stays under it with up to 250 values each; more
+/// metadata than that goes in several requests.
+pub const MAX_METADATA_VALUES: usize = 250_000;
+
+/// Counts `v` and every value inside it.
+fn count_values(v: &Value) -> usize {
+    match v {
+        Value::Array(a) => 1 + a.iter().map(count_values).sum::<usize>(),
+        Value::Object(m) => 1 + m.values().map(count_values).sum::<usize>(),
+        _ => 1,
+    }
+}
 
 const EVENT_FIELDS: &[&str] = &[
     "category",
@@ -57,11 +72,13 @@ pub fn parse_events(body: &[u8], actor: &str) -> Result<Vec<NewRecord>, ApiError
         )));
     }
     let failed = RefCell::new(None);
+    let values = Cell::new(0);
     let mut de = serde_json::Deserializer::from_slice(body);
     let parsed = (&mut de)
         .deserialize_any(Body {
             actor,
             failed: &failed,
+            values: &values,
         })
         .and_then(|events| de.end().map(|()| events));
     match (parsed, failed.into_inner()) {
@@ -108,6 +125,9 @@ fn body_error(message: impl Into<String>) -> ApiError {
 struct Body<'a> {
     actor: &'a str,
     failed: &'a RefCell<Option<ApiError>>,
+    /// Metadata values (every JSON value in every event's metadata) parsed
+    /// so far in this body; see [`MAX_METADATA_VALUES`].
+    values: &'a Cell<usize>,
 }
 
 impl<'de> Visitor<'de> for Body<'_> {
@@ -132,6 +152,7 @@ impl<'de> Visitor<'de> for Body<'_> {
                 break;
             }
             let next = seq.next_element_seed(Event {
+                values: self.values,
                 actor: self.actor,
                 index: Some(events.len()),
                 failed: self.failed,
@@ -149,6 +170,7 @@ impl<'de> Visitor<'de> for Body<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
         let event = Event {
+            values: self.values,
             actor: self.actor,
             index: None,
             failed: self.failed,
@@ -171,6 +193,7 @@ fn too_many(n: usize) -> ApiError {
 /// One event; `index` is its place in a batch (`None` for a lone object).
 #[derive(Clone, Copy)]
 struct Event<'a> {
+    values: &'a Cell<usize>,
     actor: &'a str,
     index: Option<usize>,
     failed: &'a RefCell<Option<ApiError>>,
@@ -244,7 +267,24 @@ impl<'de> Visitor<'de> for Event<'_> {
                         ),
                     )));
                 }
-                metadata = match serde_json::from_str::<Value>(text) {
+                let parsed = serde_json::from_str::<Value>(text);
+                if let Ok(v) = &parsed {
+                    // Every event's tree is kept until the whole batch has
+                    // been parsed (a value costs ~80 bytes, 2 bytes of
+                    // text can make one): the body as a whole has a budget.
+                    let total = self.values.get() + count_values(v);
+                    self.values.set(total);
+                    if total > MAX_METADATA_VALUES {
+                        return Err(self.error(ApiError::invalid(
+                            "metadata",
+                            format!(
+                                "the metadata of this request holds over {MAX_METADATA_VALUES} \
+                                 values in all; send the batch in smaller parts"
+                            ),
+                        )));
+                    }
+                }
+                metadata = match parsed {
                     Ok(Value::Null) => None,
                     Ok(Value::Object(m)) => Some(m),
                     Ok(_) => {

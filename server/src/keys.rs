@@ -24,9 +24,10 @@ pub const MIN_TOKEN_DISTINCT: usize = 8;
 /// [`MIN_TOKEN_LEN`] characters (not bytes), no whitespace at either end
 /// (a padded token could never be sent back: clients trim it), and none of
 /// the obvious non-secrets: fewer than [`MIN_TOKEN_DISTINCT`] distinct
-/// characters, one character making up over a quarter of it, or a shorter
-/// pattern repeated. (A filter for mistakes, not an entropy measure: the
-/// generated keys are 256 random bits.)
+/// characters, one character making up over a quarter of it, a shorter
+/// pattern repeated (90 % alike), or mostly runs of consecutive characters.
+/// (A filter for mistakes, not an entropy measure: the generated keys are
+/// 256 random bits.)
 pub fn check_admin_token(t: &str) -> Result<(), String> {
     let chars = t.chars().count();
     if chars < MIN_TOKEN_LEN {
@@ -60,10 +61,24 @@ pub fn check_admin_token(t: &str) -> Result<(), String> {
     if most * 4 > chars.len() {
         return weak("is mostly one character".into());
     }
-    // A short pattern repeated ("Password1Password1…", "12345678" × 4).
-    let repeats = |p: usize| (p..chars.len()).all(|i| chars[i] == chars[i - p]);
+    // A short pattern repeated ("Password1Password1…", "12345678" × 4),
+    // also with a few characters off at the end.
+    let repeats = |p: usize| {
+        let same = (p..chars.len())
+            .filter(|&i| chars[i] == chars[i - p])
+            .count();
+        same * 10 >= (chars.len() - p) * 9
+    };
     if let Some(p) = (1..=chars.len() / 2).find(|&p| repeats(p)) {
         return weak(format!("repeats a pattern of {p} characters"));
+    }
+    // A run of consecutive characters ("abcdefgh…", "0123456789…").
+    let steps = chars
+        .windows(2)
+        .filter(|w| (w[1] as i64 - w[0] as i64).abs() == 1)
+        .count();
+    if steps * 2 > chars.len() {
+        return weak("is mostly runs of consecutive characters".into());
     }
     Ok(())
 }
@@ -334,12 +349,15 @@ mod tests {
             "12345678123456781234567812345678",
             "Password1Password1Password1Passw",
             "aaaaaaaaaaaaaaaaaaaaaaaaabcdefgh",
+            "Password1Password1Password1Password12",
+            "abcdefghijklmnopqrstuvwxyz123456",
+            "0123456789abcdefghijklmnopqrstuv",
         ] {
             assert!(check_admin_token(weak).is_err(), "{weak:?} was accepted");
         }
         for good in [
             "3f9c1e7a0b4d8265c1e9a7f30d2b6c48",
-            "test-admin-token-0123456789-abcdefghijklmnop",
+            "test-admin-token-Vq7Lx2Rk9Tz4Wm8Pc3Hn6Yd1",
             "correct horse battery staple, mostly random",
         ] {
             assert_eq!(check_admin_token(good), Ok(()), "{good:?}");

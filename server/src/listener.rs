@@ -156,9 +156,21 @@ pub async fn serve(
             _permit: ConnPermit::new(permit, metrics.clone()),
         });
         let router = router.clone();
+        let requests = activity.clone();
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
-            router.clone().oneshot(req)
+            // In flight from here until its answer's body is done (or dropped).
+            let guard = InFlight::start(requests.clone());
+            let answer = router.clone().oneshot(req);
+            async move {
+                let resp = answer.await?;
+                Ok::<_, std::convert::Infallible>(resp.map(|body| {
+                    axum::body::Body::new(Guarded {
+                        inner: body,
+                        _guard: guard,
+                    })
+                }))
+            }
         });
         let conn = graceful.watch(
             builder
@@ -175,10 +187,7 @@ pub async fn serve(
                 // header timeout (hyper's header timer starts with the first
                 // byte): a silent socket holds a place no longer than a
                 // slow header block does.
-                let deadline = |a: &Activity| match a.first_read() {
-                    None => a.start + first_byte,
-                    Some(_) => a.last() + idle,
-                };
+                let deadline = |a: &Activity| a.deadline(first_byte, idle);
                 tokio::select! {
                     _ = &mut conn => return,
                     _ = tokio::time::sleep_until(deadline(&activity)) => {
@@ -267,12 +276,14 @@ fn refuse(mut tcp: TcpStream, refusing: &Arc<Semaphore>) {
     });
 }
 
-/// When a byte last moved on a connection (ms since `start`), and whether
-/// the client has sent any.
+/// When a byte last moved on a connection, and its requests: how many are
+/// in flight and when one last started or ended (ms since `start`).
 struct Activity {
     start: Instant,
     last_ms: AtomicU64,
-    read_any: std::sync::atomic::AtomicBool,
+    in_flight: std::sync::atomic::AtomicUsize,
+    requests_ms: AtomicU64,
+    any_request: std::sync::atomic::AtomicBool,
 }
 
 impl Activity {
@@ -280,27 +291,87 @@ impl Activity {
         Activity {
             start: Instant::now(),
             last_ms: AtomicU64::new(0),
-            read_any: std::sync::atomic::AtomicBool::new(false),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+            requests_ms: AtomicU64::new(0),
+            any_request: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
+    fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
     fn touch(&self) {
-        let ms = self.start.elapsed().as_millis() as u64;
-        self.last_ms.store(ms, Ordering::Relaxed);
+        self.last_ms.store(self.now_ms(), Ordering::Relaxed);
     }
 
-    fn touch_read(&self) {
-        self.touch();
-        self.read_any.store(true, Ordering::Relaxed);
-    }
-
-    /// `Some(())` once the client has sent a byte.
-    fn first_read(&self) -> Option<()> {
-        self.read_any.load(Ordering::Relaxed).then_some(())
+    /// When the connection is to be closed:
+    /// * no request yet: `first` after it opened (a silent socket, or an
+    ///   HTTP/2 client that only sends PINGs, gets the header timeout);
+    /// * otherwise `idle` after the last byte moved either way, and, with
+    ///   no request in flight, `idle` after the last one ended (PINGs and
+    ///   other frames do not keep an unused HTTP/2 connection).
+    fn deadline(&self, first: Duration, idle: Duration) -> Instant {
+        if !self.any_request.load(Ordering::Acquire) {
+            return self.start + first;
+        }
+        let bytes = self.last() + idle;
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return bytes;
+        }
+        let requests =
+            self.start + Duration::from_millis(self.requests_ms.load(Ordering::Relaxed)) + idle;
+        bytes.min(requests)
     }
 
     fn last(&self) -> Instant {
         self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
+}
+
+/// One request in flight on a connection, from its start until its
+/// answer's body ends or is dropped.
+struct InFlight(Arc<Activity>);
+
+impl InFlight {
+    fn start(a: Arc<Activity>) -> Self {
+        a.requests_ms.store(a.now_ms(), Ordering::Relaxed);
+        a.in_flight.fetch_add(1, Ordering::AcqRel);
+        a.any_request.store(true, Ordering::Release);
+        InFlight(a)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.requests_ms.store(self.0.now_ms(), Ordering::Relaxed);
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// An answer's body that keeps its request [`InFlight`] while it is sent.
+struct Guarded {
+    inner: axum::body::Body,
+    _guard: InFlight,
+}
+
+impl axum::body::HttpBody for Guarded {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -344,7 +415,7 @@ impl AsyncRead for Watched {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
-            self.activity.touch_read();
+            self.activity.touch();
         }
         r
     }

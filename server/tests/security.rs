@@ -956,3 +956,75 @@ async fn huge_fields_are_refused_without_being_built() {
         "the server's peak memory grew by {grown_mib} MiB"
     );
 }
+
+/// A body within every per-event bound, whose events each carry metadata of
+/// thousands of small values, is refused by the body's budget for metadata
+/// values before its trees pile up (375 MiB for one such 8 MiB body).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_cannot_pile_up_metadata_trees() {
+    let tmp = tempdir();
+    let s = Server::start(tmp.path());
+    s.ingest(ADMIN, &event()).await;
+    let before = peak_rss_kb(s.pid());
+    let zeros = vec![0u8; 4085];
+    let one = json!({"category": "a", "action": "a.b", "message": "m", "metadata": {"a": zeros}});
+    let mut batch = vec![one; 999];
+    // The last event is invalid, so nothing would be stored anyway.
+    batch.push(json!({"category": "BAD", "action": "a.b", "message": "m"}));
+    let body = serde_json::to_vec(&batch).expect("json");
+    assert!(body.len() <= 8 << 20, "{}", body.len());
+    let r = s
+        .send(
+            s.request(Method::POST, "/api/v1/activity", Some(ADMIN))
+                .header("content-type", "application/json")
+                .body(body),
+        )
+        .await;
+    // Refused at the event that passes the budget of 250,000 values (the
+    // 62nd, at 4,087 values each).
+    r.assert_error(422, "invalid_field", Some("metadata"), Some(61));
+    let grown_mib = (peak_rss_kb(s.pid()).saturating_sub(before)) / 1024;
+    assert!(
+        grown_mib < 100,
+        "the server's peak memory grew by {grown_mib} MiB"
+    );
+    // A full batch of maximal events (few values each) is still taken.
+    let maximal = json!({"category": "m", "action": "a.b", "message": "x".repeat(1024),
+        "metadata": {"d": "y".repeat(4090)}});
+    let ids = s.ingest(ADMIN, &json!(vec![maximal; 1000])).await;
+    assert_eq!(ids.len(), 1000);
+}
+
+/// An HTTP/2 connection that never makes a request, however many PING
+/// frames it sends, is closed after the header timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_connection_without_requests_is_closed() {
+    let tmp = tempdir();
+    let s = Server::start_with(
+        tmp.path(),
+        &[
+            ("ACTLOG_HEADER_TIMEOUT", "1"),
+            ("ACTLOG_IDLE_TIMEOUT", "600"),
+        ],
+    );
+    let mut c = connect(&s).await;
+    c.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .await
+        .expect("preface");
+    let ping = b"\x00\x00\x08\x06\x00\x00\x00\x00\x00pingping";
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut buf = [0u8; 4096];
+    let closed = loop {
+        if tokio::time::Instant::now() > deadline {
+            break false;
+        }
+        if c.write_all(ping).await.is_err() {
+            break true;
+        }
+        match tokio::time::timeout(Duration::from_millis(500), c.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break true,
+            _ => {}
+        }
+    };
+    assert!(closed, "a PING-only HTTP/2 connection was kept open");
+}

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { chromium } from "playwright-core";
 
-export const ADMIN = "ui-test-admin-token-0123456789-abcdefghijklmnop";
+export const ADMIN = "ui-test-admin-token-Jf5Qw8Nz2Lk7Xc4Bv9Rt3";
 export const CHROMIUM = "/usr/bin/chromium";
 const CHROMIUM_ARGS = [
   "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

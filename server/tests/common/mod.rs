@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use tokio_tungstenite::tungstenite;
 
 /// The bootstrap admin token (`ACTLOG_ADMIN_TOKEN`, at least 32 characters).
-pub const ADMIN: &str = "test-admin-token-0123456789-abcdefghijklmnop";
+pub const ADMIN: &str = "test-admin-token-Vq7Lx2Rk9Tz4Wm8Pc3Hn6Yd1";
 /// The label the server gives the bootstrap admin key (the actor of what it records).
 pub const ADMIN_LABEL: &str = "admin";
 
