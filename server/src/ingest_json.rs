@@ -299,16 +299,12 @@ impl<'de> Visitor<'de> for Event<'_> {
                 };
                 continue;
             }
-            // Measured text again: a field that should be a string but holds
-            // an array or object is skipped over, never built.
-            let raw = map.next_value::<&'de serde_json::value::RawValue>()?;
-            let value = match raw.get().as_bytes().first() {
-                Some(b'n') => None,
-                Some(b'"') => Some(
-                    serde_json::from_str::<String>(raw.get())
-                        .map_err(|e| self.error(not_json(e)))?,
-                ),
-                _ => {
+            // A field that should be a string but holds an array or object
+            // is skipped over, never built (see `Scalar`).
+            let value = match map.next_value::<Scalar>()? {
+                Scalar::Null => None,
+                Scalar::Str(s) => Some(s),
+                Scalar::Other => {
                     return Err(self.error(ApiError::invalid(
                         name,
                         format!("`{name}` must be a string"),
@@ -417,6 +413,60 @@ impl<'de> de::Deserialize<'de> for Key<'de> {
             }
         }
         d.deserialize_str(V)
+    }
+}
+
+/// A field that should be a string: the string, `null`, or anything else —
+/// skipped over without being built, so a huge array in `actor` costs no
+/// memory (a wrong type is this API's 422 naming the field, not serde's).
+enum Scalar {
+    Null,
+    Str(String),
+    Other,
+}
+
+impl<'de> de::Deserialize<'de> for Scalar {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or null")
+            }
+            fn visit_unit<E>(self) -> Result<Scalar, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_none<E>(self) -> Result<Scalar, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Scalar, E> {
+                Ok(Scalar::Str(s.to_owned()))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Scalar, E> {
+                Ok(Scalar::Str(s))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Scalar, E> {
+                Ok(Scalar::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Scalar, E> {
+                Ok(Scalar::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Scalar, E> {
+                Ok(Scalar::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Scalar, E> {
+                Ok(Scalar::Other)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Scalar, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Scalar, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Other)
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 

@@ -7,8 +7,8 @@
 //!   connection is simply closed), so a flood of sockets cannot take the
 //!   file descriptors that segment and index files need.
 //! * A client must send a request's whole header block within
-//!   [`ConnLimits::header_timeout`] (hyper's header-read timer), and its
-//!   first byte within the same time: trickling headers (slowloris) or
+//!   [`ConnLimits::header_timeout`] of its first byte, and a new
+//!   connection's first request within the same time: trickling headers (slowloris) or
 //!   sending nothing does not hold a connection. An HTTP/1 header block is
 //!   at most [`HTTP1_MAX_BUF`]; an HTTP/2 connection has at most
 //!   [`HTTP2_MAX_STREAMS`] streams with [`HTTP2_WINDOW`]-byte windows.
@@ -32,7 +32,7 @@ use std::time::Duration;
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
@@ -108,16 +108,13 @@ pub async fn serve(
     let refusing = Arc::new(Semaphore::new(REFUSING_AT_ONCE));
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
-        // The read buffer bounds a header block in memory (hyper's default
-        // lets ~400 KiB of unfinished headers sit per connection).
-        .max_buf_size(HTTP1_MAX_BUF);
+    // No hyper timers: the watchdog below applies the header timeout to
+    // request heads (a timer armed per request cost ~5 % of the request
+    // rate). The read buffer bounds a header block in memory (hyper's
+    // default lets ~400 KiB of unfinished headers sit per connection).
+    builder.http1().max_buf_size(HTTP1_MAX_BUF);
     builder
         .http2()
-        .timer(TokioTimer::new())
         // Few streams per connection and small flow-control windows: a
         // client cannot park megabytes in streams the server has not read.
         .max_concurrent_streams(HTTP2_MAX_STREAMS)
@@ -164,7 +161,17 @@ pub async fn serve(
             let answer = router.clone().oneshot(req);
             async move {
                 let resp = answer.await?;
-                Ok::<_, std::convert::Infallible>(resp.map(|body| {
+                // An answer of known length is written at once (a client
+                // that does not read it is cut by the byte-idle rule); a
+                // streamed one (export, SSE) stays in flight until its end.
+                if axum::body::HttpBody::size_hint(resp.body())
+                    .exact()
+                    .is_some()
+                {
+                    drop(guard);
+                    return Ok::<_, std::convert::Infallible>(resp);
+                }
+                Ok(resp.map(|body| {
                     axum::body::Body::new(Guarded {
                         inner: body,
                         _guard: guard,
@@ -284,7 +291,13 @@ struct Activity {
     in_flight: std::sync::atomic::AtomicUsize,
     requests_ms: AtomicU64,
     any_request: std::sync::atomic::AtomicBool,
+    /// When the first byte arrived while no request was in flight (a
+    /// request head being received), or [`NO_HEAD`].
+    head_ms: AtomicU64,
 }
+
+/// [`Activity::head_ms`] when no request head is being received.
+const NO_HEAD: u64 = u64::MAX;
 
 impl Activity {
     fn new() -> Self {
@@ -294,6 +307,7 @@ impl Activity {
             in_flight: std::sync::atomic::AtomicUsize::new(0),
             requests_ms: AtomicU64::new(0),
             any_request: std::sync::atomic::AtomicBool::new(false),
+            head_ms: AtomicU64::new(NO_HEAD),
         }
     }
 
@@ -305,12 +319,26 @@ impl Activity {
         self.last_ms.store(self.now_ms(), Ordering::Relaxed);
     }
 
+    /// A byte arrived: with no request in flight, it starts a request head
+    /// (or HTTP/2 frames between requests).
+    fn touch_read(&self) {
+        let now = self.now_ms();
+        self.last_ms.store(now, Ordering::Relaxed);
+        if self.in_flight.load(Ordering::Acquire) == 0
+            && self.head_ms.load(Ordering::Relaxed) == NO_HEAD
+        {
+            self.head_ms.store(now, Ordering::Relaxed);
+        }
+    }
+
     /// When the connection is to be closed:
     /// * no request yet: `first` after it opened (a silent socket, or an
     ///   HTTP/2 client that only sends PINGs, gets the header timeout);
     /// * otherwise `idle` after the last byte moved either way, and, with
     ///   no request in flight, `idle` after the last one ended (PINGs and
-    ///   other frames do not keep an unused HTTP/2 connection).
+    ///   other frames do not keep an unused HTTP/2 connection) and `first`
+    ///   after the first byte of the next request head (slowloris on a
+    ///   kept-alive connection).
     fn deadline(&self, first: Duration, idle: Duration) -> Instant {
         if !self.any_request.load(Ordering::Acquire) {
             return self.start + first;
@@ -319,9 +347,13 @@ impl Activity {
         if self.in_flight.load(Ordering::Acquire) > 0 {
             return bytes;
         }
-        let requests =
-            self.start + Duration::from_millis(self.requests_ms.load(Ordering::Relaxed)) + idle;
-        bytes.min(requests)
+        let at = |ms: u64| self.start + Duration::from_millis(ms);
+        let requests = at(self.requests_ms.load(Ordering::Relaxed)) + idle;
+        let head = match self.head_ms.load(Ordering::Relaxed) {
+            NO_HEAD => requests,
+            ms => at(ms) + first,
+        };
+        bytes.min(requests).min(head)
     }
 
     fn last(&self) -> Instant {
@@ -336,6 +368,7 @@ struct InFlight(Arc<Activity>);
 impl InFlight {
     fn start(a: Arc<Activity>) -> Self {
         a.requests_ms.store(a.now_ms(), Ordering::Relaxed);
+        a.head_ms.store(NO_HEAD, Ordering::Relaxed);
         a.in_flight.fetch_add(1, Ordering::AcqRel);
         a.any_request.store(true, Ordering::Release);
         InFlight(a)
@@ -415,7 +448,7 @@ impl AsyncRead for Watched {
         let before = buf.filled().len();
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
-            self.activity.touch();
+            self.activity.touch_read();
         }
         r
     }
