@@ -30,10 +30,6 @@ const MINUTE: Duration = Duration::from_secs(60);
 /// Records written at once per minute before the rest is summarized.
 const BUDGET: usize = 20;
 
-fn tempdir() -> tempfile::TempDir {
-    tempfile::tempdir().expect("tempdir")
-}
-
 /// Waits for what a server records when it starts (`n` starts so far).
 async fn started(s: &Server, n: usize) {
     s.wait_records("action=auth.key_created", 1).await;
@@ -126,15 +122,6 @@ async fn assert_all_readable(s: &Server, ids: &BTreeSet<u64>, when: &str) {
         "{when}: {} real records were pushed out of the log: {lost:?}",
         lost.len()
     );
-}
-
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
-        .unwrap_or_else(|| panic!("metric {name} missing:\n{text}"))
-        .trim()
-        .parse()
-        .expect("number")
 }
 
 /// Finding 2 of the review: 300 unauthenticated requests, each from a new

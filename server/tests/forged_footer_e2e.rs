@@ -37,10 +37,6 @@ use base64::Engine as _;
 use common::*;
 use serde_json::{json, Value};
 
-fn tempdir() -> tempfile::TempDir {
-    tempfile::tempdir().expect("tempdir")
-}
-
 /// No retention run (and so no record of it) while the test measures
 /// where the active segment ends.
 const QUIET: &[(&str, &str)] = &[("ACTLOG_RETENTION_INTERVAL", "3600")];

@@ -18,10 +18,6 @@ use serde_json::{json, Value};
 
 const SECOND: Duration = Duration::from_secs(1);
 
-fn tempdir() -> tempfile::TempDir {
-    tempfile::tempdir().expect("tempdir")
-}
-
 /// Waits until the records every fresh server writes by itself (the
 /// bootstrap key and the start) are visible, so nothing asynchronous lands
 /// later, and returns them.
@@ -73,15 +69,6 @@ async fn populate(s: &Server, token: &str, label: &str, n: usize, seed: u64) -> 
         assert!(ts_of(&w[0]) <= ts_of(&w[1]), "ts follows id order");
     }
     out
-}
-
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
-        .unwrap_or_else(|| panic!("metric {name} missing:\n{text}"))
-        .trim()
-        .parse()
-        .expect("number")
 }
 
 // ---------------------------------------------------------------------------

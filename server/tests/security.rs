@@ -18,10 +18,6 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite;
 
-fn tempdir() -> tempfile::TempDir {
-    tempfile::tempdir().expect("tempdir")
-}
-
 const EVIL: &str = "https://evil.example";
 
 /// Reads from `tcp` until the server closes it; the bytes read, or `None`
@@ -892,6 +888,13 @@ async fn stalled_sign_ins_do_not_hold_up_ingest() {
     drop(stalled);
 }
 
+/// Fails if the server's peak resident memory grew by `mib` MiB or more
+/// since it was `before_kb`.
+fn assert_peak_grew_less_than(s: &Server, before_kb: u64, mib: u64) {
+    let grown = peak_rss_kb(s.pid()).saturating_sub(before_kb) / 1024;
+    assert!(grown < mib, "the server's peak memory grew by {grown} MiB");
+}
+
 fn peak_rss_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .expect("status")
@@ -949,12 +952,8 @@ async fn huge_fields_are_refused_without_being_built() {
             .await;
         r.assert_error(422, "invalid_field", Some(field), None);
     }
-    let grown_mib = (peak_rss_kb(s.pid()).saturating_sub(before)) / 1024;
     // The body itself is 8 MiB (and its buffer up to twice that).
-    assert!(
-        grown_mib < 100,
-        "the server's peak memory grew by {grown_mib} MiB"
-    );
+    assert_peak_grew_less_than(&s, before, 100);
 }
 
 /// A body within every per-event bound, whose events each carry metadata of
@@ -983,11 +982,7 @@ async fn a_batch_cannot_pile_up_metadata_trees() {
     // Refused at the event that passes the budget of 250,000 values (the
     // 62nd, at 4,087 values each).
     r.assert_error(422, "invalid_field", Some("metadata"), Some(61));
-    let grown_mib = (peak_rss_kb(s.pid()).saturating_sub(before)) / 1024;
-    assert!(
-        grown_mib < 100,
-        "the server's peak memory grew by {grown_mib} MiB"
-    );
+    assert_peak_grew_less_than(&s, before, 100);
     // A full batch of maximal events (few values each) is still taken.
     let maximal = json!({"category": "m", "action": "a.b", "message": "x".repeat(1024),
         "metadata": {"d": "y".repeat(4090)}});

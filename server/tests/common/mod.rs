@@ -941,3 +941,18 @@ pub async fn ws_next(ws: &mut Ws, within: Duration) -> Value {
         }
     }
 }
+
+/// A temporary directory for one test, removed when dropped.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
+/// The value of the Prometheus metric `name` in `/metrics` text.
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .unwrap_or_else(|| panic!("metric {name} missing:\n{text}"))
+        .trim()
+        .parse()
+        .expect("number")
+}
