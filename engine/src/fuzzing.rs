@@ -453,7 +453,8 @@ fn check_history(got: &[(u64, String)], events: &[Event], wm: u64) {
 /// `decode_record`: arbitrary bytes as a frame and as a MessagePack
 /// payload. Decoding never panics; a frame that decodes has a CRC that
 /// verifies and a length within the cap; a payload that decodes yields a
-/// record whose fields respect the record bounds.
+/// record with the frame's id and ts; a payload the in-place view accepts
+/// reads the same through every reader.
 pub fn decode_record(data: &[u8]) {
     if let Ok(f) = frame::decode(data) {
         assert!(f.payload.len() <= frame::MAX_PAYLOAD);
@@ -465,6 +466,15 @@ pub fn decode_record(data: &[u8]) {
     let _ = frame::parse_header(data);
     if let Ok(r) = Record::decode(7, 11, data) {
         assert_eq!((r.id, r.ts), (7, 11));
+    }
+    // Whatever the view accepts, every reader renders alike: lists and
+    // exports transcode the metadata bytes, `get` builds the map.
+    if let Ok(view) = crate::RecordView::parse(7, 11, data) {
+        let owned = view
+            .to_record()
+            .expect("a payload the view accepts decodes into a record");
+        let transcoded = serde_json::to_value(view.metadata).expect("accepted metadata transcodes");
+        assert_eq!(transcoded, serde_json::Value::Object(owned.metadata));
     }
 }
 

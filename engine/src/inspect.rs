@@ -34,7 +34,8 @@ pub struct Finding {
 /// The state of a segment's index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IndexState {
-    /// Present and its checksum holds (and, after `verify`, it matches the segment).
+    /// Present and its checksum holds (and, after `verify` of a segment
+    /// without damage, it matches that segment).
     Valid,
     /// No index file.
     Missing,
@@ -273,15 +274,19 @@ fn examine_segment(dir: &Path, base: u64, is_last: bool, full: bool) -> Result<E
                     damage: true,
                 });
             }
+            let mut seg_ok = true;
             if full {
                 if let Err(e) = seg.verify() {
                     findings.push(finding_from(e, &path));
+                    seg_ok = false;
                 }
                 checked += bytes;
             }
             let index = match SealedIndex::load(&crate::env::StdFs, &seg) {
                 Ok(idx) => {
-                    let check = if full {
+                    // An index is checked against its segment by rebuilding
+                    // it, which a damaged segment cannot answer.
+                    let check = if full && seg_ok {
                         idx.verify_against(&seg)
                     } else {
                         Ok(())
@@ -354,6 +359,11 @@ fn examine_segment(dir: &Path, base: u64, is_last: bool, full: bool) -> Result<E
                             damage: false,
                         });
                     }
+                    if full {
+                        if let Some(e) = unreadable_record(&path, &data, &scan) {
+                            findings.push(finding_from(e, &path));
+                        }
+                    }
                     let n = scan.table.ts.len();
                     (
                         n as u64,
@@ -378,6 +388,19 @@ fn examine_segment(dir: &Path, base: u64, is_last: bool, full: bool) -> Result<E
         }
     };
     Ok((Some(status), findings, checked))
+}
+
+/// The first committed frame of an active segment (its bytes `data`,
+/// scanned as `scan`) whose payload is no record, as corruption at its
+/// offset. The scan checked CRCs; this checks what they protect.
+fn unreadable_record(path: &Path, data: &[u8], scan: &crate::recovery::Scan) -> Option<Error> {
+    scan.table.offsets.iter().find_map(|&off| {
+        let at = off as usize;
+        match crate::frame::decode(&data[at..]) {
+            Ok(f) => crate::segment::check_payload(path, at, &f).err(),
+            Err(e) => Some(Error::corruption(path, at as u64, e.to_string())),
+        }
+    })
 }
 
 /// Lists the segments cheaply (headers, footers, index checksums).

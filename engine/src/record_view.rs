@@ -222,8 +222,8 @@ impl<'a> Parser<'a> {
             Some(Marker::FixMap(_) | Marker::Map16 | Marker::Map32) => {}
             _ => return Err(format!("bad payload: {field} is not a map")),
         }
-        let len = value_len(self.rest, crate::record::MAX_METADATA_DEPTH)
-            .ok_or_else(|| format!("bad payload: {field} is cut short or nested too deep"))?;
+        let len = metadata_len(self.rest, crate::record::MAX_METADATA_DEPTH)
+            .map_err(|why| format!("bad payload: {field} {why}"))?;
         let (value, rest) = self.rest.split_at(len);
         self.rest = rest;
         Ok(value)
@@ -276,129 +276,163 @@ fn is_ascii(b: &[u8]) -> bool {
     bits & HIGH == 0
 }
 
-/// The length of the MessagePack value at the start of `bytes`, or `None`
-/// when it is cut short, malformed, or nests containers more than
-/// `max_depth` deep (a container at the top is depth 1). Iterative: hostile
-/// bytes can neither recurse nor make it allocate.
-fn value_len(bytes: &[u8], max_depth: usize) -> Option<usize> {
+/// Checks that the MessagePack value at the start of `bytes` is metadata as
+/// this engine writes it, and returns its length: a value JSON can hold
+/// (maps with unique string keys, arrays, UTF-8 strings, integers, finite
+/// f64, booleans, nil) nesting containers at most `max_depth` deep (a
+/// container at the top is depth 1). Anything else — bytes cut short,
+/// binary or extension values, an f32, a non-string or repeated key — is
+/// an error naming it: such bytes were not written by this engine, and
+/// were they accepted, readers that transcode the bytes and readers that
+/// build a map would disagree on the record. Iterative: hostile bytes can
+/// neither recurse nor make it allocate more than a slice per key.
+fn metadata_len(bytes: &[u8], max_depth: usize) -> Result<usize, &'static str> {
     const LEVELS: usize = 16;
+    const CUT: &str = "is cut short";
     debug_assert!(max_depth < LEVELS);
     let max_depth = max_depth.min(LEVELS - 1);
-    let mut at = 0usize;
-    // Values still to be read at each open level; level 0 is the top.
-    let mut pending = [0u64; LEVELS];
-    pending[0] = 1;
-    let mut depth = 1usize;
+    // Level 0 holds the one top value; level `d` a container at depth `d`.
+    let mut levels = [Level::default(); LEVELS];
+    levels[0].left = 1;
+    let mut depth = 0usize;
+    // Elements still to be read, at every level together.
     let mut total: u64 = 1;
-    let be = |from: usize, n: usize| -> Option<usize> {
-        let b = bytes.get(from..from.checked_add(n)?)?;
-        Some(b.iter().fold(0usize, |acc, &x| (acc << 8) | usize::from(x)))
+    // The keys of every open map, innermost last.
+    let mut keys: Vec<&[u8]> = Vec::new();
+    let mut at = 0usize;
+    let be = |from: usize, n: usize| -> Result<usize, &'static str> {
+        let b = bytes
+            .get(from..from.checked_add(n).ok_or(CUT)?)
+            .ok_or(CUT)?;
+        Ok(b.iter().fold(0usize, |acc, &x| (acc << 8) | usize::from(x)))
     };
-    while total > 0 {
-        while pending[depth - 1] == 0 {
+    loop {
+        while levels[depth].left == 0 {
+            if levels[depth].map {
+                let mine = &mut keys[levels[depth].keys_from..];
+                mine.sort_unstable();
+                if mine.windows(2).any(|w| w[0] == w[1]) {
+                    return Err("repeats a key in one map");
+                }
+                keys.truncate(levels[depth].keys_from);
+            }
+            if depth == 0 {
+                return Ok(at);
+            }
             depth -= 1;
         }
-        pending[depth - 1] -= 1;
+        let level = &mut levels[depth];
+        let is_key = level.map && level.left % 2 == 0;
+        level.left -= 1;
         total -= 1;
-        let marker = Marker::from_u8(*bytes.get(at)?);
+        let marker = Marker::from_u8(*bytes.get(at).ok_or(CUT)?);
         at += 1;
-        // (fixed bytes after the marker, width of a length field, elements per count)
-        let (fixed, len_width, per): (usize, usize, u64) = match marker {
+        // Bytes after the marker, or a string's length field width.
+        let (fixed, str_len_width): (usize, usize) = match marker {
+            Marker::FixStr(n) => (usize::from(n), 0),
+            Marker::Str8 => (0, 1),
+            Marker::Str16 => (0, 2),
+            Marker::Str32 => (0, 4),
+            _ if is_key => return Err("has a map key that is not a string"),
             Marker::FixPos(_) | Marker::FixNeg(_) | Marker::Null | Marker::True | Marker::False => {
-                (0, 0, 0)
+                (0, 0)
             }
-            Marker::U8 | Marker::I8 => (1, 0, 0),
-            Marker::U16 | Marker::I16 => (2, 0, 0),
-            Marker::U32 | Marker::I32 | Marker::F32 => (4, 0, 0),
-            Marker::U64 | Marker::I64 | Marker::F64 => (8, 0, 0),
-            Marker::FixStr(n) => (usize::from(n), 0, 0),
-            Marker::Str8 | Marker::Bin8 => (0, 1, 0),
-            Marker::Str16 | Marker::Bin16 => (0, 2, 0),
-            Marker::Str32 | Marker::Bin32 => (0, 4, 0),
-            Marker::FixExt1 => (2, 0, 0),
-            Marker::FixExt2 => (3, 0, 0),
-            Marker::FixExt4 => (5, 0, 0),
-            Marker::FixExt8 => (9, 0, 0),
-            Marker::FixExt16 => (17, 0, 0),
-            Marker::Ext8 => (1, 1, 0),
-            Marker::Ext16 => (1, 2, 0),
-            Marker::Ext32 => (1, 4, 0),
-            Marker::FixArray(n) => {
-                open(
-                    &mut pending,
-                    &mut depth,
-                    &mut total,
-                    u64::from(n),
-                    max_depth,
-                )?;
-                (0, 0, 0)
-            }
-            Marker::FixMap(n) => {
-                open(
-                    &mut pending,
-                    &mut depth,
-                    &mut total,
-                    2 * u64::from(n),
-                    max_depth,
-                )?;
-                (0, 0, 0)
-            }
-            Marker::Array16 => (0, 2, 1),
-            Marker::Array32 => (0, 4, 1),
-            Marker::Map16 => (0, 2, 2),
-            Marker::Map32 => (0, 4, 2),
-            Marker::Reserved => return None,
-        };
-        if len_width > 0 {
-            let n = be(at, len_width)?;
-            at += len_width;
-            if per > 0 {
-                open(
-                    &mut pending,
-                    &mut depth,
-                    &mut total,
-                    per.checked_mul(n as u64)?,
-                    max_depth,
-                )?;
-            } else {
-                // Ext's type byte comes after its length.
-                at = at.checked_add(fixed)?.checked_add(n)?;
-                if at > bytes.len() {
-                    return None;
+            Marker::U8 | Marker::I8 => (1, 0),
+            Marker::U16 | Marker::I16 => (2, 0),
+            Marker::U32 | Marker::I32 => (4, 0),
+            Marker::U64 | Marker::I64 => (8, 0),
+            Marker::F64 => {
+                let b = bytes.get(at..at + 8).ok_or(CUT)?;
+                let mut w = [0u8; 8];
+                w.copy_from_slice(b);
+                if !f64::from_be_bytes(w).is_finite() {
+                    return Err("holds a number JSON cannot (NaN or infinite)");
                 }
+                (8, 0)
+            }
+            Marker::F32 => return Err("holds a 32-bit float, which this engine never writes"),
+            Marker::Bin8
+            | Marker::Bin16
+            | Marker::Bin32
+            | Marker::FixExt1
+            | Marker::FixExt2
+            | Marker::FixExt4
+            | Marker::FixExt8
+            | Marker::FixExt16
+            | Marker::Ext8
+            | Marker::Ext16
+            | Marker::Ext32 => return Err("holds binary or extension data, which JSON cannot"),
+            Marker::Reserved => return Err("holds the reserved marker 0xc1"),
+            Marker::FixArray(_)
+            | Marker::Array16
+            | Marker::Array32
+            | Marker::FixMap(_)
+            | Marker::Map16
+            | Marker::Map32 => {
+                let (n, map) = match marker {
+                    Marker::FixArray(n) => (u64::from(n), false),
+                    Marker::FixMap(n) => (u64::from(n), true),
+                    Marker::Array16 | Marker::Map16 => {
+                        at += 2;
+                        (be(at - 2, 2)? as u64, marker == Marker::Map16)
+                    }
+                    _ => {
+                        at += 4;
+                        (be(at - 4, 4)? as u64, marker == Marker::Map32)
+                    }
+                };
+                if depth + 1 > max_depth {
+                    return Err("is nested too deep");
+                }
+                let elements = if map { 2 * n } else { n };
+                total = total.checked_add(elements).ok_or(CUT)?;
+                // Every element takes at least one byte: a count beyond
+                // what is left cannot end within the input.
+                if total > bytes.len().saturating_sub(at) as u64 {
+                    return Err(CUT);
+                }
+                depth += 1;
+                levels[depth] = Level {
+                    left: elements,
+                    map,
+                    keys_from: keys.len(),
+                };
                 continue;
             }
+        };
+        let len = if str_len_width > 0 {
+            let n = be(at, str_len_width)?;
+            at += str_len_width;
+            n
+        } else {
+            fixed
+        };
+        let end = at.checked_add(len).ok_or(CUT)?;
+        let value = bytes.get(at..end).ok_or(CUT)?;
+        if matches!(
+            marker,
+            Marker::FixStr(_) | Marker::Str8 | Marker::Str16 | Marker::Str32
+        ) {
+            text(value).map_err(|_| "holds a string that is not UTF-8")?;
+            if is_key {
+                keys.push(value);
+            }
         }
-        at = at.checked_add(fixed)?;
-        if at > bytes.len() {
-            return None;
-        }
-        // Every element takes at least one byte: a count beyond what is
-        // left cannot end within the input.
+        at = end;
         if total > (bytes.len() - at) as u64 {
-            return None;
+            return Err(CUT);
         }
     }
-    Some(at)
 }
 
-/// Opens a container of `n` elements one level below the current one;
-/// `None` past `max_depth`.
-fn open(
-    pending: &mut [u64],
-    depth: &mut usize,
-    total: &mut u64,
-    n: u64,
-    max_depth: usize,
-) -> Option<()> {
-    // The container being read sits at level `depth` (the top is 1).
-    if *depth > max_depth {
-        return None;
-    }
-    pending[*depth] = n;
-    *depth += 1;
-    *total = total.checked_add(n)?;
-    Some(())
+/// One open container while [`metadata_len`] walks: elements still to be
+/// read (keys and values both, for a map), and for a map where its keys
+/// start in the walk's key list.
+#[derive(Debug, Clone, Copy, Default)]
+struct Level {
+    left: u64,
+    map: bool,
+    keys_from: usize,
 }
 
 #[cfg(test)]
@@ -503,6 +537,7 @@ mod tests {
             }
             b.extend_from_slice(&body);
             for bytes in [&b[..], &body[..]] {
+                readers_agree(bytes);
                 if let (Ok(v), Ok(r)) = (
                     RecordView::parse(1, 1, bytes),
                     Record::decode_with_serde(1, 1, bytes),
@@ -523,6 +558,7 @@ mod tests {
             let mut b = if eleven { payload(&full()) } else { legacy(&without_provenance()) };
             b.truncate(cut.min(b.len()));
             b.extend_from_slice(&tail);
+            readers_agree(&b);
             if let (Ok(v), Ok(r)) = (
                 RecordView::parse(1, 1, &b),
                 Record::decode_with_serde(1, 1, &b),
@@ -530,6 +566,88 @@ mod tests {
                 proptest::prop_assert_eq!(v.to_record().ok(), Some(r));
             }
         }
+    }
+
+    /// Whatever the view accepts, every reader renders alike: the owned
+    /// record builds, and the metadata transcoded straight from its bytes
+    /// (what lists and exports write) is the map `get` returns.
+    fn readers_agree(bytes: &[u8]) {
+        let Ok(view) = RecordView::parse(1, 1, bytes) else {
+            return;
+        };
+        let owned = view
+            .to_record()
+            .expect("a payload the view accepts decodes into a record");
+        assert_eq!(
+            serde_json::to_value(view.metadata).expect("transcode"),
+            Value::Object(owned.metadata),
+            "{bytes:x?}"
+        );
+    }
+
+    /// An eleven-element payload around `metadata`, given as raw bytes.
+    fn with_metadata(metadata: &[u8]) -> Vec<u8> {
+        let mut b = Vec::new();
+        rmp::encode::write_array_len(&mut b, 11).expect("vec");
+        for s in ["entity", "entity.updated", "alice"] {
+            rmp::encode::write_str(&mut b, s).expect("vec");
+        }
+        b.extend_from_slice(&[0xc0, 0xc0, 0xc0]);
+        rmp::encode::write_str(&mut b, "Renamed").expect("vec");
+        rmp::encode::write_uint(&mut b, 1).expect("vec");
+        b.extend_from_slice(metadata);
+        b.extend_from_slice(&[0xc0, 0xc0]);
+        b
+    }
+
+    #[test]
+    fn metadata_json_cannot_hold_is_refused_by_every_reader() {
+        // A control: the same shape with ordinary metadata parses.
+        let good = rmp_serde::to_vec(&json!({"a": 1, "b": [0.5, "x"]})).expect("encode");
+        RecordView::parse(1, 1, &with_metadata(&good)).expect("ordinary metadata");
+        let cases: [(&str, Vec<u8>); 9] = [
+            ("a map key that is not a string", vec![0x81, 0x01, 0x02]),
+            (
+                "repeats a key",
+                vec![0x82, 0xa1, b'k', 0x01, 0xa1, b'k', 0x02],
+            ),
+            (
+                "repeats a key",
+                vec![
+                    0x81, 0xa1, b'o', 0x83, 0xa1, b'x', 1, 0xa1, b'y', 2, 0xa1, b'x', 3,
+                ],
+            ),
+            (
+                "binary or extension",
+                vec![0x81, 0xa1, b'k', 0xc4, 0x01, 0xff],
+            ),
+            (
+                "binary or extension",
+                vec![0x81, 0xa1, b'k', 0xd4, 0x01, 0x00],
+            ),
+            (
+                "32-bit float",
+                vec![0x81, 0xa1, b'k', 0xca, 0x3f, 0x80, 0, 0],
+            ),
+            (
+                "NaN or infinite",
+                vec![0x81, 0xa1, b'k', 0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 0],
+            ),
+            ("not UTF-8", vec![0x81, 0xa1, b'k', 0xa2, 0xc3, 0x28]),
+            ("not UTF-8", vec![0x81, 0xa2, 0xff, 0xfe, 0x01]),
+        ];
+        for (why, metadata) in cases {
+            let bytes = with_metadata(&metadata);
+            let err = RecordView::parse(1, 1, &bytes).expect_err(why);
+            assert!(err.contains(why), "{why}: {err}");
+            assert!(Record::decode(1, 1, &bytes).is_err(), "{why}");
+        }
+        // The same keys in different maps are fine.
+        let nested =
+            rmp_serde::to_vec(&json!({"k": {"k": 1}, "j": [{"k": 2}, {"k": 3}]})).expect("encode");
+        let bytes = with_metadata(&nested);
+        RecordView::parse(1, 1, &bytes).expect("repeated keys in separate maps");
+        readers_agree(&bytes);
     }
 
     #[test]
@@ -568,42 +686,45 @@ mod tests {
     }
 
     #[test]
-    fn value_len_refuses_nesting_past_its_limit() {
+    fn metadata_len_refuses_nesting_past_its_limit() {
         // Four levels, the metadata bound, arrays counted like maps.
         let ok = rmp_serde::to_vec(&json!({"a": [{"b": [1]}]})).expect("encode");
-        assert_eq!(value_len(&ok, 4), Some(ok.len()));
+        assert_eq!(metadata_len(&ok, 4).ok(), Some(ok.len()));
         let deep = rmp_serde::to_vec(&json!({"a": [{"b": [[]]}]})).expect("encode");
-        assert_eq!(value_len(&deep, 4), None);
-        assert_eq!(value_len(&deep, 5), Some(deep.len()));
+        assert_eq!(metadata_len(&deep, 4).ok(), None);
+        assert_eq!(metadata_len(&deep, 5).ok(), Some(deep.len()));
         // Stored bytes nested 500 deep (no writer makes them) are refused
         // by the view without recursing, so no reader transcodes them.
         let mut hostile = vec![0x81, 0xa1, b'k'];
         hostile.extend(std::iter::repeat_n(0x91, 500));
         hostile.push(0xc0);
-        assert_eq!(value_len(&hostile, 4), None);
+        assert_eq!(metadata_len(&hostile, 4).ok(), None);
     }
 
     #[test]
-    fn value_len_measures_every_kind() {
+    fn metadata_len_measures_every_kind() {
         let v = json!([null, true, 1, -1, 200, -200, 70000, -70000, 5_000_000_000u64,
             -5_000_000_000i64, 0.5, "s", "x".repeat(40), "y".repeat(300), "z".repeat(70000),
             {"k": [1, 2, {"deep": []}]}]);
         let bytes = rmp_serde::to_vec(&v).expect("encode");
-        assert_eq!(value_len(&bytes, 8), Some(bytes.len()));
+        assert_eq!(metadata_len(&bytes, 8).ok(), Some(bytes.len()));
         let mut longer = bytes.clone();
         longer.extend_from_slice(&[1, 2, 3]);
-        assert_eq!(value_len(&longer, 8), Some(bytes.len()));
+        assert_eq!(metadata_len(&longer, 8).ok(), Some(bytes.len()));
         for cut in 0..bytes.len() {
-            assert_eq!(value_len(&bytes[..cut], 8), None, "cut at {cut}");
+            assert_eq!(metadata_len(&bytes[..cut], 8).ok(), None, "cut at {cut}");
         }
     }
 
     #[test]
-    fn value_len_refuses_huge_counts_fast() {
+    fn metadata_len_refuses_huge_counts_fast() {
         // An array32 claiming 4 billion elements in 5 bytes.
-        assert_eq!(value_len(&[0xdd, 0xff, 0xff, 0xff, 0xff], 8), None);
-        assert_eq!(value_len(&[0xdf, 0xff, 0xff, 0xff, 0xff, 1], 8), None);
-        assert_eq!(value_len(&[0xc1], 8), None);
+        assert_eq!(metadata_len(&[0xdd, 0xff, 0xff, 0xff, 0xff], 8).ok(), None);
+        assert_eq!(
+            metadata_len(&[0xdf, 0xff, 0xff, 0xff, 0xff, 1], 8).ok(),
+            None
+        );
+        assert_eq!(metadata_len(&[0xc1], 8).ok(), None);
     }
 
     #[test]

@@ -208,12 +208,35 @@ struct Walk {
 }
 
 /// Where the committed frames at the start of the active segment end,
-/// whatever follows them (damage included): `(offset, records)`. For
-/// `actlog-inspect repair`, which cuts a damaged active segment there after
-/// keeping a copy.
-pub fn committed_prefix(bytes: &[u8], path: &Path, base_id: u64) -> Result<(u64, u64)> {
+/// whatever follows them (damage included), and before offset `before`
+/// (where damage was found in a frame whose CRC holds, such as a payload
+/// that is no record): `(offset, records)`, always at the end of a
+/// committed batch. For `actlog-inspect repair`, which cuts a damaged
+/// active segment there after keeping a copy.
+pub fn committed_prefix(
+    bytes: &[u8],
+    path: &Path,
+    base_id: u64,
+    before: u64,
+) -> Result<(u64, u64)> {
     let w = walk(bytes, path, base_id)?;
-    Ok((w.end as u64, w.table.offsets.len() as u64))
+    if w.end as u64 <= before {
+        return Ok((w.end as u64, w.table.offsets.len() as u64));
+    }
+    let mut cut = (SEGMENT_HEADER_LEN as u64, 0);
+    for (i, &off) in w.table.offsets.iter().enumerate() {
+        // The walk decoded every frame it put in the table.
+        let f = frame::decode(&bytes[off as usize..])
+            .map_err(|e| Error::corruption(path, u64::from(off), e.to_string()))?;
+        let end = u64::from(off) + f.header.frame_len() as u64;
+        if end > before {
+            break;
+        }
+        if f.header.is_commit() {
+            cut = (end, i as u64 + 1);
+        }
+    }
+    Ok(cut)
 }
 
 /// Scans `bytes` (the whole active segment, header included) of the segment

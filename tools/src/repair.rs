@@ -221,7 +221,7 @@ pub fn repair(dir: &Path, dry_run: bool) -> anyhow::Result<Outcome> {
         sync_dir(dir)?;
     }
     if let Some(f) = cut_active {
-        cut_active_segment(dir, &f.file)?;
+        cut_active_segment(dir, &f.file, f.offset)?;
     }
     drop(lock);
     let log = Log::open(dir, Config::default())?;
@@ -264,14 +264,15 @@ pub fn repair(dir: &Path, dry_run: bool) -> anyhow::Result<Outcome> {
 }
 
 /// Keeps a copy of the damaged active segment at `path` in `quarantine/`,
-/// cuts the file after its last committed frame before the damage, and
-/// marks the directory so that its next open continues past every id the
-/// segment may have held (see `actlog_engine::ids`).
-fn cut_active_segment(dir: &Path, path: &Path) -> anyhow::Result<()> {
+/// cuts the file after its last committed frame before the damage (found
+/// at offset `damage`), and marks the directory so that its next open
+/// continues past every id the segment may have held (see
+/// `actlog_engine::ids`).
+fn cut_active_segment(dir: &Path, path: &Path, damage: u64) -> anyhow::Result<()> {
     let base =
         is_segment(path).ok_or_else(|| anyhow::anyhow!("{} is no segment", path.display()))?;
     let bytes = fs::read(path)?;
-    let (end, records) = actlog_engine::recovery::committed_prefix(&bytes, path, base)?;
+    let (end, records) = actlog_engine::recovery::committed_prefix(&bytes, path, base, damage)?;
     let qdir = dir.join(QUARANTINE_DIR);
     crate::backup::private_dir(&qdir)?;
     sync_dir(dir)?;

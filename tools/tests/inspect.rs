@@ -396,6 +396,189 @@ fn damage_in_the_active_segment_is_cut_by_repair_without_reusing_ids() {
     );
 }
 
+/// A payload of exactly `len` bytes that is no record, in one of the
+/// shapes a writer other than this engine could leave behind a valid CRC:
+/// `recorded_by` an integer, nine or twelve elements, an unknown severity,
+/// metadata holding binary data or a repeated key. The message is padded
+/// to reach `len`.
+fn unreadable_payload(kind: usize, len: usize) -> Vec<u8> {
+    let s = |t: &str| {
+        let mut v = vec![0xa0 | t.len() as u8];
+        v.extend_from_slice(t.as_bytes());
+        v
+    };
+    let (n, severity, metadata, tail): (u8, u8, &[u8], &[u8]) = match kind {
+        0 => (11, 1, &[0x80], &[0xc0, 0x05]),
+        1 => (9, 1, &[0x80], &[]),
+        2 => (12, 1, &[0x80], &[0xc0, 0xc0, 0xc0]),
+        3 => (11, 9, &[0x80], &[0xc0, 0xc0]),
+        4 => (11, 1, &[0x81, 0xa1, b'k', 0xc4, 0x01, 0xff], &[0xc0, 0xc0]),
+        _ => (11, 1, &[0x82, 0xa1, b'k', 1, 0xa1, b'k', 2], &[0xc0, 0xc0]),
+    };
+    let mut head = vec![0x90 | n];
+    for f in ["entity", "entity.deleted", "mallory"] {
+        head.extend(s(f));
+    }
+    head.extend_from_slice(&[0xc0, 0xc0, 0xc0]);
+    let fixed = head.len() + 3 + 1 + metadata.len() + tail.len();
+    let pad = len
+        .checked_sub(fixed)
+        .expect("a frame long enough to forge");
+    let mut b = head;
+    b.push(0xda);
+    b.extend_from_slice(&(pad as u16).to_be_bytes());
+    b.extend(std::iter::repeat_n(b'x', pad));
+    b.push(severity);
+    b.extend_from_slice(metadata);
+    b.extend_from_slice(tail);
+    assert_eq!(b.len(), len);
+    b
+}
+
+/// Replaces the payload of the frame at `at` in `bytes` with `payload` (of
+/// the same length) and gives the frame a valid CRC again.
+fn rewrite_payload(bytes: &mut [u8], at: usize, payload: &[u8]) {
+    bytes[at + 24..at + 24 + payload.len()].copy_from_slice(payload);
+    let crc = crc32fast::hash(&bytes[at + 4..at + 24 + payload.len()]);
+    bytes[at..at + 4].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// The payload length of the frame at `at`.
+fn payload_len(bytes: &[u8], at: usize) -> usize {
+    u32::from_le_bytes([bytes[at + 4], bytes[at + 5], bytes[at + 6], 0]) as usize
+}
+
+/// After rewriting frames of a sealed segment: its data and footer
+/// checksums hold again, so only the payload is wrong.
+fn reseal(bytes: &mut [u8]) {
+    let f = bytes.len() - 48;
+    let data_end = u64::from_le_bytes(bytes[f + 32..f + 40].try_into().expect("8 bytes")) as usize;
+    let crc = crc32fast::hash(&bytes[..data_end]);
+    bytes[f + 12..f + 16].copy_from_slice(&crc.to_le_bytes());
+    let fcrc = crc32fast::hash(&bytes[f..f + 44]);
+    bytes[f + 44..f + 48].copy_from_slice(&fcrc.to_le_bytes());
+}
+
+#[test]
+fn a_sealed_record_that_is_no_record_is_damage_that_repair_quarantines() {
+    for kind in 0..6 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        build(dir.path(), 200);
+        let before = engine_records(dir.path());
+        let segs = segment_files(dir.path());
+        let victim = segs[segs.len() / 2].clone();
+        let mut bytes = fs::read(&victim).expect("read");
+        let offsets = frame_offsets(&bytes);
+        let k = offsets.len() / 2;
+        let frame = offsets[k];
+        let forged = unreadable_payload(kind, payload_len(&bytes, frame));
+        rewrite_payload(&mut bytes, frame, &forged);
+        reseal(&mut bytes);
+        fs::write(&victim, &bytes).expect("write");
+        let base = base_of(&victim);
+        let forged_id = base + k as u64;
+        let victim_ids = base..base + offsets.len() as u64;
+        // Without its index, the next open would have to rebuild it from
+        // the unreadable record.
+        if kind % 2 == 1 {
+            fs::remove_file(idx_of(&victim)).expect("remove index");
+        } else {
+            // With it, the log opens, and every reader refuses the record
+            // alike: a list of it and `get`.
+            let log = Log::open_read_only(dir.path(), Config::default()).expect("open");
+            assert!(log.get(forged_id).is_err(), "kind {kind}: get");
+            let listed: Result<Vec<Record>, _> = log.iter(forged_id, Direction::Forward).collect();
+            assert!(listed.is_err(), "kind {kind}: list");
+        }
+
+        let out = inspect(&["verify", p(dir.path())]);
+        assert_eq!(out.code, 1, "kind {kind}: {out:?}");
+        assert!(
+            damage_offsets(&out, &victim).contains(&(frame as u64)),
+            "kind {kind}: the damage is named at the frame ({frame}):\n{out:?}"
+        );
+        assert!(
+            out.stdout
+                .contains(&format!("record {forged_id} cannot be read")),
+            "{out:?}"
+        );
+
+        let rep = inspect(&["repair", p(dir.path())]);
+        assert_eq!(rep.code, 0, "kind {kind}: {rep:?}");
+        let quarantined = dir
+            .path()
+            .join(QUARANTINE_DIR)
+            .join(victim.file_name().expect("name"));
+        assert_eq!(fs::read(&quarantined).expect("kept in quarantine/"), bytes);
+        assert_verify_clean(dir.path());
+        let want: Vec<Record> = before
+            .iter()
+            .filter(|r| !victim_ids.contains(&r.id))
+            .cloned()
+            .collect();
+        assert!(
+            engine_records(dir.path()) == want,
+            "kind {kind}: the rest is served"
+        );
+    }
+}
+
+#[test]
+fn an_active_record_that_is_no_record_is_damage_that_repair_cuts_before() {
+    for kind in 0..6 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        build(dir.path(), 200);
+        let before = engine_records(dir.path());
+        let max_acked = before.last().expect("records").id;
+        let active = segment_files(dir.path()).pop().expect("segments");
+        let base = base_of(&active);
+        let mut bytes = fs::read(&active).expect("read");
+        let table = actlog_engine::recovery::scan_active(&bytes, &active, base)
+            .expect("scan")
+            .table;
+        assert!(table.offsets.len() >= 8, "{} records", table.offsets.len());
+        // The seventh record: the batch it ends up in holds records before
+        // it, which the cut must keep only up to the batch before.
+        let frame = table.offsets[6] as usize;
+        let forged_id = base + 6;
+        let forged = unreadable_payload(kind, payload_len(&bytes, frame));
+        rewrite_payload(&mut bytes, frame, &forged);
+        fs::write(&active, &bytes).expect("write");
+        assert!(
+            Log::open(dir.path(), small()).is_err(),
+            "kind {kind}: an unreadable acknowledged record refuses the open"
+        );
+
+        let out = inspect(&["verify", p(dir.path())]);
+        assert_eq!(out.code, 1, "kind {kind}: {out:?}");
+        assert!(
+            damage_offsets(&out, &active).contains(&(frame as u64)),
+            "kind {kind}: the damage is named at the frame ({frame}):\n{out:?}"
+        );
+
+        let rep = inspect(&["repair", p(dir.path())]);
+        assert_eq!(rep.code, 0, "kind {kind}: {rep:?}");
+        assert_verify_clean(dir.path());
+        // What stays is every record before the batch that held the
+        // forged one, unchanged.
+        let after = engine_records(dir.path());
+        let last = after.last().expect("records").id;
+        assert!(
+            last < forged_id && forged_id - last <= 5,
+            "kind {kind}: kept up to {last}, forged {forged_id}"
+        );
+        assert!(last >= base, "kind {kind}: the batches before it stay");
+        let want: Vec<Record> = before.iter().filter(|r| r.id <= last).cloned().collect();
+        assert!(after == want, "kind {kind}: the kept records are unchanged");
+        let log = Log::open(dir.path(), small()).expect("open after repair");
+        let next = log.append_one(&rec(999)).expect("append");
+        assert!(
+            next > max_acked,
+            "kind {kind}: id {next} reused (acked up to {max_acked})"
+        );
+    }
+}
+
 #[test]
 fn a_missing_oldest_segment_is_an_id_gap_that_repair_records() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -115,6 +115,22 @@ fn checked_frame<'a>(
     Ok(f)
 }
 
+/// Checks that the payload of a frame whose CRC holds (at offset `at` of
+/// `path`) is a record every reader can read. A CRC protects bytes, not
+/// meaning: a frame this engine did not write can carry any payload, and
+/// `verify` must name it rather than leave the first reader to trip on it.
+pub(crate) fn check_payload(path: &Path, at: usize, f: &frame::FrameRef<'_>) -> Result<()> {
+    crate::RecordView::parse(f.header.id, f.header.ts, f.payload)
+        .map(|_| ())
+        .map_err(|why| {
+            Error::corruption(
+                path,
+                at as u64,
+                format!("record {} cannot be read: {why}", f.header.id),
+            )
+        })
+}
+
 /// Checks the frame of record `id` (its bytes `frame`, at offset `at` of
 /// `path`) and appends its payload to `buf`, with a slot in `slots`.
 pub(crate) fn push_frame(

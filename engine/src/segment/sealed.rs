@@ -225,21 +225,12 @@ impl SealedSegment {
             .map_err(|reason| Error::corruption(&self.path, offset as u64, reason))
     }
 
-    /// Checks every byte: data CRC, table CRC, each frame's CRC, id
-    /// continuity, commit flag on the last frame, and first/last ts.
+    /// Checks every byte: table CRC, each frame's CRC, id continuity,
+    /// commit flag on the last frame, first/last ts, that every payload is
+    /// a record (see `check_payload`), and the data CRC — in that order, so
+    /// that damage inside a frame is named at the frame.
     pub fn verify(&self) -> Result<()> {
         let data_end = self.table_start();
-        let crc = crc32fast::hash(&self.map[..data_end]);
-        if crc != self.footer.data_crc {
-            return Err(Error::corruption(
-                &self.path,
-                0,
-                format!(
-                    "data checksum mismatch: footer says {:#010x}, data hashes to {crc:#010x}",
-                    self.footer.data_crc
-                ),
-            ));
-        }
         let table_end = self.map.len() - FOOTER_LEN;
         let tcrc = crc32fast::hash(&self.map[data_end..table_end]);
         if tcrc != self.footer.table_crc {
@@ -259,6 +250,7 @@ impl SealedSegment {
                 ));
             }
             let f = self.frame(local)?;
+            super::check_payload(&self.path, pos, &f)?;
             pos += f.header.frame_len();
         }
         if pos != data_end {
@@ -266,6 +258,19 @@ impl SealedSegment {
                 &self.path,
                 pos as u64,
                 "bytes between the last frame and the offset table",
+            ));
+        }
+        // Last: a damaged frame is named at its offset above, and this
+        // catches what lies outside every frame (the header).
+        let crc = crc32fast::hash(&self.map[..data_end]);
+        if crc != self.footer.data_crc {
+            return Err(Error::corruption(
+                &self.path,
+                0,
+                format!(
+                    "data checksum mismatch: footer says {:#010x}, data hashes to {crc:#010x}",
+                    self.footer.data_crc
+                ),
             ));
         }
         Ok(())
