@@ -650,6 +650,36 @@ mod tests {
         readers_agree(&bytes);
     }
 
+    /// serde_json (built with `raw_value`, as the workspace builds it)
+    /// reads a map whose first key is `$serde_json::private::RawValue` as
+    /// the JSON text its value holds. The engine writes such a key like any
+    /// other (it is a valid metadata key), and the view accepts it, so `get`
+    /// (which builds the map through `Value`'s `Deserialize`) and list and
+    /// export (which transcode) must still agree, and `get` must not fail.
+    #[test]
+    fn the_raw_value_token_as_a_metadata_key_reads_alike_everywhere() {
+        let token = "$serde_json::private::RawValue";
+        for inner in [
+            json!({ token: "[1, 2]" }),
+            json!({ token: "not json" }),
+            json!({ token: 5 }),
+            json!({ token: "1", "after": 2 }),
+            json!([{ token: "{}" }]),
+        ] {
+            let mut r = NewRecord::new("entity", "entity.updated", "raw");
+            r.metadata.insert("x".into(), inner.clone());
+            r.metadata.insert("z".into(), json!(3));
+            r.validate().expect("a valid record");
+            let bytes = payload(&r);
+            let view = RecordView::parse(1, 1, &bytes).expect("the view accepts it");
+            let owned = view.to_record().unwrap_or_else(|e| {
+                panic!("{inner}: an engine-written record cannot be read: {e}")
+            });
+            assert_eq!(owned.metadata, r.metadata, "{inner}: get");
+            readers_agree(&bytes);
+        }
+    }
+
     #[test]
     fn text_agrees_with_from_utf8_on_any_bytes() {
         let mut cases: Vec<Vec<u8>> = vec![
