@@ -68,12 +68,20 @@ impl<'a> RawMetadata<'a> {
         self.0 == [0x80]
     }
 
-    /// Decodes into an owned map.
+    /// Decodes into an owned map, by the same transcoding that list and
+    /// export write: `Value`'s own `Deserialize` is not used, since with
+    /// serde_json's `raw_value` feature it reads a map whose first key is
+    /// `$serde_json::private::RawValue` (a valid metadata key) as the JSON
+    /// text of its value, so `get` would disagree with list, or fail.
     pub fn to_map(&self) -> Result<Map<String, Value>, String> {
         if self.is_empty() {
             return Ok(Map::new());
         }
-        rmp_serde::from_slice(self.0).map_err(|e| format!("bad metadata: {e}"))
+        match serde_json::to_value(self) {
+            Ok(Value::Object(m)) => Ok(m),
+            Ok(_) => Err("bad metadata: not a map".into()),
+            Err(e) => Err(format!("bad metadata: {e}")),
+        }
     }
 }
 
