@@ -688,6 +688,51 @@ mod tests {
         }
     }
 
+    /// Whatever metadata a valid `NewRecord` holds, the engine's bytes
+    /// parse and read back alike everywhere: the stricter view refuses
+    /// nothing this engine writes.
+    #[test]
+    fn every_kind_of_valid_metadata_the_engine_writes_parses() {
+        let values = [
+            json!(0.1),
+            json!(1e300),
+            json!(-0.0),
+            json!(f64::MIN_POSITIVE),
+            json!(5e-324),
+            json!(f64::MAX),
+            json!(1.0),
+            json!(u64::MAX),
+            json!(i64::MAX as u64 + 1),
+            json!(i64::MIN),
+            json!(-1),
+            json!(""),
+            json!({}),
+            json!([]),
+            json!(null),
+            json!("☾\u{0}\u{10ffff}"),
+            json!({"a": [{"b": []}]}),
+            json!([[[1]]]),
+            json!({"": {"": {"": 1}}}),
+        ];
+        for v in values {
+            for key in ["k", "", "ключ☾", "\u{0}", "$serde_json::private::Number"] {
+                let mut r = NewRecord::new("entity", "entity.updated", "m");
+                r.metadata.insert(key.into(), v.clone());
+                r.metadata.insert("other".into(), json!({ key: v.clone() }));
+                if r.validate().is_err() {
+                    assert!(matches!(v, Value::Object(_) | Value::Array(_)), "{v}");
+                    continue;
+                }
+                let bytes = payload(&r);
+                let view = RecordView::parse(1, 1, &bytes)
+                    .unwrap_or_else(|e| panic!("{key:?}: {v}: refused: {e}"));
+                let owned = view.to_record().expect("to_record");
+                assert_eq!(owned.metadata, r.metadata, "{key:?}: {v}");
+                readers_agree(&bytes);
+            }
+        }
+    }
+
     #[test]
     fn text_agrees_with_from_utf8_on_any_bytes() {
         let mut cases: Vec<Vec<u8>> = vec![
