@@ -1274,3 +1274,181 @@ fn usage_errors_exit_2() {
     assert!(!missing.exists());
     assert!(!r.exists() && !b.exists());
 }
+
+// ---------------------------------------------------------------- forged active records: edge cases
+
+/// What else lies in the active segment next to the forged records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Beside {
+    Nothing,
+    /// A complete frame with a forged payload after the last commit: an
+    /// uncommitted batch, a torn tail (a warning), never damage.
+    ForgedUncommittedTail,
+    /// The active index snapshot (`.aidx`) left by the clean close, its
+    /// data CRC recomputed so that the open trusts it and skips parsing
+    /// the records it covers.
+    TrustedSnapshot,
+}
+
+/// Builds `n` records in batches of 5 (in one segment unless `small`),
+/// forges the payloads of the active segment's records `locals` (kind 5:
+/// a repeated metadata key; 0: `recorded_by` an integer), and checks that
+/// verify names the first at its offset, that repair cuts before its batch
+/// and keeps every batch before, and that no id is ever handed out again.
+fn forged_active_case(n: u64, small_segments: bool, locals: &[usize], beside: Beside) {
+    let what = format!("n {n} small {small_segments} forged {locals:?} {beside:?}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = if small_segments {
+        small()
+    } else {
+        Config::default()
+    };
+    {
+        let log = Log::open(dir.path(), config.clone()).expect("open");
+        let mut i = 0;
+        while i < n {
+            let batch: Vec<NewRecord> = (i..(i + 5).min(n)).map(rec).collect();
+            log.append(&batch).expect("append");
+            i += 5;
+        }
+        log.close().expect("close");
+    }
+    let before = engine_records(dir.path());
+    let max_acked = before.last().expect("records").id;
+    let active = segment_files(dir.path()).pop().expect("segments");
+    let base = base_of(&active);
+    let mut bytes = fs::read(&active).expect("read");
+    let scan = actlog_engine::recovery::scan_active(&bytes, &active, base).expect("scan");
+    let table = scan.table;
+    for (j, &k) in locals.iter().enumerate() {
+        let at = table.offsets[k] as usize;
+        let forged = unreadable_payload(if j % 2 == 0 { 5 } else { 0 }, payload_len(&bytes, at));
+        rewrite_payload(&mut bytes, at, &forged);
+    }
+    let end = scan.end as usize;
+    let mut max_acked_or_written = max_acked;
+    if beside == Beside::ForgedUncommittedTail {
+        let mut frame = Vec::new();
+        let id = base + table.offsets.len() as u64;
+        let ts = *table.ts.last().expect("a record");
+        actlog_engine::frame::encode_into(
+            &mut frame,
+            id,
+            ts,
+            actlog_engine::frame::FLAG_FLUSH,
+            &unreadable_payload(5, 60),
+        );
+        if bytes.len() < end + frame.len() {
+            bytes.resize(end + frame.len(), 0);
+        }
+        bytes[end..end + frame.len()].copy_from_slice(&frame);
+        max_acked_or_written = id;
+    }
+    fs::write(&active, &bytes).expect("write");
+    if beside == Beside::TrustedSnapshot {
+        let snap = active.with_extension("aidx");
+        let mut s = fs::read(&snap).expect("a clean close leaves a snapshot");
+        let t = s.len() - 24;
+        let data_end = u64::from_le_bytes(s[t + 8..t + 16].try_into().expect("8")) as usize;
+        let crc = crc32fast::hash(&bytes[..data_end]);
+        s[t + 16..t + 20].copy_from_slice(&crc.to_le_bytes());
+        let tcrc = crc32fast::hash(&s[t..t + 20]);
+        s[t + 20..t + 24].copy_from_slice(&tcrc.to_le_bytes());
+        fs::write(&snap, &s).expect("write snapshot");
+        // The server starts on it; the forged record is what it cannot serve.
+        let log = Log::open_read_only(dir.path(), Config::default()).expect("open on snapshot");
+        let forged_id = base + locals[0] as u64;
+        assert!(
+            log.get(forged_id).is_err(),
+            "{what}: get of the forged record"
+        );
+    }
+
+    let out = inspect(&["verify", p(dir.path())]);
+    if locals.is_empty() {
+        assert_eq!(
+            out.code, 0,
+            "{what}: a forged uncommitted batch is a torn tail: {out:?}"
+        );
+        assert!(
+            out.stdout
+                .contains(&format!("{} @ {end}: torn tail", active.display())),
+            "{what}: {out:?}"
+        );
+    } else {
+        assert_eq!(out.code, 1, "{what}: {out:?}");
+        let first = table.offsets[*locals.iter().min().expect("one")] as u64;
+        assert!(
+            damage_offsets(&out, &active).contains(&first),
+            "{what}: the damage is named at the frame ({first}):\n{out:?}"
+        );
+    }
+
+    let rep = inspect(&["repair", p(dir.path())]);
+    assert_eq!(rep.code, 0, "{what}: {rep:?}");
+    assert_verify_clean(dir.path());
+    let after = engine_records(dir.path());
+    // Every batch before the one holding the first forged record stays.
+    let keep_below = match locals.iter().min() {
+        None => u64::MAX,
+        Some(&k) => {
+            let forged_id = base + k as u64;
+            // Batches of 5 from id 1.
+            forged_id - (forged_id - 1) % 5
+        }
+    };
+    let want: Vec<Record> = before
+        .iter()
+        .filter(|r| r.id < keep_below)
+        .cloned()
+        .collect();
+    assert!(
+        after == want,
+        "{what}: kept {:?}..{:?}, want up to {keep_below}",
+        after.first().map(|r| r.id),
+        after.last().map(|r| r.id)
+    );
+    if !locals.is_empty() {
+        let copies = fs::read_dir(dir.path().join(QUARANTINE_DIR))
+            .expect("quarantine/")
+            .map(|e| fs::read(e.expect("entry").path()).expect("read"))
+            .filter(|c| *c == bytes)
+            .count();
+        assert_eq!(copies, 1, "{what}: the segment as it was is kept");
+    }
+    let log = Log::open(dir.path(), config).expect("open after repair");
+    let next = log.append_one(&rec(999)).expect("append");
+    // An uncommitted batch was never acknowledged: alone, its ids may be
+    // handed out; after a cut for damage, repair marks past every id.
+    let floor = if locals.is_empty() {
+        max_acked
+    } else {
+        max_acked_or_written
+    };
+    assert!(
+        next > floor,
+        "{what}: id {next} reused (acked up to {max_acked}, written up to {max_acked_or_written})"
+    );
+    assert!(log.get(next).expect("get").is_some(), "{what}");
+    log.close().expect("close");
+    assert_verify_clean(dir.path());
+}
+
+#[test]
+fn forged_active_records_in_every_position_are_cut_before_their_batch() {
+    // The active segment is the only one; the forged record in its first
+    // batch (first or middle record), its last batch, or two of them.
+    forged_active_case(12, false, &[0], Beside::Nothing);
+    forged_active_case(12, false, &[2], Beside::Nothing);
+    forged_active_case(12, false, &[11], Beside::Nothing);
+    forged_active_case(12, false, &[6, 10], Beside::Nothing);
+    forged_active_case(12, false, &[10, 6], Beside::Nothing);
+    // The first batch of an active segment after sealed ones.
+    forged_active_case(200, true, &[0], Beside::Nothing);
+    // Next to a forged uncommitted batch, and alone with one.
+    forged_active_case(12, false, &[7], Beside::ForgedUncommittedTail);
+    forged_active_case(12, false, &[], Beside::ForgedUncommittedTail);
+    // Behind a snapshot the open trusts.
+    forged_active_case(12, false, &[3], Beside::TrustedSnapshot);
+    forged_active_case(12, false, &[11], Beside::TrustedSnapshot);
+}
