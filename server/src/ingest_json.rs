@@ -46,6 +46,74 @@ fn count_values(v: &Value) -> usize {
     }
 }
 
+/// A JSON value parsed as written. `Value`'s own `Deserialize` is not used
+/// for client metadata: with serde_json's `raw_value` feature (which the
+/// server needs) it reads an object whose first key is
+/// `$serde_json::private::RawValue` as the JSON text of that key's value,
+/// so a client's metadata would be silently rewritten (or refused) instead
+/// of stored as sent.
+struct Plain(Value);
+
+impl<'de> de::Deserialize<'de> for Plain {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(PlainVisitor)
+    }
+}
+
+struct PlainVisitor;
+
+impl<'de> Visitor<'de> for PlainVisitor {
+    type Value = Plain;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Plain, E> {
+        Ok(Plain(Value::Bool(v)))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Plain, E> {
+        Ok(Plain(Value::from(v)))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Plain, E> {
+        Ok(Plain(Value::from(v)))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Plain, E> {
+        Ok(Plain(
+            serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number),
+        ))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Plain, E> {
+        Ok(Plain(Value::String(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Plain, E> {
+        Ok(Plain(Value::String(v)))
+    }
+    fn visit_unit<E>(self) -> Result<Plain, E> {
+        Ok(Plain(Value::Null))
+    }
+    fn visit_none<E>(self) -> Result<Plain, E> {
+        Ok(Plain(Value::Null))
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Plain, D::Error> {
+        de::Deserialize::deserialize(d)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Plain, A::Error> {
+        let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(Plain(x)) = seq.next_element()? {
+            v.push(x);
+        }
+        Ok(Plain(Value::Array(v)))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Plain, A::Error> {
+        let mut m = serde_json::Map::new();
+        while let Some(k) = map.next_key::<String>()? {
+            let Plain(v) = map.next_value()?;
+            m.insert(k, v);
+        }
+        Ok(Plain(Value::Object(m)))
+    }
+}
+
 const EVENT_FIELDS: &[&str] = &[
     "category",
     "action",
@@ -267,7 +335,7 @@ impl<'de> Visitor<'de> for Event<'_> {
                         ),
                     )));
                 }
-                let parsed = serde_json::from_str::<Value>(text);
+                let parsed = serde_json::from_str::<Plain>(text).map(|p| p.0);
                 if let Ok(v) = &parsed {
                     // Every event's tree is kept until the whole batch has
                     // been parsed (a value costs ~80 bytes, 2 bytes of
@@ -473,6 +541,27 @@ impl<'de> de::Deserialize<'de> for Scalar {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metadata_is_stored_as_sent_whatever_its_keys() {
+        // `Value`'s Deserialize (with the raw_value feature) would read
+        // the first object as the array [1, 2] and refuse the second.
+        let body = br#"[
+            {"category":"e","action":"a","message":"m",
+             "metadata":{"$serde_json::private::RawValue":"[1, 2]","z":3}},
+            {"category":"e","action":"a","message":"m",
+             "metadata":{"o":{"$serde_json::private::RawValue":"not json"}}}
+        ]"#;
+        let recs = parse_events(body, "kitchen").expect("valid");
+        assert_eq!(
+            Value::Object(recs[0].metadata.clone()),
+            serde_json::json!({"$serde_json::private::RawValue": "[1, 2]", "z": 3})
+        );
+        assert_eq!(
+            Value::Object(recs[1].metadata.clone()),
+            serde_json::json!({"o": {"$serde_json::private::RawValue": "not json"}})
+        );
+    }
 
     #[test]
     fn events_are_checked_field_by_field() {
