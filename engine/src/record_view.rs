@@ -293,10 +293,167 @@ fn is_ascii(b: &[u8]) -> bool {
 /// an error naming it: such bytes were not written by this engine, and
 /// were they accepted, readers that transcode the bytes and readers that
 /// build a map would disagree on the record. Iterative: hostile bytes can
-/// neither recurse nor make it allocate more than a slice per key.
+/// neither recurse nor make it allocate more than two offsets per key.
+///
+/// Nearly all metadata is one small map of scalars ([`flat_map_len`]
+/// checks that shape with no bookkeeping); the general walk takes the rest.
 fn metadata_len(bytes: &[u8], max_depth: usize) -> Result<usize, &'static str> {
-    const LEVELS: usize = 16;
-    const CUT: &str = "is cut short";
+    if max_depth >= 1 {
+        if let Some(len) = flat_map_len(bytes)? {
+            return Ok(len);
+        }
+    }
+    nested_len(bytes, max_depth)
+}
+
+const CUT: &str = "is cut short";
+const KEY_NOT_STR: &str = "has a map key that is not a string";
+const REPEATED_KEY: &str = "repeats a key in one map";
+
+/// One MessagePack item at a given offset: a scalar, or the header of a
+/// container whose elements follow.
+enum Item {
+    /// A scalar ending at `end`; a string's text is `text` (checked UTF-8).
+    Scalar {
+        end: usize,
+        text: Option<(usize, usize)>,
+    },
+    /// A container of `n` entries (key-value pairs, for a map) whose first
+    /// element starts at `body`.
+    Container { n: u64, map: bool, body: usize },
+}
+
+/// Reads the item whose marker is at `at`, refusing what JSON cannot hold.
+fn item(bytes: &[u8], at: usize) -> Result<Item, &'static str> {
+    let be = |from: usize, n: usize| -> Result<usize, &'static str> {
+        let b = bytes
+            .get(from..from.checked_add(n).ok_or(CUT)?)
+            .ok_or(CUT)?;
+        Ok(b.iter().fold(0usize, |acc, &x| (acc << 8) | usize::from(x)))
+    };
+    let marker = *bytes.get(at).ok_or(CUT)?;
+    let body = at + 1;
+    // (bytes after the marker, width of a string's length field)
+    let (fixed, str_len_width): (usize, usize) = match Marker::from_u8(marker) {
+        Marker::FixStr(n) => (usize::from(n), 0),
+        Marker::Str8 => (0, 1),
+        Marker::Str16 => (0, 2),
+        Marker::Str32 => (0, 4),
+        Marker::FixPos(_) | Marker::FixNeg(_) | Marker::Null | Marker::True | Marker::False => {
+            (0, 0)
+        }
+        Marker::U8 | Marker::I8 => (1, 0),
+        Marker::U16 | Marker::I16 => (2, 0),
+        Marker::U32 | Marker::I32 => (4, 0),
+        Marker::U64 | Marker::I64 => (8, 0),
+        Marker::F64 => {
+            let b = bytes.get(body..body + 8).ok_or(CUT)?;
+            let mut w = [0u8; 8];
+            w.copy_from_slice(b);
+            if !f64::from_be_bytes(w).is_finite() {
+                return Err("holds a number JSON cannot (NaN or infinite)");
+            }
+            (8, 0)
+        }
+        Marker::F32 => return Err("holds a 32-bit float, which this engine never writes"),
+        Marker::Bin8
+        | Marker::Bin16
+        | Marker::Bin32
+        | Marker::FixExt1
+        | Marker::FixExt2
+        | Marker::FixExt4
+        | Marker::FixExt8
+        | Marker::FixExt16
+        | Marker::Ext8
+        | Marker::Ext16
+        | Marker::Ext32 => return Err("holds binary or extension data, which JSON cannot"),
+        Marker::Reserved => return Err("holds the reserved marker 0xc1"),
+        Marker::FixArray(n) => {
+            return Ok(Item::Container {
+                n: u64::from(n),
+                map: false,
+                body,
+            })
+        }
+        Marker::FixMap(n) => {
+            return Ok(Item::Container {
+                n: u64::from(n),
+                map: true,
+                body,
+            })
+        }
+        m @ (Marker::Array16 | Marker::Map16) => {
+            return Ok(Item::Container {
+                n: be(body, 2)? as u64,
+                map: m == Marker::Map16,
+                body: body + 2,
+            })
+        }
+        m @ (Marker::Array32 | Marker::Map32) => {
+            return Ok(Item::Container {
+                n: be(body, 4)? as u64,
+                map: m == Marker::Map32,
+                body: body + 4,
+            })
+        }
+    };
+    if str_len_width == 0 && !matches!(Marker::from_u8(marker), Marker::FixStr(_)) {
+        let end = body.checked_add(fixed).ok_or(CUT)?;
+        if end > bytes.len() {
+            return Err(CUT);
+        }
+        return Ok(Item::Scalar { end, text: None });
+    }
+    let (start, len) = if str_len_width > 0 {
+        (body + str_len_width, be(body, str_len_width)?)
+    } else {
+        (body, fixed)
+    };
+    let end = start.checked_add(len).ok_or(CUT)?;
+    let value = bytes.get(start..end).ok_or(CUT)?;
+    text(value).map_err(|_| "holds a string that is not UTF-8")?;
+    Ok(Item::Scalar {
+        end,
+        text: Some((start, end)),
+    })
+}
+
+/// The length of `bytes`' leading value if it is a map of at most 15
+/// entries whose values are all scalars (checked as [`metadata_len`]
+/// does); `None` when it is some other shape.
+fn flat_map_len(bytes: &[u8]) -> Result<Option<usize>, &'static str> {
+    let n = match bytes.first() {
+        Some(&m @ 0x80..=0x8f) => usize::from(m & 0x0f),
+        _ => return Ok(None),
+    };
+    let mut keys = [(0usize, 0usize); 15];
+    let mut at = 1;
+    for i in 0..n {
+        let Item::Scalar {
+            end,
+            text: Some(key),
+        } = item(bytes, at)?
+        else {
+            return Err(KEY_NOT_STR);
+        };
+        let name = &bytes[key.0..key.1];
+        if keys[..i].iter().any(|k| &bytes[k.0..k.1] == name) {
+            return Err(REPEATED_KEY);
+        }
+        keys[i] = key;
+        at = match item(bytes, end)? {
+            Item::Scalar { end, .. } => end,
+            Item::Container { .. } => return Ok(None),
+        };
+    }
+    Ok(Some(at))
+}
+
+/// [`metadata_len`] for any shape: a walk over explicit levels.
+fn nested_len(bytes: &[u8], max_depth: usize) -> Result<usize, &'static str> {
+    // Metadata nests at most MAX_METADATA_DEPTH deep; the tests walk a
+    // little deeper.
+    const LEVELS: usize = 9;
     debug_assert!(max_depth < LEVELS);
     let max_depth = max_depth.min(LEVELS - 1);
     // Level 0 holds the one top value; level `d` a container at depth `d`.
@@ -306,23 +463,15 @@ fn metadata_len(bytes: &[u8], max_depth: usize) -> Result<usize, &'static str> {
     // Elements still to be read, at every level together.
     let mut total: u64 = 1;
     // The keys of every open map, innermost last.
-    let mut keys: Vec<&[u8]> = Vec::new();
+    let mut keys = KeyStack::default();
     let mut at = 0usize;
-    let be = |from: usize, n: usize| -> Result<usize, &'static str> {
-        let b = bytes
-            .get(from..from.checked_add(n).ok_or(CUT)?)
-            .ok_or(CUT)?;
-        Ok(b.iter().fold(0usize, |acc, &x| (acc << 8) | usize::from(x)))
-    };
     loop {
         while levels[depth].left == 0 {
             if levels[depth].map {
-                let mine = &mut keys[levels[depth].keys_from..];
-                mine.sort_unstable();
-                if mine.windows(2).any(|w| w[0] == w[1]) {
-                    return Err("repeats a key in one map");
+                if keys.repeats_from(bytes, levels[depth].keys_from as usize) {
+                    return Err(REPEATED_KEY);
                 }
-                keys.truncate(levels[depth].keys_from);
+                keys.truncate(levels[depth].keys_from as usize);
             }
             if depth == 0 {
                 return Ok(at);
@@ -333,102 +482,105 @@ fn metadata_len(bytes: &[u8], max_depth: usize) -> Result<usize, &'static str> {
         let is_key = level.map && level.left % 2 == 0;
         level.left -= 1;
         total -= 1;
-        let marker = Marker::from_u8(*bytes.get(at).ok_or(CUT)?);
-        at += 1;
-        // Bytes after the marker, or a string's length field width.
-        let (fixed, str_len_width): (usize, usize) = match marker {
-            Marker::FixStr(n) => (usize::from(n), 0),
-            Marker::Str8 => (0, 1),
-            Marker::Str16 => (0, 2),
-            Marker::Str32 => (0, 4),
-            _ if is_key => return Err("has a map key that is not a string"),
-            Marker::FixPos(_) | Marker::FixNeg(_) | Marker::Null | Marker::True | Marker::False => {
-                (0, 0)
-            }
-            Marker::U8 | Marker::I8 => (1, 0),
-            Marker::U16 | Marker::I16 => (2, 0),
-            Marker::U32 | Marker::I32 => (4, 0),
-            Marker::U64 | Marker::I64 => (8, 0),
-            Marker::F64 => {
-                let b = bytes.get(at..at + 8).ok_or(CUT)?;
-                let mut w = [0u8; 8];
-                w.copy_from_slice(b);
-                if !f64::from_be_bytes(w).is_finite() {
-                    return Err("holds a number JSON cannot (NaN or infinite)");
+        match item(bytes, at)? {
+            Item::Scalar { end, text } => {
+                if is_key {
+                    let Some((start, end)) = text else {
+                        return Err(KEY_NOT_STR);
+                    };
+                    // Within a payload, which is far below 4 GiB.
+                    keys.push(start as u32, end as u32);
                 }
-                (8, 0)
+                at = end;
             }
-            Marker::F32 => return Err("holds a 32-bit float, which this engine never writes"),
-            Marker::Bin8
-            | Marker::Bin16
-            | Marker::Bin32
-            | Marker::FixExt1
-            | Marker::FixExt2
-            | Marker::FixExt4
-            | Marker::FixExt8
-            | Marker::FixExt16
-            | Marker::Ext8
-            | Marker::Ext16
-            | Marker::Ext32 => return Err("holds binary or extension data, which JSON cannot"),
-            Marker::Reserved => return Err("holds the reserved marker 0xc1"),
-            Marker::FixArray(_)
-            | Marker::Array16
-            | Marker::Array32
-            | Marker::FixMap(_)
-            | Marker::Map16
-            | Marker::Map32 => {
-                let (n, map) = match marker {
-                    Marker::FixArray(n) => (u64::from(n), false),
-                    Marker::FixMap(n) => (u64::from(n), true),
-                    Marker::Array16 | Marker::Map16 => {
-                        at += 2;
-                        (be(at - 2, 2)? as u64, marker == Marker::Map16)
-                    }
-                    _ => {
-                        at += 4;
-                        (be(at - 4, 4)? as u64, marker == Marker::Map32)
-                    }
-                };
+            Item::Container { .. } if is_key => return Err(KEY_NOT_STR),
+            Item::Container { n, map, body } => {
                 if depth + 1 > max_depth {
                     return Err("is nested too deep");
                 }
+                at = body;
                 let elements = if map { 2 * n } else { n };
                 total = total.checked_add(elements).ok_or(CUT)?;
-                // Every element takes at least one byte: a count beyond
-                // what is left cannot end within the input.
-                if total > bytes.len().saturating_sub(at) as u64 {
-                    return Err(CUT);
-                }
                 depth += 1;
                 levels[depth] = Level {
-                    left: elements,
+                    // At most the bytes left (checked below).
+                    left: u32::try_from(elements.min(u64::from(u32::MAX))).map_err(|_| CUT)?,
                     map,
-                    keys_from: keys.len(),
+                    keys_from: u32::try_from(keys.len()).map_err(|_| CUT)?,
                 };
-                continue;
-            }
-        };
-        let len = if str_len_width > 0 {
-            let n = be(at, str_len_width)?;
-            at += str_len_width;
-            n
-        } else {
-            fixed
-        };
-        let end = at.checked_add(len).ok_or(CUT)?;
-        let value = bytes.get(at..end).ok_or(CUT)?;
-        if matches!(
-            marker,
-            Marker::FixStr(_) | Marker::Str8 | Marker::Str16 | Marker::Str32
-        ) {
-            text(value).map_err(|_| "holds a string that is not UTF-8")?;
-            if is_key {
-                keys.push(value);
             }
         }
-        at = end;
-        if total > (bytes.len() - at) as u64 {
+        // Every element takes at least one byte: a count beyond what is
+        // left cannot end within the input.
+        if total > bytes.len().saturating_sub(at) as u64 {
             return Err(CUT);
+        }
+    }
+}
+
+/// The keys of the open maps while [`metadata_len`] walks, innermost map's
+/// last, as `(start, end)` offsets into the metadata: on the stack for the
+/// few keys metadata nearly always has (a heap vector for every record read,
+/// or a larger array to clear, cost more than the rest of the check).
+struct KeyStack {
+    inline: [(u32, u32); KeyStack::INLINE],
+    len: usize,
+    /// Every key, once there were more than fit inline.
+    spilled: Option<Vec<(u32, u32)>>,
+}
+
+impl Default for KeyStack {
+    fn default() -> Self {
+        KeyStack {
+            inline: [(0, 0); KeyStack::INLINE],
+            len: 0,
+            spilled: None,
+        }
+    }
+}
+
+impl KeyStack {
+    const INLINE: usize = 16;
+
+    fn len(&self) -> usize {
+        self.spilled.as_ref().map_or(self.len, Vec::len)
+    }
+
+    fn push(&mut self, start: u32, end: u32) {
+        match &mut self.spilled {
+            Some(v) => v.push((start, end)),
+            None if self.len < Self::INLINE => {
+                self.inline[self.len] = (start, end);
+                self.len += 1;
+            }
+            None => {
+                let mut v = self.inline.to_vec();
+                v.push((start, end));
+                self.spilled = Some(v);
+            }
+        }
+    }
+
+    fn truncate(&mut self, to: usize) {
+        match &mut self.spilled {
+            Some(v) => v.truncate(to),
+            None => self.len = self.len.min(to),
+        }
+    }
+
+    /// Whether a key occurs twice among those from index `from` on (one
+    /// map's) in `bytes`: pairwise for a few, sorted for many.
+    fn repeats_from(&mut self, bytes: &[u8], from: usize) -> bool {
+        let mine = match &mut self.spilled {
+            Some(v) => &mut v[from..],
+            None => &mut self.inline[from..self.len],
+        };
+        let key = |k: (u32, u32)| &bytes[k.0 as usize..k.1 as usize];
+        if mine.len() <= 8 {
+            (1..mine.len()).any(|i| mine[..i].iter().any(|&k| key(k) == key(mine[i])))
+        } else {
+            mine.sort_unstable_by(|&a, &b| key(a).cmp(key(b)));
+            mine.windows(2).any(|w| key(w[0]) == key(w[1]))
         }
     }
 }
@@ -438,9 +590,9 @@ fn metadata_len(bytes: &[u8], max_depth: usize) -> Result<usize, &'static str> {
 /// start in the walk's key list.
 #[derive(Debug, Clone, Copy, Default)]
 struct Level {
-    left: u64,
+    left: u32,
+    keys_from: u32,
     map: bool,
-    keys_from: usize,
 }
 
 #[cfg(test)]
@@ -650,6 +802,43 @@ mod tests {
             assert!(err.contains(why), "{why}: {err}");
             assert!(Record::decode(1, 1, &bytes).is_err(), "{why}");
         }
+        // Maps of more keys than the check keeps inline, nested in one
+        // another: distinct keys pass, a key repeated within one map (in
+        // either map) does not.
+        let many = |repeat_outer: bool, repeat_inner: bool| {
+            let mut inner = serde_json::Map::new();
+            for i in 0..40 {
+                inner.insert(format!("inner-{i}"), json!(i));
+            }
+            let mut outer = serde_json::Map::new();
+            for i in 0..40 {
+                outer.insert(format!("k{i}"), json!(i));
+            }
+            outer.insert("nested".into(), Value::Object(inner));
+            let mut b = rmp_serde::to_vec(&Value::Object(outer)).expect("encode");
+            // Rename a key in place to another key of the same length.
+            let rename = |b: &mut Vec<u8>, from: &str, to: &str| {
+                let at = b
+                    .windows(from.len())
+                    .position(|w| w == from.as_bytes())
+                    .expect("key present");
+                b[at..at + to.len()].copy_from_slice(to.as_bytes());
+            };
+            if repeat_outer {
+                rename(&mut b, "k39", "k38");
+            }
+            if repeat_inner {
+                rename(&mut b, "inner-39", "inner-38");
+            }
+            with_metadata(&b)
+        };
+        let ok = many(false, false);
+        RecordView::parse(1, 1, &ok).expect("many distinct keys");
+        readers_agree(&ok);
+        for (outer, inner) in [(true, false), (false, true)] {
+            let err = RecordView::parse(1, 1, &many(outer, inner)).expect_err("a repeated key");
+            assert!(err.contains("repeats a key"), "{err}");
+        }
         // The same keys in different maps are fine.
         let nested =
             rmp_serde::to_vec(&json!({"k": {"k": 1}, "j": [{"k": 2}, {"k": 3}]})).expect("encode");
@@ -796,6 +985,41 @@ mod tests {
         assert_eq!(metadata_len(&longer, 8).ok(), Some(bytes.len()));
         for cut in 0..bytes.len() {
             assert_eq!(metadata_len(&bytes[..cut], 8).ok(), None, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn the_flat_path_agrees_with_the_general_walk() {
+        let mut cases: Vec<Vec<u8>> = vec![
+            vec![0x80],
+            vec![0x81, 0x01, 0x02],
+            vec![0x82, 0xa1, b'k', 0x01, 0xa1, b'k', 0x02],
+            vec![0x82, 0xa1, b'k', 0x01, 0xd9, 0x01, b'k', 0x02],
+            vec![0x81, 0xa1, b'k', 0xc4, 0x01, 0xff],
+            vec![0x81, 0xa1, b'k', 0xca, 0x3f, 0x80, 0, 0],
+            vec![0x81, 0xa1, b'k', 0xcb, 0x7f, 0xf8, 0, 0, 0, 0, 0, 0],
+            vec![0x81, 0xa1, b'k', 0xa2, 0xc3, 0x28],
+            vec![0x81, 0x91, 0x01, 0x02],
+            vec![0x81, 0xc1, 0x01],
+        ];
+        for v in [
+            json!({"fields": "brightness", "previous": 160, "brightness": 230}),
+            json!({"fps": 79.2, "state": "recovering", "n": -5, "big": u64::MAX, "t": true}),
+            json!({"a": {"b": 1}, "c": [1, 2]}),
+            json!({"ünïcode": "✓", "": null}),
+        ] {
+            cases.push(rmp_serde::to_vec(&v).expect("encode"));
+        }
+        for c in cases {
+            for cut in 0..=c.len() {
+                let b = &c[..cut];
+                let general = nested_len(b, 4);
+                match flat_map_len(b) {
+                    Ok(Some(n)) => assert_eq!(general, Ok(n), "{b:x?}"),
+                    Ok(None) => {}
+                    Err(e) => assert_eq!(general.map_err(|_| ()), Err(()), "{e}: {b:x?}"),
+                }
+            }
         }
     }
 
