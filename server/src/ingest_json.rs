@@ -25,11 +25,11 @@ use crate::json::{parse_ts, MAX_BATCH};
 /// them: the server sets it from the key that sent the event
 /// (`Recorder::ingest`), and an event that names it is refused like any
 /// other unknown field.
-/// Longest metadata text accepted for parsing: the JSON of an object whose
-/// MessagePack encoding fits `MAX_METADATA_BYTES` (4096) is far shorter even
-/// with every character escaped (`\u0001`, 6 bytes for 1) and generous
-/// whitespace.
-pub const MAX_METADATA_JSON: usize = 64 << 10;
+/// Most values (objects, arrays, strings, numbers, ...) in one event's
+/// metadata: each takes at least one byte of MessagePack, so metadata with
+/// more can never fit `MAX_METADATA_BYTES` (4096), and a tree is never
+/// built past it.
+pub const MAX_EVENT_METADATA_VALUES: usize = actlog_engine::MAX_METADATA_BYTES;
 
 /// Most JSON values (objects, arrays, strings, numbers, ...) in the metadata
 /// of all events of one body together: ~20 MiB of trees at most. A full
@@ -37,80 +37,113 @@ pub const MAX_METADATA_JSON: usize = 64 << 10;
 /// metadata than that goes in several requests.
 pub const MAX_METADATA_VALUES: usize = 250_000;
 
-/// Counts `v` and every value inside it.
-fn count_values(v: &Value) -> usize {
-    match v {
-        Value::Array(a) => 1 + a.iter().map(count_values).sum::<usize>(),
-        Value::Object(m) => 1 + m.values().map(count_values).sum::<usize>(),
-        _ => 1,
-    }
-}
-
-/// A JSON value parsed as written. `Value`'s own `Deserialize` is not used
-/// for client metadata: with serde_json's `raw_value` feature (which the
-/// server needs) it reads an object whose first key is
+/// An event's metadata, parsed as written and within budget. `Value`'s own
+/// `Deserialize` is not used: with serde_json's `raw_value` feature (which
+/// the server needs) it reads an object whose first key is
 /// `$serde_json::private::RawValue` as the JSON text of that key's value,
 /// so a client's metadata would be silently rewritten (or refused) instead
-/// of stored as sent.
-struct Plain(Value);
+/// of stored as sent. Every value built counts against the event's budget
+/// ([`MAX_EVENT_METADATA_VALUES`]) and the body's
+/// ([`MAX_METADATA_VALUES`]); past either, the parse stops with a 422.
+#[derive(Clone, Copy)]
+struct Budgeted<'e, 'a> {
+    event: &'e Event<'a>,
+    mine: &'e Cell<usize>,
+}
 
-impl<'de> de::Deserialize<'de> for Plain {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(PlainVisitor)
+impl Budgeted<'_, '_> {
+    fn count<E: de::Error>(&self) -> Result<(), E> {
+        let mine = self.mine.get() + 1;
+        self.mine.set(mine);
+        if mine > MAX_EVENT_METADATA_VALUES {
+            return Err(self.event.error(ApiError::invalid(
+                "metadata",
+                format!(
+                    "holds over {MAX_EVENT_METADATA_VALUES} values; metadata is at most {} \
+                     bytes encoded, and every value takes at least one",
+                    actlog_engine::MAX_METADATA_BYTES
+                ),
+            )));
+        }
+        let total = self.event.values.get() + 1;
+        self.event.values.set(total);
+        if total > MAX_METADATA_VALUES {
+            return Err(self.event.error(ApiError::invalid(
+                "metadata",
+                format!(
+                    "the metadata of this request holds over {MAX_METADATA_VALUES} \
+                     values in all; send the batch in smaller parts"
+                ),
+            )));
+        }
+        Ok(())
     }
 }
 
-struct PlainVisitor;
+impl<'de> DeserializeSeed<'de> for Budgeted<'_, '_> {
+    type Value = Value;
 
-impl<'de> Visitor<'de> for PlainVisitor {
-    type Value = Plain;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Budgeted<'_, '_> {
+    type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_bool<E>(self, v: bool) -> Result<Plain, E> {
-        Ok(Plain(Value::Bool(v)))
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Value, E> {
+        self.count()?;
+        Ok(Value::Bool(v))
     }
-    fn visit_i64<E>(self, v: i64) -> Result<Plain, E> {
-        Ok(Plain(Value::from(v)))
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Value, E> {
+        self.count()?;
+        Ok(Value::from(v))
     }
-    fn visit_u64<E>(self, v: u64) -> Result<Plain, E> {
-        Ok(Plain(Value::from(v)))
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Value, E> {
+        self.count()?;
+        Ok(Value::from(v))
     }
-    fn visit_f64<E>(self, v: f64) -> Result<Plain, E> {
-        Ok(Plain(
-            serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number),
-        ))
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
+        self.count()?;
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
     }
-    fn visit_str<E>(self, v: &str) -> Result<Plain, E> {
-        Ok(Plain(Value::String(v.to_owned())))
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        self.count()?;
+        Ok(Value::String(v.to_owned()))
     }
-    fn visit_string<E>(self, v: String) -> Result<Plain, E> {
-        Ok(Plain(Value::String(v)))
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        self.count()?;
+        Ok(Value::String(v))
     }
-    fn visit_unit<E>(self) -> Result<Plain, E> {
-        Ok(Plain(Value::Null))
+    fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
+        self.count()?;
+        Ok(Value::Null)
     }
-    fn visit_none<E>(self) -> Result<Plain, E> {
-        Ok(Plain(Value::Null))
+    fn visit_none<E: de::Error>(self) -> Result<Value, E> {
+        self.visit_unit()
     }
-    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Plain, D::Error> {
-        de::Deserialize::deserialize(d)
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Plain, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        self.count()?;
         let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
-        while let Some(Plain(x)) = seq.next_element()? {
+        while let Some(x) = seq.next_element_seed(self)? {
             v.push(x);
         }
-        Ok(Plain(Value::Array(v)))
+        Ok(Value::Array(v))
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Plain, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        self.count()?;
         let mut m = serde_json::Map::new();
         while let Some(k) = map.next_key::<String>()? {
-            let Plain(v) = map.next_value()?;
+            let v = map.next_value_seed(self)?;
             m.insert(k, v);
         }
-        Ok(Plain(Value::Object(m)))
+        Ok(Value::Object(m))
     }
 }
 
@@ -318,52 +351,26 @@ impl<'de> Visitor<'de> for Event<'_> {
                 }
             };
             if name == "metadata" {
-                // Its text is measured before a tree is built from it: a
-                // tree costs ~40 times the text, and no object over
-                // MAX_METADATA_JSON bytes of JSON can fit the engine's
-                // 4096-byte bound.
-                let raw = map.next_value::<&'de serde_json::value::RawValue>()?;
-                let text = raw.get();
-                if text.len() > MAX_METADATA_JSON {
-                    return Err(self.error(ApiError::invalid(
-                        "metadata",
-                        format!(
-                            "is {} bytes of JSON; metadata is at most {} bytes encoded, \
-                             which never takes more than {MAX_METADATA_JSON} bytes of JSON",
-                            text.len(),
-                            actlog_engine::MAX_METADATA_BYTES
-                        ),
-                    )));
-                }
-                let parsed = serde_json::from_str::<Plain>(text).map(|p| p.0);
-                if let Ok(v) = &parsed {
-                    // Every event's tree is kept until the whole batch has
-                    // been parsed (a value costs ~80 bytes, 2 bytes of
-                    // text can make one): the body as a whole has a budget.
-                    let total = self.values.get() + count_values(v);
-                    self.values.set(total);
-                    if total > MAX_METADATA_VALUES {
-                        return Err(self.error(ApiError::invalid(
-                            "metadata",
-                            format!(
-                                "the metadata of this request holds over {MAX_METADATA_VALUES} \
-                                 values in all; send the batch in smaller parts"
-                            ),
-                        )));
-                    }
-                }
+                // Built value by value under two budgets, so that no
+                // body can pile up trees (a value costs ~80 bytes, and 2
+                // bytes of text can make one): this event's (no more values
+                // than fit the engine's 4096 encoded bytes) and the whole
+                // body's (every event's tree is kept until the batch has
+                // been parsed).
+                let event_values = Cell::new(0);
+                let parsed = map.next_value_seed(Budgeted {
+                    event: &self,
+                    mine: &event_values,
+                })?;
                 metadata = match parsed {
-                    Ok(Value::Null) => None,
-                    Ok(Value::Object(m)) => Some(m),
-                    Ok(_) => {
+                    Value::Null => None,
+                    Value::Object(m) => Some(m),
+                    _ => {
                         return Err(self.error(ApiError::invalid(
                             "metadata",
                             "`metadata` must be a JSON object",
                         )))
                     }
-                    // A lone surrogate, or nesting past the parser's limit:
-                    // malformed, not a field of the wrong shape.
-                    Err(e) => return Err(self.error(not_json(e))),
                 };
                 continue;
             }
@@ -560,6 +567,34 @@ mod tests {
         assert_eq!(
             Value::Object(recs[1].metadata.clone()),
             serde_json::json!({"o": {"$serde_json::private::RawValue": "not json"}})
+        );
+    }
+
+    #[test]
+    fn one_events_metadata_is_never_built_past_what_can_fit() {
+        let values = |n: usize| {
+            let zeros = vec!["0"; n - 2].join(",");
+            format!(r#"{{"category":"e","action":"a","message":"m","metadata":{{"a":[{zeros}]}}}}"#)
+        };
+        // The object, the array and its elements: exactly the cap, then one more.
+        let at_cap = values(MAX_EVENT_METADATA_VALUES);
+        match parse_events(at_cap.as_bytes(), "k") {
+            // Built, then refused by the engine's bound on encoded bytes.
+            Err(e) => assert!(format!("{e:?}").contains("bytes encoded"), "{e:?}"),
+            Ok(_) => panic!("4096 values cannot fit 4096 bytes"),
+        }
+        let over = values(MAX_EVENT_METADATA_VALUES + 1);
+        let e = parse_events(over.as_bytes(), "k").expect_err("over the cap");
+        assert!(format!("{e:?}").contains("holds over 4096 values"), "{e:?}");
+        // Whitespace costs nothing: long text of few values is fine.
+        let spaced = format!(
+            r#"{{"category":"e","action":"a","message":"m","metadata":{{"a":{}1}}}}"#,
+            " ".repeat(100_000)
+        );
+        let recs = parse_events(spaced.as_bytes(), "k").expect("few values");
+        assert_eq!(
+            Value::Object(recs[0].metadata.clone()),
+            serde_json::json!({"a": 1})
         );
     }
 
