@@ -3,6 +3,8 @@
 # prepared N-record log, loaded from a second process (`http_load`) on
 # loopback. Usage: benches/http/run.sh [N]   (default 1000000)
 # Prints one JSON line per scenario, then the server's peak and current RSS.
+# ACTLOG_BENCH_SERVER=PATH runs another server binary (an older build, for
+# an A/B against the same client and data) instead of target/release/actlog.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-1000000}
@@ -19,7 +21,8 @@ rm -rf "$DATA"
 cp -r "target/bench-data/log-$N" "$DATA"
 rm -f "$DATA/LOCK"
 TOKEN="actlog_bench_$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-ACTLOG_ADMIN_TOKEN="$TOKEN" ACTLOG_LOG=warn target/release/actlog serve --data "$DATA" --listen "127.0.0.1:$PORT" >/dev/null &
+SERVER=${ACTLOG_BENCH_SERVER:-target/release/actlog}
+ACTLOG_ADMIN_TOKEN="$TOKEN" ACTLOG_LOG=warn "$SERVER" serve --data "$DATA" --listen "127.0.0.1:$PORT" >/dev/null &
 PID=$!
 trap 'kill -TERM $PID 2>/dev/null || true; wait $PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
