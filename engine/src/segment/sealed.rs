@@ -225,10 +225,10 @@ impl SealedSegment {
             .map_err(|reason| Error::corruption(&self.path, offset as u64, reason))
     }
 
-    /// Checks every byte: table CRC, each frame's CRC, id continuity,
-    /// commit flag on the last frame, first/last ts, that every payload is
-    /// a record (see `check_payload`), and the data CRC — in that order, so
-    /// that damage inside a frame is named at the frame.
+    /// Checks every byte: the table CRC, that the table matches the frame
+    /// layout, each frame's CRC and id, that every payload is a record (see
+    /// `check_payload`), and the data CRC — in that order, so that damage
+    /// inside a frame is named at the frame.
     pub fn verify(&self) -> Result<()> {
         let data_end = self.table_start();
         let table_end = self.map.len() - FOOTER_LEN;
