@@ -91,10 +91,7 @@ pub fn router() -> Router<AppState> {
 pub async fn read_body(app: &App, body: Body, limit: usize) -> Result<Bytes, ApiError> {
     let read = async move {
         let mut body = body;
-        // Sized from Content-Length (within the limit) when the client sent
-        // one: growing the buffer chunk by chunk copied the body again.
-        let hint = usize::try_from(axum::body::HttpBody::size_hint(&body).lower()).unwrap_or(0);
-        let mut kept = Vec::with_capacity(hint.min(limit));
+        let mut kept = Vec::new();
         let mut over = 0usize;
         while let Some(frame) = body.frame().await {
             let frame = frame
