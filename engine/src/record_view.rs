@@ -331,21 +331,29 @@ fn item(bytes: &[u8], at: usize) -> Result<Item, &'static str> {
             .ok_or(CUT)?;
         Ok(b.iter().fold(0usize, |acc, &x| (acc << 8) | usize::from(x)))
     };
-    let marker = *bytes.get(at).ok_or(CUT)?;
+    let marker = Marker::from_u8(*bytes.get(at).ok_or(CUT)?);
     let body = at + 1;
-    // (bytes after the marker, width of a string's length field)
-    let (fixed, str_len_width): (usize, usize) = match Marker::from_u8(marker) {
+    // A scalar other than a string: `n` bytes after the marker.
+    let scalar = |body: usize, n: usize| {
+        let end = body.checked_add(n).ok_or(CUT)?;
+        if end > bytes.len() {
+            return Err(CUT);
+        }
+        Ok(Item::Scalar { end, text: None })
+    };
+    // A string: its length, or the width of its length field.
+    let (fixed, str_len_width) = match marker {
         Marker::FixStr(n) => (usize::from(n), 0),
         Marker::Str8 => (0, 1),
         Marker::Str16 => (0, 2),
         Marker::Str32 => (0, 4),
         Marker::FixPos(_) | Marker::FixNeg(_) | Marker::Null | Marker::True | Marker::False => {
-            (0, 0)
+            return scalar(body, 0)
         }
-        Marker::U8 | Marker::I8 => (1, 0),
-        Marker::U16 | Marker::I16 => (2, 0),
-        Marker::U32 | Marker::I32 => (4, 0),
-        Marker::U64 | Marker::I64 => (8, 0),
+        Marker::U8 | Marker::I8 => return scalar(body, 1),
+        Marker::U16 | Marker::I16 => return scalar(body, 2),
+        Marker::U32 | Marker::I32 => return scalar(body, 4),
+        Marker::U64 | Marker::I64 => return scalar(body, 8),
         Marker::F64 => {
             let b = bytes.get(body..body + 8).ok_or(CUT)?;
             let mut w = [0u8; 8];
@@ -353,7 +361,7 @@ fn item(bytes: &[u8], at: usize) -> Result<Item, &'static str> {
             if !f64::from_be_bytes(w).is_finite() {
                 return Err("holds a number JSON cannot (NaN or infinite)");
             }
-            (8, 0)
+            return scalar(body, 8);
         }
         Marker::F32 => return Err("holds a 32-bit float, which this engine never writes"),
         Marker::Bin8
@@ -397,13 +405,6 @@ fn item(bytes: &[u8], at: usize) -> Result<Item, &'static str> {
             })
         }
     };
-    if str_len_width == 0 && !matches!(Marker::from_u8(marker), Marker::FixStr(_)) {
-        let end = body.checked_add(fixed).ok_or(CUT)?;
-        if end > bytes.len() {
-            return Err(CUT);
-        }
-        return Ok(Item::Scalar { end, text: None });
-    }
     let (start, len) = if str_len_width > 0 {
         (body + str_len_width, be(body, str_len_width)?)
     } else {
@@ -501,13 +502,19 @@ fn nested_len(bytes: &[u8], max_depth: usize) -> Result<usize, &'static str> {
                 at = body;
                 let elements = if map { 2 * n } else { n };
                 total = total.checked_add(elements).ok_or(CUT)?;
+                // Every element takes at least one byte: a count beyond
+                // what is left cannot end within the input (and so fits
+                // a u32, payloads being far below 4 GiB).
+                if total > bytes.len().saturating_sub(at) as u64 {
+                    return Err(CUT);
+                }
                 depth += 1;
                 levels[depth] = Level {
-                    // At most the bytes left (checked below).
-                    left: u32::try_from(elements.min(u64::from(u32::MAX))).map_err(|_| CUT)?,
+                    left: u32::try_from(elements).map_err(|_| CUT)?,
                     map,
                     keys_from: u32::try_from(keys.len()).map_err(|_| CUT)?,
                 };
+                continue;
             }
         }
         // Every element takes at least one byte: a count beyond what is
@@ -728,21 +735,13 @@ mod tests {
         }
     }
 
-    /// Whatever the view accepts, every reader renders alike: the owned
-    /// record builds, and the metadata transcoded straight from its bytes
-    /// (what lists and exports write) is the map `get` returns.
+    /// Whatever the view accepts, every reader renders alike (see
+    /// `fuzzing::assert_readers_agree`).
     fn readers_agree(bytes: &[u8]) {
         let Ok(view) = RecordView::parse(1, 1, bytes) else {
             return;
         };
-        let owned = view
-            .to_record()
-            .expect("a payload the view accepts decodes into a record");
-        assert_eq!(
-            serde_json::to_value(view.metadata).expect("transcode"),
-            Value::Object(owned.metadata),
-            "{bytes:x?}"
-        );
+        crate::fuzzing::assert_readers_agree(&view);
     }
 
     /// An eleven-element payload around `metadata`, given as raw bytes.

@@ -112,7 +112,12 @@ fn assert_same(r: &Record, n: &NewRecord) {
 
 /// Builds a closed log of `n` records in batches of 5 with small segments.
 fn build(dir: &Path, n: u64) -> BTreeMap<u64, NewRecord> {
-    let log = Log::open(dir, small()).expect("open");
+    build_with(dir, n, small())
+}
+
+/// [`build`] under `config`.
+fn build_with(dir: &Path, n: u64, config: Config) -> BTreeMap<u64, NewRecord> {
+    let log = Log::open(dir, config).expect("open");
     let mut acked = BTreeMap::new();
     let mut i = 0;
     while i < n {
@@ -525,57 +530,10 @@ fn a_sealed_record_that_is_no_record_is_damage_that_repair_quarantines() {
 
 #[test]
 fn an_active_record_that_is_no_record_is_damage_that_repair_cuts_before() {
+    // Every kind, as the seventh record of an active segment after sealed
+    // ones: the batch it lies in holds records before it, which go with it.
     for kind in 0..6 {
-        let dir = tempfile::tempdir().expect("tempdir");
-        build(dir.path(), 200);
-        let before = engine_records(dir.path());
-        let max_acked = before.last().expect("records").id;
-        let active = segment_files(dir.path()).pop().expect("segments");
-        let base = base_of(&active);
-        let mut bytes = fs::read(&active).expect("read");
-        let table = actlog_engine::recovery::scan_active(&bytes, &active, base)
-            .expect("scan")
-            .table;
-        assert!(table.offsets.len() >= 8, "{} records", table.offsets.len());
-        // The seventh record: the batch it ends up in holds records before
-        // it, which the cut must keep only up to the batch before.
-        let frame = table.offsets[6] as usize;
-        let forged_id = base + 6;
-        let forged = unreadable_payload(kind, payload_len(&bytes, frame));
-        rewrite_payload(&mut bytes, frame, &forged);
-        fs::write(&active, &bytes).expect("write");
-        assert!(
-            Log::open(dir.path(), small()).is_err(),
-            "kind {kind}: an unreadable acknowledged record refuses the open"
-        );
-
-        let out = inspect(&["verify", p(dir.path())]);
-        assert_eq!(out.code, 1, "kind {kind}: {out:?}");
-        assert!(
-            damage_offsets(&out, &active).contains(&(frame as u64)),
-            "kind {kind}: the damage is named at the frame ({frame}):\n{out:?}"
-        );
-
-        let rep = inspect(&["repair", p(dir.path())]);
-        assert_eq!(rep.code, 0, "kind {kind}: {rep:?}");
-        assert_verify_clean(dir.path());
-        // What stays is every record before the batch that held the
-        // forged one, unchanged.
-        let after = engine_records(dir.path());
-        let last = after.last().expect("records").id;
-        assert!(
-            last < forged_id && forged_id - last <= 5,
-            "kind {kind}: kept up to {last}, forged {forged_id}"
-        );
-        assert!(last >= base, "kind {kind}: the batches before it stay");
-        let want: Vec<Record> = before.iter().filter(|r| r.id <= last).cloned().collect();
-        assert!(after == want, "kind {kind}: the kept records are unchanged");
-        let log = Log::open(dir.path(), small()).expect("open after repair");
-        let next = log.append_one(&rec(999)).expect("append");
-        assert!(
-            next > max_acked,
-            "kind {kind}: id {next} reused (acked up to {max_acked})"
-        );
+        forged_active_case(200, true, &[6], Beside::Nothing, &[kind]);
     }
 }
 
@@ -1291,28 +1249,26 @@ enum Beside {
 }
 
 /// Builds `n` records in batches of 5 (in one segment unless `small`),
-/// forges the payloads of the active segment's records `locals` (kind 5:
-/// a repeated metadata key; 0: `recorded_by` an integer), and checks that
-/// verify names the first at its offset, that repair cuts before its batch
-/// and keeps every batch before, and that no id is ever handed out again.
-fn forged_active_case(n: u64, small_segments: bool, locals: &[usize], beside: Beside) {
-    let what = format!("n {n} small {small_segments} forged {locals:?} {beside:?}");
+/// forges the payloads of the active segment's records `locals` (of the
+/// [`unreadable_payload`] kinds `kinds`, in turn), and checks that the open
+/// refuses them (unless a trusted snapshot covers them), that verify names
+/// the first at its offset, that repair cuts before its batch and keeps
+/// every batch before, and that no id is ever handed out again.
+fn forged_active_case(
+    n: u64,
+    small_segments: bool,
+    locals: &[usize],
+    beside: Beside,
+    kinds: &[usize],
+) {
+    let what = format!("n {n} small {small_segments} forged {locals:?} {beside:?} kinds {kinds:?}");
     let dir = tempfile::tempdir().expect("tempdir");
     let config = if small_segments {
         small()
     } else {
         Config::default()
     };
-    {
-        let log = Log::open(dir.path(), config.clone()).expect("open");
-        let mut i = 0;
-        while i < n {
-            let batch: Vec<NewRecord> = (i..(i + 5).min(n)).map(rec).collect();
-            log.append(&batch).expect("append");
-            i += 5;
-        }
-        log.close().expect("close");
-    }
+    build_with(dir.path(), n, config.clone());
     let before = engine_records(dir.path());
     let max_acked = before.last().expect("records").id;
     let active = segment_files(dir.path()).pop().expect("segments");
@@ -1322,7 +1278,7 @@ fn forged_active_case(n: u64, small_segments: bool, locals: &[usize], beside: Be
     let table = scan.table;
     for (j, &k) in locals.iter().enumerate() {
         let at = table.offsets[k] as usize;
-        let forged = unreadable_payload(if j % 2 == 0 { 5 } else { 0 }, payload_len(&bytes, at));
+        let forged = unreadable_payload(kinds[j % kinds.len()], payload_len(&bytes, at));
         rewrite_payload(&mut bytes, at, &forged);
     }
     let end = scan.end as usize;
@@ -1364,6 +1320,12 @@ fn forged_active_case(n: u64, small_segments: bool, locals: &[usize], beside: Be
         );
     }
 
+    if !locals.is_empty() && beside != Beside::TrustedSnapshot {
+        assert!(
+            Log::open_read_only(dir.path(), Config::default()).is_err(),
+            "{what}: an unreadable acknowledged record refuses the open"
+        );
+    }
     let out = inspect(&["verify", p(dir.path())]);
     if locals.is_empty() {
         assert_eq!(
@@ -1438,17 +1400,17 @@ fn forged_active_case(n: u64, small_segments: bool, locals: &[usize], beside: Be
 fn forged_active_records_in_every_position_are_cut_before_their_batch() {
     // The active segment is the only one; the forged record in its first
     // batch (first or middle record), its last batch, or two of them.
-    forged_active_case(12, false, &[0], Beside::Nothing);
-    forged_active_case(12, false, &[2], Beside::Nothing);
-    forged_active_case(12, false, &[11], Beside::Nothing);
-    forged_active_case(12, false, &[6, 10], Beside::Nothing);
-    forged_active_case(12, false, &[10, 6], Beside::Nothing);
+    forged_active_case(12, false, &[0], Beside::Nothing, &[5, 0]);
+    forged_active_case(12, false, &[2], Beside::Nothing, &[5, 0]);
+    forged_active_case(12, false, &[11], Beside::Nothing, &[5, 0]);
+    forged_active_case(12, false, &[6, 10], Beside::Nothing, &[5, 0]);
+    forged_active_case(12, false, &[10, 6], Beside::Nothing, &[5, 0]);
     // The first batch of an active segment after sealed ones.
-    forged_active_case(200, true, &[0], Beside::Nothing);
+    forged_active_case(200, true, &[0], Beside::Nothing, &[5, 0]);
     // Next to a forged uncommitted batch, and alone with one.
-    forged_active_case(12, false, &[7], Beside::ForgedUncommittedTail);
-    forged_active_case(12, false, &[], Beside::ForgedUncommittedTail);
+    forged_active_case(12, false, &[7], Beside::ForgedUncommittedTail, &[5, 0]);
+    forged_active_case(12, false, &[], Beside::ForgedUncommittedTail, &[5, 0]);
     // Behind a snapshot the open trusts.
-    forged_active_case(12, false, &[3], Beside::TrustedSnapshot);
-    forged_active_case(12, false, &[11], Beside::TrustedSnapshot);
+    forged_active_case(12, false, &[3], Beside::TrustedSnapshot, &[5, 0]);
+    forged_active_case(12, false, &[11], Beside::TrustedSnapshot, &[5, 0]);
 }
